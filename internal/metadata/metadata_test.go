@@ -1,0 +1,54 @@
+package metadata
+
+import (
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func TestUpdateThenView(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "sub", "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := Bucket(tx, "things")
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("v"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := db.View(func(tx *bolt.Tx) error {
+		b, _ := Bucket(tx, "things")
+		if b == nil {
+			t.Fatal("bucket missing in read-only view")
+		}
+		got = string(b.Get([]byte("k")))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got != "v" {
+		t.Fatalf("got %q, want v", got)
+	}
+}
+
+func TestReadOnlyMissingBucketIsNil(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		b, err := Bucket(tx, "nope")
+		if err != nil || b != nil {
+			t.Fatalf("got %v, %v; want nil, nil", b, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
