@@ -1,0 +1,493 @@
+// Package layer turns tar changesets into committed snapshots and back.
+//
+// A layer lives on disk once, as the snapshot named by its chainID. What
+// cannot be recovered from the extracted files (the tar headers, their order,
+// padding) is kept as tar-split metadata beside it, so the exact original tar
+// stream, and so the same diffID, can be reproduced for save and push.
+package layer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	digest "github.com/opencontainers/go-digest"
+	"github.com/vbatts/tar-split/tar/asm"
+	"github.com/vbatts/tar-split/tar/storage"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/archive"
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/snapshot"
+)
+
+const bucket = "layers" // chainID -> record
+
+// Layer is one committed layer in a stack.
+type Layer struct {
+	ChainID digest.Digest `json:"-"`
+	DiffID  digest.Digest `json:"diffID"`
+	Parent  digest.Digest `json:"parent,omitempty"` // chainID of the stack below
+	Size    int64         `json:"size"`             // bytes of file content, as docker counts a layer
+	TarSize int64         `json:"tarSize"`          // bytes of the uncompressed tar
+	Created time.Time     `json:"created"`
+}
+
+// Store creates and reads layers.
+type Store struct {
+	dir string // tar-split metadata files
+	db  *metadata.DB
+	sn  snapshot.Snapshotter
+}
+
+// New returns the layer store keeping tar-split files in dir.
+func New(dir string, db *metadata.DB, sn snapshot.Snapshotter) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("layer store: %w", err)
+	}
+	return &Store{dir: dir, db: db, sn: sn}, nil
+}
+
+// Snapshotter is the snapshotter the layers live in.
+func (s *Store) Snapshotter() snapshot.Snapshotter { return s.sn }
+
+// IngestKeyPrefix starts the keys of active snapshots that are layers being
+// made; one left behind by a dead process is garbage.
+const IngestKeyPrefix = "ingest/"
+
+// IngestKey is a fresh active-snapshot key owned by this process.
+func IngestKey() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf("%s%d/%x", IngestKeyPrefix, os.Getpid(), b)
+}
+
+// IngestOwner is the pid that made an ingest key, or 0 when key is not one.
+func IngestOwner(key string) int {
+	var pid int
+	var rest string
+	if n, _ := fmt.Sscanf(key, IngestKeyPrefix+"%d/%s", &pid, &rest); n != 2 {
+		return 0
+	}
+	return pid
+}
+
+// Unpack extracts the uncompressed tar stream r as a new layer on top of the
+// stack parent ("" for a base layer). The stream is read once: it is hashed
+// for the diffID, recorded as tar-split and extracted in the same pass. If
+// the resulting chainID exists already, the new copy is dropped and the
+// existing layer returned.
+func (s *Store) Unpack(ctx context.Context, parent digest.Digest, r io.Reader) (Layer, error) {
+	key := IngestKey()
+	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
+		return Layer{}, fmt.Errorf("prepare layer on %s: %w", short(parent), err)
+	}
+	l, err := s.unpack(ctx, key, parent, r)
+	if err != nil {
+		s.sn.Remove(context.WithoutCancel(ctx), key)
+		return Layer{}, err
+	}
+	return l, nil
+}
+
+func (s *Store) unpack(ctx context.Context, key string, parent digest.Digest, r io.Reader) (Layer, error) {
+	dir, err := s.sn.Dir(ctx, key)
+	if err != nil {
+		return Layer{}, err
+	}
+	opts := archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete}
+	if s.sn.Whiteouts() == snapshot.WhiteoutsOverlay {
+		opts.Whiteouts = archive.WhiteoutOverlay
+		if opts.Lower, err = s.sn.LowerDirs(ctx, key); err != nil {
+			return Layer{}, err
+		}
+	}
+	rec, err := s.record(r, func(tarStream io.Reader) error {
+		_, err := archive.Apply(ctx, dir, tarStream, opts)
+		return err
+	})
+	if err != nil {
+		return Layer{}, fmt.Errorf("apply layer: %w", err)
+	}
+	return s.commit(ctx, key, parent, dir, rec)
+}
+
+// Commit turns the active snapshot key, whose parent is the stack parent,
+// into a layer: the snapshot's directory is kept as it is and only its
+// changeset tar is computed (hashed and recorded, never stored).
+func (s *Store) Commit(ctx context.Context, key string, parent digest.Digest, opts archive.DiffOptions) (Layer, error) {
+	dir, err := s.sn.Dir(ctx, key)
+	if err != nil {
+		return Layer{}, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(s.writeDiff(ctx, pw, key, dir, opts))
+	}()
+	rec, err := s.record(pr, func(tarStream io.Reader) error {
+		_, err := io.Copy(io.Discard, tarStream)
+		return err
+	})
+	pr.Close()
+	if err != nil {
+		return Layer{}, fmt.Errorf("diff %s: %w", key, err)
+	}
+	return s.commit(ctx, key, parent, dir, rec)
+}
+
+// WriteDiff writes the changeset tar of active snapshot key to w.
+func (s *Store) WriteDiff(ctx context.Context, w io.Writer, key string, opts archive.DiffOptions) error {
+	dir, err := s.sn.Dir(ctx, key)
+	if err != nil {
+		return err
+	}
+	return s.writeDiff(ctx, w, key, dir, opts)
+}
+
+func (s *Store) writeDiff(ctx context.Context, w io.Writer, key, dir string, opts archive.DiffOptions) error {
+	if s.sn.Whiteouts() == snapshot.WhiteoutsOverlay {
+		return archive.WriteOverlayDiff(ctx, w, dir, opts)
+	}
+	lowers, err := s.sn.LowerDirs(ctx, key)
+	if err != nil {
+		return err
+	}
+	lower := ""
+	if len(lowers) > 0 {
+		lower = lowers[0]
+	}
+	return archive.WriteTreeDiff(ctx, w, lower, dir, opts)
+}
+
+// Changes lists what active snapshot key changed, like `docker diff`.
+func (s *Store) Changes(ctx context.Context, key string, fn func(archive.Change) error) error {
+	dir, err := s.sn.Dir(ctx, key)
+	if err != nil {
+		return err
+	}
+	lowers, err := s.sn.LowerDirs(ctx, key)
+	if err != nil {
+		return err
+	}
+	if s.sn.Whiteouts() == snapshot.WhiteoutsOverlay {
+		return archive.OverlayChanges(ctx, dir, lowers, fn)
+	}
+	lower := ""
+	if len(lowers) > 0 {
+		lower = lowers[0]
+	}
+	return archive.TreeChanges(ctx, lower, dir, fn)
+}
+
+// recording is what one pass over a layer tar learned.
+type recording struct {
+	diffID   digest.Digest
+	tarSize  int64
+	size     int64
+	tarSplit string // temp file with the gzip'd tar-split metadata
+}
+
+// record passes the tar stream r through consume while hashing it and
+// writing its tar-split metadata to a temp file. consume must read to EOF.
+func (s *Store) record(r io.Reader, consume func(io.Reader) error) (rec recording, err error) {
+	tmp, err := os.CreateTemp(s.dir, ".tmp-tar-split-")
+	if err != nil {
+		return rec, err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	zw := gzip.NewWriter(tmp)
+	packer := &countingPacker{Packer: storage.NewJSONPacker(zw)}
+	h := sha256.New()
+	counter := &countWriter{}
+	its, done, err := asm.NewInputTarStreamWithDone(io.TeeReader(r, io.MultiWriter(h, counter)), packer, nil)
+	if err != nil {
+		return rec, err
+	}
+	cerr := consume(its)
+	if cerr == nil {
+		// Padding after the tar's end marker belongs to the diffID too.
+		_, cerr = io.Copy(io.Discard, its)
+	}
+	its.Close()
+	derr := <-done
+	if cerr != nil {
+		return rec, cerr
+	}
+	if derr != nil {
+		return rec, fmt.Errorf("read tar: %w", derr)
+	}
+	if err := zw.Close(); err != nil {
+		return rec, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return rec, err
+	}
+	if err := tmp.Close(); err != nil {
+		return rec, err
+	}
+	return recording{
+		diffID:   digest.NewDigest(digest.SHA256, h),
+		tarSize:  counter.n,
+		size:     packer.size,
+		tarSplit: tmp.Name(),
+	}, nil
+}
+
+// commit names the active snapshot key by its chainID and records the layer.
+func (s *Store) commit(ctx context.Context, key string, parent digest.Digest, dir string, rec recording) (Layer, error) {
+	defer os.Remove(rec.tarSplit)
+	l := Layer{
+		ChainID: image.ChildChainID(parent, rec.diffID),
+		DiffID:  rec.diffID,
+		Parent:  parent,
+		Size:    rec.size,
+		TarSize: rec.tarSize,
+		Created: time.Now().UTC(),
+	}
+	if existing, err := s.Get(ctx, l.ChainID); err == nil {
+		s.sn.Remove(ctx, key)
+		return existing, nil
+	}
+	if err := syncDir(dir); err != nil {
+		return Layer{}, err
+	}
+	// The tar-split file is named by chainID and its bytes depend only on
+	// the tar, so writing it before the snapshot is committed is idempotent.
+	if err := os.Rename(rec.tarSplit, s.tarSplitPath(l.ChainID)); err != nil {
+		return Layer{}, fmt.Errorf("store tar-split: %w", err)
+	}
+	switch err := s.sn.Commit(ctx, string(l.ChainID), key); {
+	case errors.Is(err, metadata.ErrExists):
+		// Another process (or one that crashed before recording it) made
+		// the same content-addressed snapshot: keep that one.
+		s.sn.Remove(ctx, key)
+	case err != nil:
+		return Layer{}, fmt.Errorf("commit layer %s: %w", short(l.ChainID), err)
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		return Layer{}, err
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		bk, err := metadata.Bucket(tx, bucket)
+		if err != nil {
+			return err
+		}
+		if bk.Get([]byte(l.ChainID)) != nil {
+			return nil
+		}
+		return bk.Put([]byte(l.ChainID), b)
+	})
+	if err != nil {
+		return Layer{}, fmt.Errorf("record layer %s: %w", short(l.ChainID), err)
+	}
+	return l, nil
+}
+
+// Get returns the layer that ends the stack chainID.
+func (s *Store) Get(ctx context.Context, chainID digest.Digest) (Layer, error) {
+	var l Layer
+	err := s.db.View(func(tx *bolt.Tx) error {
+		bk, _ := metadata.Bucket(tx, bucket)
+		if bk == nil {
+			return fmt.Errorf("layer %s: %w", short(chainID), metadata.ErrNotFound)
+		}
+		v := bk.Get([]byte(chainID))
+		if v == nil {
+			return fmt.Errorf("layer %s: %w", short(chainID), metadata.ErrNotFound)
+		}
+		return json.Unmarshal(v, &l)
+	})
+	if err != nil {
+		return Layer{}, err
+	}
+	if _, err := s.sn.Stat(ctx, string(chainID)); err != nil {
+		return Layer{}, fmt.Errorf("layer %s snapshot: %w", short(chainID), err)
+	}
+	l.ChainID = chainID
+	return l, nil
+}
+
+// Walk calls fn for every layer.
+func (s *Store) Walk(ctx context.Context, fn func(Layer) error) error {
+	var all []Layer
+	err := s.db.View(func(tx *bolt.Tx) error {
+		bk, _ := metadata.Bucket(tx, bucket)
+		if bk == nil {
+			return nil
+		}
+		return bk.ForEach(func(k, v []byte) error {
+			var l Layer
+			if err := json.Unmarshal(v, &l); err != nil {
+				return fmt.Errorf("layer record %s: %w", k, err)
+			}
+			l.ChainID = digest.Digest(k)
+			all = append(all, l)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range all {
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrInUse is returned (wrapped) by Remove for a layer something is built on.
+var ErrInUse = snapshot.ErrInUse
+
+// Remove deletes layer chainID. The snapshot goes first, since it refuses
+// while another snapshot is built on it; a crash before the record goes
+// leaves a record without a snapshot, which Get treats as missing.
+func (s *Store) Remove(ctx context.Context, chainID digest.Digest) error {
+	if err := s.sn.Remove(ctx, string(chainID)); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		return fmt.Errorf("remove layer %s: %w", short(chainID), err)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		bk, err := metadata.Bucket(tx, bucket)
+		if err != nil {
+			return err
+		}
+		return bk.Delete([]byte(chainID))
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(s.tarSplitPath(chainID)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// Tar reproduces the exact uncompressed tar of layer chainID from its
+// snapshot and tar-split metadata. The stream is checked against the
+// diffID as it is read: a mismatch fails the final Read.
+func (s *Store) Tar(ctx context.Context, chainID digest.Digest) (io.ReadCloser, error) {
+	l, err := s.Get(ctx, chainID)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := s.sn.Dir(ctx, string(chainID))
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.tarSplitPath(chainID))
+	if err != nil {
+		root.Close()
+		return nil, fmt.Errorf("layer %s tar-split: %w", short(chainID), err)
+	}
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		root.Close()
+		f.Close()
+		return nil, fmt.Errorf("layer %s tar-split: %w", short(chainID), err)
+	}
+	out := asm.NewOutputTarStream(rootGetter{root}, storage.NewJSONUnpacker(zr))
+	return &verifyingReader{r: out, h: sha256.New(), want: l.DiffID, closers: []io.Closer{out, zr, f, root}}, nil
+}
+
+func (s *Store) tarSplitPath(chainID digest.Digest) string {
+	return filepath.Join(s.dir, chainID.Encoded()+".tar-split.gz")
+}
+
+// rootGetter serves file payloads from inside a snapshot directory only.
+type rootGetter struct{ root *os.Root }
+
+func (g rootGetter) Get(name string) (io.ReadCloser, error) {
+	return g.root.Open(filepath.Clean("/" + name)[1:])
+}
+
+type verifyingReader struct {
+	r io.Reader
+	h interface {
+		Sum([]byte) []byte
+		Write([]byte) (int, error)
+	}
+	want    digest.Digest
+	closers []io.Closer
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	if err == io.EOF {
+		if got := digest.NewDigestFromBytes(digest.SHA256, v.h.Sum(nil)); got != v.want {
+			return n, fmt.Errorf("layer tar reproduced as %s, want diffID %s: snapshot was modified", got, v.want)
+		}
+	}
+	return n, err
+}
+
+func (v *verifyingReader) Close() error {
+	var first error
+	for _, c := range v.closers {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// countingPacker learns the layer's content size from the entries tar-split
+// records, so no second parse of the tar is needed.
+type countingPacker struct {
+	storage.Packer
+	size int64
+}
+
+func (p *countingPacker) AddEntry(e storage.Entry) (int, error) {
+	if e.Type == storage.FileType {
+		p.size += e.Size
+	}
+	return p.Packer.AddEntry(e)
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// syncDir flushes the filesystem holding dir once, instead of an fsync per
+// extracted file.
+func syncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func short(d digest.Digest) string {
+	if d == "" {
+		return "scratch"
+	}
+	return image.ShortID(d)
+}

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-project/strata/internal/archive"
+	"github.com/strata-project/strata/internal/image"
+)
+
+// CommitOptions are `strata commit`'s inputs.
+type CommitOptions struct {
+	SnapshotKey string              // the container's active snapshot
+	Image       digest.Digest       // the image the container runs
+	Config      ocispec.ImageConfig // the container's effective config
+	CreatedBy   string              // history line: the container's command
+	Changes     []string            // -c Dockerfile instructions
+	Message     string              // -m
+	Author      string              // -a
+	Ref         reference.Named     // new tag, or nil
+}
+
+// CommitContainer makes a new image: the container's image plus one layer
+// holding what the container changed. Only the changes are read and
+// written, so the cost follows the size of the change, not of the image.
+// The container keeps running on its own snapshot.
+func (s *Store) CommitContainer(ctx context.Context, opts CommitOptions) (digest.Digest, error) {
+	cfg := opts.Config
+	for _, ch := range opts.Changes {
+		if err := image.ApplyChange(&cfg, ch); err != nil {
+			return "", err
+		}
+	}
+	var id digest.Digest
+	err := s.Shared(ctx, func() error {
+		base, err := s.Images.Get(ctx, opts.Image.String())
+		if err != nil {
+			return err
+		}
+		parent := image.ChainID(base.Config.RootFS.DiffIDs)
+		pr, pw := io.Pipe()
+		go func() {
+			pw.CloseWithError(s.Layers.WriteDiff(ctx, pw, opts.SnapshotKey, archive.DiffOptions{}))
+		}()
+		l, err := s.Layers.Unpack(ctx, parent, pr)
+		pr.CloseWithError(err)
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		now := time.Now().UTC()
+		img := base.Config
+		img.Created = &now
+		img.Author = opts.Author
+		img.Config = cfg
+		img.RootFS.DiffIDs = append(append([]digest.Digest{}, base.Config.RootFS.DiffIDs...), l.DiffID)
+		img.History = append(append([]ocispec.History{}, base.Config.History...), ocispec.History{
+			Created: &now, CreatedBy: opts.CreatedBy, Comment: opts.Message, Author: opts.Author,
+		})
+		co := image.CreateOptions{Parent: base.ID, Size: base.Size + l.Size}
+		if opts.Ref != nil {
+			co.Names = append(co.Names, opts.Ref)
+		}
+		id, err = s.Images.Create(ctx, img, co)
+		return err
+	})
+	return id, err
+}

@@ -1,0 +1,63 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-project/strata/internal/compression"
+	"github.com/strata-project/strata/internal/image"
+)
+
+// ImportOptions are `strata import`'s flags.
+type ImportOptions struct {
+	Source  string          // shown in the history comment: a path or "-"
+	Ref     reference.Named // tag for the new image, or nil
+	Changes []string        // Dockerfile instructions (--change)
+	Message string          // history comment (-m)
+}
+
+// Import makes a one-layer image from a root filesystem tarball (plain,
+// gzip, zstd, xz or bzip2). The tar is read once: decompressed, hashed,
+// recorded and extracted into the layer's snapshot in one pass.
+func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (digest.Digest, error) {
+	cfg := ocispec.Image{}
+	for _, ch := range opts.Changes {
+		if err := image.ApplyChange(&cfg.Config, ch); err != nil {
+			return "", err
+		}
+	}
+	var id digest.Digest
+	err := s.Shared(ctx, func() error {
+		tr, _, err := compression.Decompress(r)
+		if err != nil {
+			return fmt.Errorf("import %s: %w", opts.Source, err)
+		}
+		defer tr.Close()
+		l, err := s.Layers.Unpack(ctx, "", tr)
+		if err != nil {
+			return fmt.Errorf("import %s: %w", opts.Source, err)
+		}
+		now := time.Now().UTC()
+		comment := opts.Message
+		if comment == "" {
+			comment = "Imported from " + opts.Source
+		}
+		cfg.Created = &now
+		cfg.Platform = ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}
+		cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{l.DiffID}}
+		cfg.History = []ocispec.History{{Created: &now, Comment: comment}}
+		co := image.CreateOptions{Size: l.Size}
+		if opts.Ref != nil {
+			co.Names = append(co.Names, opts.Ref)
+		}
+		id, err = s.Images.Create(ctx, cfg, co)
+		return err
+	})
+	return id, err
+}

@@ -1,0 +1,129 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/strata-project/strata/internal/image"
+)
+
+// RemoveResult is what `rmi` reports, in docker's words.
+type RemoveResult struct {
+	Untagged []string        // familiar references
+	Deleted  []digest.Digest // image IDs, then layer chainIDs
+}
+
+// ImageUsers reports, for an image ID, what would break if it went (running
+// or stopped containers). The container package sets it; nil means nothing
+// uses images.
+type ImageUsers func(ctx context.Context, id digest.Digest) ([]string, error)
+
+// RemoveImage is `rmi`: a name removes that name (and the image with its
+// last name); an ID removes the image, which must have at most one
+// repository unless force. Layers no image uses any more are removed too.
+func (s *Store) RemoveImage(ctx context.Context, ref string, force bool, users ImageUsers) (RemoveResult, error) {
+	var res RemoveResult
+	err := s.Exclusive(ctx, func() error {
+		img, err := s.Images.Get(ctx, ref)
+		if err != nil {
+			return err
+		}
+		byName := refIsName(ref, img)
+		if byName != nil && len(img.Names) > 1 {
+			// Removing one of several names leaves the image.
+			if _, err := s.Images.Untag(ctx, byName); err != nil {
+				return err
+			}
+			res.Untagged = append(res.Untagged, reference.FamiliarString(byName))
+			if !onlyDigestNamesLeft(img, byName) {
+				return nil
+			}
+		}
+		if !force && byName == nil && len(img.RepoTags()) > 1 {
+			return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", image.ShortID(img.ID))
+		}
+		if users != nil {
+			us, err := users(ctx, img.ID)
+			if err != nil {
+				return err
+			}
+			if len(us) > 0 && !force {
+				return fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, us[0], image.ShortID(img.ID))
+			}
+		}
+		mounted, err := s.MountedImages(ctx)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(mounted, img.ID) {
+			if !force {
+				return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is mounted (strata umount %s)", image.ShortID(img.ID), ref)
+			}
+			if err := s.unmountImage(ctx, img.ID); err != nil {
+				return err
+			}
+		}
+		kids, err := s.Images.Children(ctx, img.ID)
+		if err != nil {
+			return err
+		}
+		if len(kids) > 0 && !force {
+			return fmt.Errorf("conflict: unable to delete %s (cannot be forced) - image has dependent child images", image.ShortID(img.ID))
+		}
+		for _, n := range img.Names {
+			if byName != nil && n == byName.String() {
+				continue
+			}
+			res.Untagged = append(res.Untagged, image.Familiar(n))
+		}
+		if byName != nil && len(img.Names) == 1 {
+			res.Untagged = append(res.Untagged, reference.FamiliarString(byName))
+		}
+		if err := s.Images.Delete(ctx, img.ID); err != nil {
+			return err
+		}
+		res.Deleted = append(res.Deleted, img.ID)
+		layers, err := s.CollectLayers(ctx)
+		res.Deleted = append(res.Deleted, layers...)
+		return err
+	})
+	return res, err
+}
+
+// refIsName returns the normalized name when ref named img by a name rather
+// than by ID.
+func refIsName(ref string, img image.Image) reference.Named {
+	n, err := image.ParseNamed(ref)
+	if err != nil {
+		return nil
+	}
+	for _, have := range img.Names {
+		if have == n.String() {
+			return n
+		}
+	}
+	return nil
+}
+
+// onlyDigestNamesLeft tells whether, after removing gone, the image keeps no
+// tag: docker then deletes it along with its digest references.
+func onlyDigestNamesLeft(img image.Image, gone reference.Named) bool {
+	for _, n := range img.Names {
+		if n == gone.String() {
+			continue
+		}
+		if !strings.Contains(n, "@") {
+			return false
+		}
+	}
+	return true
+}
+
+// IsNoSuchImage tells whether err means an image lookup found nothing.
+func IsNoSuchImage(err error) bool { return errors.Is(err, image.ErrNoSuchImage) }

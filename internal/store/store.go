@@ -1,0 +1,160 @@
+// Package store is one strata store root: it opens the metadata file, the
+// blob store, the snapshotter, the layers and the images over one directory,
+// and owns what spans them: the store lock, image import, image removal and
+// garbage collection of layers no image uses.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/gofrs/flock"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-project/strata/internal/content"
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/layer"
+	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/snapshot"
+	"github.com/strata-project/strata/internal/snapshot/driver"
+)
+
+// DefaultRoot is where the store lives unless --root or STRATA_ROOT say otherwise.
+const DefaultRoot = "/var/lib/strata"
+
+// Options choose the store root and, on first use, its storage driver.
+type Options struct {
+	Root   string
+	Driver string // "" = the one recorded, or detect on first use
+}
+
+// Store is an opened store root.
+type Store struct {
+	Root      string
+	DB        *metadata.DB
+	Content   *content.Store
+	Snapshots snapshot.Snapshotter
+	Layers    *layer.Store
+	Images    *image.Store
+	lock      *flock.Flock
+}
+
+const (
+	storeBucket = "store"
+	driverKey   = "driver"
+)
+
+// Open opens (creating on first use) the store at opts.Root.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, fmt.Errorf("create store root %s: %w", root, err)
+	}
+	db, err := metadata.Open(filepath.Join(root, "metadata.db"))
+	if err != nil {
+		return nil, err
+	}
+	drv, err := chooseDriver(db, root, opts.Driver)
+	if err != nil {
+		return nil, err
+	}
+	sn, err := driver.Open(drv, root, db)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := content.New(filepath.Join(root, "content"))
+	if err != nil {
+		return nil, err
+	}
+	ls, err := layer.New(filepath.Join(root, "layers"), db, sn)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{
+		Root:      root,
+		DB:        db,
+		Content:   cs,
+		Snapshots: sn,
+		Layers:    ls,
+		Images:    image.NewStore(db, cs),
+		lock:      flock.New(filepath.Join(root, "lock")),
+	}, nil
+}
+
+// chooseDriver keeps a store on the driver it was created with: snapshots of
+// one driver mean nothing to another.
+func chooseDriver(db *metadata.DB, root, want string) (string, error) {
+	var recorded string
+	err := db.View(func(tx *bolt.Tx) error {
+		if b, _ := metadata.Bucket(tx, storeBucket); b != nil {
+			recorded = string(b.Get([]byte(driverKey)))
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case recorded != "" && want != "" && want != recorded:
+		return "", fmt.Errorf("store %s uses storage driver %q, not %q (use another --root for %s)", root, recorded, want, want)
+	case recorded != "":
+		return recorded, nil
+	}
+	drv := want
+	if drv == "" {
+		drv = driver.Choose(filepath.Join(root, "snapshots"))
+	}
+	if !slices.Contains(driver.Names, drv) {
+		return "", fmt.Errorf("unknown storage driver %q (want overlay or native)", drv)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := metadata.Bucket(tx, storeBucket)
+		if err != nil {
+			return err
+		}
+		if v := b.Get([]byte(driverKey)); v != nil {
+			drv = string(v) // another process chose first
+			return nil
+		}
+		return b.Put([]byte(driverKey), []byte(drv))
+	})
+	return drv, err
+}
+
+// Driver is the storage driver's name.
+func (s *Store) Driver() string { return s.Snapshots.Name() }
+
+// Shared runs fn while holding the store lock shared: for work that adds
+// layers and images. Any number of such holders run at once.
+func (s *Store) Shared(ctx context.Context, fn func() error) error {
+	if _, err := s.lock.TryRLockContext(ctx, lockRetry); err != nil {
+		return fmt.Errorf("lock store: %w", err)
+	}
+	defer s.lock.Unlock()
+	return fn()
+}
+
+// Exclusive runs fn while no other process holds the store lock: for
+// removals, which must not race with work that is about to use what they
+// remove.
+func (s *Store) Exclusive(ctx context.Context, fn func() error) error {
+	if _, err := s.lock.TryLockContext(ctx, lockRetry); err != nil {
+		return fmt.Errorf("lock store: %w", err)
+	}
+	defer s.lock.Unlock()
+	return fn()
+}
+
+// IsNotFound tells whether err means a missing record of any kind.
+func IsNotFound(err error) bool { return errors.Is(err, metadata.ErrNotFound) }
+
+// lockRetry is how often a waiting process polls the store lock.
+const lockRetry = 20 * time.Millisecond
