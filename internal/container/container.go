@@ -1,0 +1,371 @@
+// Package container keeps container records and runs their lifecycle.
+//
+// A container is three things that change together:
+//   - a record in the metadata file (bucket "containers": ID -> JSON, and
+//     "container-names": name -> ID);
+//   - an active snapshot, container/<id>, over the image's top layer: the
+//     container's writable layer;
+//   - a directory, <store>/containers/<id>, which is the OCI bundle
+//     (config.json, rootfs/ as the mount point) and holds the hostname,
+//     hosts and resolv.conf files, the json-file log and running.lock.
+//
+// There is no daemon. Whoever runs a container — strata itself for a
+// foreground `run`, or a monitor process that strata re-executes for `run -d`
+// and `start` — holds an exclusive flock on running.lock for as long as the
+// container lives, and is the only writer of its state while it does. Other
+// commands learn that a container ended by taking that lock (wait, stop,
+// logs -f, rm -f), and a record that says "running" while the lock is free
+// belongs to a runner that died: it is reconciled to "exited" when read.
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/store"
+)
+
+// Buckets of the metadata file owned by this package.
+const (
+	containersBucket = "containers"      // ID -> record JSON
+	namesBucket      = "container-names" // name -> ID
+)
+
+// SnapshotPrefix starts the key of every container's active snapshot.
+const SnapshotPrefix = "container/"
+
+// Status is docker's container state name.
+type Status string
+
+const (
+	StatusCreated Status = "created"
+	StatusRunning Status = "running"
+	StatusExited  Status = "exited"
+)
+
+// Config is what `create`/`run` were given, kept so that every start of the
+// container runs the same thing.
+type Config struct {
+	Cmd           []string `json:"cmd,omitempty"`
+	Entrypoint    []string `json:"entrypoint,omitempty"`
+	EntrypointSet bool     `json:"entrypointSet,omitempty"`
+	Env           []string `json:"env,omitempty"` // KEY=VALUE, host values already resolved
+	WorkingDir    string   `json:"workingDir,omitempty"`
+	User          string   `json:"user,omitempty"`
+	Hostname      string   `json:"hostname,omitempty"`
+	Binds         []string `json:"binds,omitempty"`   // HOST:CTR[:ro], validated at create
+	Network       string   `json:"network,omitempty"` // "host" (default) or "none"
+	ReadOnly      bool     `json:"readOnly,omitempty"`
+	Tty           bool     `json:"tty,omitempty"`
+	OpenStdin     bool     `json:"openStdin,omitempty"`
+	AutoRemove    bool     `json:"autoRemove,omitempty"`
+	Runtime       string   `json:"runtime,omitempty"` // "runc" or "crun"
+}
+
+// State is the container's lifecycle state.
+type State struct {
+	Status     Status    `json:"status"`
+	Pid        int       `json:"pid,omitempty"`
+	ExitCode   int       `json:"exitCode"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	Error      string    `json:"error,omitempty"` // why the last start failed
+}
+
+// Container is one container record.
+type Container struct {
+	ID          string        `json:"id"` // 64 hex digits
+	Name        string        `json:"name"`
+	Image       digest.Digest `json:"image"`    // image ID
+	ImageRef    string        `json:"imageRef"` // the image as the user named it
+	SnapshotKey string        `json:"snapshotKey"`
+	Created     time.Time     `json:"created"`
+	Config      Config        `json:"config"`
+	// ImageConfig is the image's config as it was at create: the container
+	// keeps running the same thing even if the image is removed (rmi -f).
+	ImageConfig ocispec.ImageConfig `json:"imageConfig"`
+	State       State               `json:"state"`
+}
+
+// ShortID is the 12-digit form of the ID that docker prints.
+func (c Container) ShortID() string { return c.ID[:12] }
+
+// ErrNoSuchContainer is wrapped by lookups that find nothing. It also wraps
+// metadata.ErrNotFound, so store.IsNotFound recognises it.
+var ErrNoSuchContainer = fmt.Errorf("no such container: %w", metadata.ErrNotFound)
+
+// notFound names the container that was not found in docker's words.
+type notFound struct{ ref string }
+
+func (e notFound) Error() string { return "No such container: " + e.ref }
+func (e notFound) Unwrap() error { return ErrNoSuchContainer }
+
+// ErrRunning is returned for operations that need a stopped container.
+var ErrRunning = errors.New("container is running")
+
+// ErrNotRunning is returned for operations that need a running container.
+var ErrNotRunning = errors.New("container is not running")
+
+// Manager owns the containers of one store.
+type Manager struct {
+	store          *store.Store
+	defaultRuntime string
+}
+
+// NewManager returns the manager of s's containers. runtimeName is the OCI
+// runtime given to containers created without one ("" means runc).
+func NewManager(s *store.Store, runtimeName string) *Manager {
+	if runtimeName == "" {
+		runtimeName = "runc"
+	}
+	return &Manager{store: s, defaultRuntime: runtimeName}
+}
+
+// Dir is the container's directory: the bundle and its files.
+func (m *Manager) Dir(id string) string {
+	return filepath.Join(m.store.Root, "containers", id)
+}
+
+// RootfsDir is where the container's root filesystem is mounted while it runs.
+func (m *Manager) RootfsDir(id string) string { return filepath.Join(m.Dir(id), "rootfs") }
+
+// LogPath is the container's json-file log.
+func (m *Manager) LogPath(id string) string {
+	return filepath.Join(m.Dir(id), id+"-json.log")
+}
+
+func (m *Manager) lockPath(id string) string { return filepath.Join(m.Dir(id), "running.lock") }
+
+// runtimeRoot is the runtime's --root: per store, so two stores (or test
+// runs) never see each other's containers.
+func (m *Manager) runtimeRoot(name string) string {
+	return filepath.Join(m.store.Root, "runtime", name)
+}
+
+// Get finds a container by full ID, name, or unique ID prefix. A record
+// that says running but whose runner is gone is reconciled first.
+func (m *Manager) Get(ctx context.Context, ref string) (Container, error) {
+	c, err := m.lookup(ref)
+	if err != nil {
+		return Container{}, err
+	}
+	return m.reconcile(ctx, c)
+}
+
+// lookup reads the record ref names, as stored.
+func (m *Manager) lookup(ref string) (Container, error) {
+	var c Container
+	err := m.store.DB.View(func(tx *bolt.Tx) error {
+		id, err := resolve(tx, ref)
+		if err != nil {
+			return err
+		}
+		c, err = load(tx, id)
+		return err
+	})
+	return c, err
+}
+
+func resolve(tx *bolt.Tx, ref string) (string, error) {
+	name := strings.TrimPrefix(ref, "/")
+	if name == "" {
+		return "", notFound{ref}
+	}
+	if nb := tx.Bucket([]byte(namesBucket)); nb != nil {
+		if id := nb.Get([]byte(name)); id != nil {
+			return string(id), nil
+		}
+	}
+	cb := tx.Bucket([]byte(containersBucket))
+	if cb == nil || !isHex(ref) {
+		return "", notFound{ref}
+	}
+	var found []string
+	c := cb.Cursor()
+	for k, _ := c.Seek([]byte(ref)); k != nil && strings.HasPrefix(string(k), ref); k, _ = c.Next() {
+		found = append(found, string(k))
+	}
+	switch len(found) {
+	case 0:
+		return "", notFound{ref}
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("multiple IDs found with provided prefix: %s", ref)
+}
+
+var hexRE = regexp.MustCompile(`^[0-9a-f]+$`)
+
+func isHex(s string) bool { return hexRE.MatchString(s) }
+
+func load(tx *bolt.Tx, id string) (Container, error) {
+	cb := tx.Bucket([]byte(containersBucket))
+	if cb == nil {
+		return Container{}, notFound{id}
+	}
+	v := cb.Get([]byte(id))
+	if v == nil {
+		return Container{}, notFound{id}
+	}
+	var c Container
+	if err := json.Unmarshal(v, &c); err != nil {
+		return Container{}, fmt.Errorf("decode container %s: %w", id, err)
+	}
+	return c, nil
+}
+
+func put(tx *bolt.Tx, c Container) error {
+	cb, err := metadata.Bucket(tx, containersBucket)
+	if err != nil {
+		return err
+	}
+	v, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encode container %s: %w", c.ID, err)
+	}
+	return cb.Put([]byte(c.ID), v)
+}
+
+// setState records st for container id (which must still exist).
+func (m *Manager) setState(id string, st State) error {
+	return m.store.DB.Update(func(tx *bolt.Tx) error {
+		c, err := load(tx, id)
+		if err != nil {
+			return err
+		}
+		c.State = st
+		return put(tx, c)
+	})
+}
+
+// List returns every container, newest first, reconciled like Get.
+func (m *Manager) List(ctx context.Context) ([]Container, error) {
+	var out []Container
+	err := m.store.DB.View(func(tx *bolt.Tx) error {
+		cb := tx.Bucket([]byte(containersBucket))
+		if cb == nil {
+			return nil
+		}
+		return cb.ForEach(func(k, v []byte) error {
+			var c Container
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode container %s: %w", k, err)
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i], err = m.reconcile(ctx, out[i]); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Count is the number of containers (for `info`).
+func (m *Manager) Count(ctx context.Context) (int, error) {
+	n := 0
+	err := m.store.DB.View(func(tx *bolt.Tx) error {
+		if cb := tx.Bucket([]byte(containersBucket)); cb != nil {
+			n = cb.Stats().KeyN
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Users returns the names of the containers made from image imageID, for
+// rmi's refusal. Its signature fits store.ImageUsers.
+func (m *Manager) Users(ctx context.Context, imageID digest.Digest) ([]string, error) {
+	all, err := m.listRecords()
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, c := range all {
+		if c.Image == imageID {
+			names = append(names, c.Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func (m *Manager) listRecords() ([]Container, error) {
+	var out []Container
+	err := m.store.DB.View(func(tx *bolt.Tx) error {
+		cb := tx.Bucket([]byte(containersBucket))
+		if cb == nil {
+			return nil
+		}
+		return cb.ForEach(func(k, v []byte) error {
+			var c Container
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode container %s: %w", k, err)
+			}
+			out = append(out, c)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// newID returns 64 random hex digits that are not all digits (docker avoids
+// those too: a numeric short ID reads like a number in scripts).
+func newID() (string, error) {
+	for {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("container id: %w", err)
+		}
+		id := hex.EncodeToString(b[:])
+		if strings.ContainsAny(id[:12], "abcdef") {
+			return id, nil
+		}
+	}
+}
+
+// Remove-side helper: the record and its name go in one transaction.
+func (m *Manager) deleteRecord(c Container) error {
+	return m.store.DB.Update(func(tx *bolt.Tx) error {
+		if cb := tx.Bucket([]byte(containersBucket)); cb != nil {
+			if err := cb.Delete([]byte(c.ID)); err != nil {
+				return err
+			}
+		}
+		if nb := tx.Bucket([]byte(namesBucket)); nb != nil {
+			if id := nb.Get([]byte(c.Name)); string(id) == c.ID {
+				if err := nb.Delete([]byte(c.Name)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// fileExists is a small helper for optional host files.
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}

@@ -1,0 +1,173 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+
+	"github.com/strata-project/strata/internal/store"
+)
+
+func TestStatusText(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		st   State
+		want string
+	}{
+		{State{Status: StatusCreated}, "Created"},
+		{State{Status: StatusRunning, StartedAt: now.Add(-3 * time.Second)}, "Up 3 seconds"},
+		{State{Status: StatusExited, ExitCode: 7, FinishedAt: now.Add(-2 * time.Second)}, "Exited (7) 2 seconds ago"},
+	} {
+		if got := (Container{State: tc.st}).StatusText(now); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.st, got, tc.want)
+		}
+	}
+}
+
+// The log round trip: what jsonLog writes, Logs reads back per stream, and
+// --tail keeps only the last lines, including a final line without newline.
+func TestJSONLogRoundTripAndTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &jsonLog{f: f}
+	l.copyFrom(strings.NewReader("one\ntwo\nthree"), "stdout")
+	l.copyFrom(strings.NewReader("oops\n"), "stderr")
+	f.Close()
+
+	read := func(n int) (string, string) {
+		r, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out, errb bytes.Buffer
+		lr := &lineReader{f: r}
+		if err := lr.tail(n, logWriter{stdout: &out, stderr: &errb}.write); err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errb.String()
+	}
+	if out, errs := read(-1); out != "one\ntwo\nthree" || errs != "oops\n" {
+		t.Errorf("all: %q %q", out, errs)
+	}
+	if out, errs := read(2); out != "three" || errs != "oops\n" {
+		t.Errorf("tail 2: %q %q", out, errs)
+	}
+	if out, errs := read(0); out != "" || errs != "" {
+		t.Errorf("tail 0: %q %q", out, errs)
+	}
+}
+
+// newManager opens a store in a temp dir with the busybox image imported.
+func newManager(t *testing.T) (*Manager, *store.Store) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount container layers")
+	}
+	dir := t.TempDir()
+	tarPath := filepath.Join(dir, "busybox.tar")
+	if out, err := exec.Command("../../hack/busybox-rootfs.sh", tarPath).CombinedOutput(); err != nil {
+		t.Skipf("busybox-rootfs.sh: %v %s", err, out)
+	}
+	ctx := context.Background()
+	s, err := store.Open(ctx, store.Options{Root: filepath.Join(dir, "root")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := s.Import(ctx, f, store.ImportOptions{Source: tarPath}); err != nil {
+		t.Fatal(err)
+	}
+	return NewManager(s, "runc"), s
+}
+
+func TestCreateGetUsersWithRootfsRemove(t *testing.T) {
+	m, s := newManager(t)
+	ctx := context.Background()
+	imgs, err := s.Images.List(ctx)
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("images: %v %v", imgs, err)
+	}
+	img := imgs[0].ID
+	c, err := m.Create(ctx, img.Encoded()[:12], "box", Config{Cmd: []string{"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Remove(context.Background(), c, true) })
+	if c.SnapshotKey != SnapshotPrefix+c.ID || c.Image != img || c.Config.Network != "host" || c.Config.Runtime != "runc" {
+		t.Fatalf("created %+v", c)
+	}
+	for _, ref := range []string{"box", "/box", c.ID, c.ID[:5]} {
+		if got, err := m.Get(ctx, ref); err != nil || got.ID != c.ID {
+			t.Errorf("Get(%q) = %v, %v", ref, got.ID, err)
+		}
+	}
+	if _, err := m.Get(ctx, "nope"); err == nil || !store.IsNotFound(err) || err.Error() != "No such container: nope" {
+		t.Errorf("Get(nope) = %v", err)
+	}
+	if users, err := m.Users(ctx, img); err != nil || len(users) != 1 || users[0] != "box" {
+		t.Errorf("Users = %v, %v", users, err)
+	}
+
+	// Writes through WithRootfs land in the container's layer and are seen
+	// by the next mount; nothing stays mounted in between.
+	var where string
+	err = m.WithRootfs(ctx, c, func(rootfs string) error {
+		where = rootfs
+		if _, err := os.Stat(filepath.Join(rootfs, "bin", "busybox")); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(rootfs, "made-here"), []byte("x"), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if where == m.RootfsDir(c.ID) {
+		t.Errorf("a stopped container was mounted at its bundle rootfs, not a separate path")
+	}
+	if mounted, _ := mountinfo.Mounted(where); mounted {
+		t.Errorf("%s still mounted after WithRootfs", where)
+	}
+	err = m.WithRootfs(ctx, c, func(rootfs string) error {
+		_, err := os.Stat(filepath.Join(rootfs, "made-here"))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("second mount does not see the write: %v", err)
+	}
+
+	if err := m.Remove(ctx, c, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Snapshots.Stat(ctx, c.SnapshotKey); !store.IsNotFound(err) {
+		t.Errorf("snapshot after Remove: %v", err)
+	}
+	if _, err := os.Stat(m.Dir(c.ID)); !os.IsNotExist(err) {
+		t.Errorf("dir after Remove: %v", err)
+	}
+	if n, err := m.Count(ctx); err != nil || n != 0 {
+		t.Errorf("Count after Remove = %d, %v", n, err)
+	}
+	// The name is free again.
+	c2, err := m.Create(ctx, img.String(), "box", Config{Cmd: []string{"true"}})
+	if err != nil {
+		t.Fatalf("reuse of a removed name: %v", err)
+	}
+	if err := m.Remove(ctx, c2, false); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,177 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/runtime"
+)
+
+// Create makes a container from image imageRef: its record, its writable
+// snapshot and its directory. name "" picks a random one.
+func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config) (Container, error) {
+	if name != "" {
+		if err := ValidateName(name); err != nil {
+			return Container{}, err
+		}
+	}
+	for _, b := range cfg.Binds {
+		if _, err := runtime.ParseBind(b); err != nil {
+			return Container{}, err
+		}
+	}
+	switch cfg.Network {
+	case "":
+		cfg.Network = runtime.NetworkHost
+	case runtime.NetworkHost, runtime.NetworkNone:
+	default:
+		return Container{}, fmt.Errorf("network %q is not supported (use %q or %q; strata has no bridge networking)", cfg.Network, runtime.NetworkHost, runtime.NetworkNone)
+	}
+	if cfg.Runtime == "" {
+		cfg.Runtime = m.defaultRuntime
+	}
+	id, err := newID()
+	if err != nil {
+		return Container{}, err
+	}
+	var c Container
+	// Shared: rmi (exclusive) must not delete the image between our lookup
+	// and the snapshot that pins its layers.
+	err = m.store.Shared(ctx, func() error {
+		img, err := m.store.Images.Get(ctx, imageRef)
+		if err != nil {
+			return err
+		}
+		if _, err := runtime.Args(img.Config.Config, cfg.Entrypoint, cfg.EntrypointSet, cfg.Cmd); err != nil {
+			return err
+		}
+		if cfg.Hostname == "" {
+			cfg.Hostname = defaultHostname(id, cfg.Network)
+		}
+		c = Container{
+			ID: id, Name: name, Image: img.ID, ImageRef: imageRef,
+			SnapshotKey: SnapshotPrefix + id, Created: time.Now().UTC(),
+			Config: cfg, ImageConfig: img.Config.Config,
+			State: State{Status: StatusCreated},
+		}
+		if c.Name, err = m.reserve(c); err != nil {
+			return err
+		}
+		if err := m.prepare(ctx, c, string(image.ChainID(img.Config.RootFS.DiffIDs))); err != nil {
+			m.discard(context.WithoutCancel(ctx), c)
+			return err
+		}
+		return nil
+	})
+	return c, err
+}
+
+// reserve stores the record and its name in one transaction, so two creates
+// can never take one name. It returns the name it took.
+func (m *Manager) reserve(c Container) (string, error) {
+	random := c.Name == ""
+	for attempt := 0; ; attempt++ {
+		if random {
+			c.Name = randomName(attempt)
+		}
+		err := m.store.DB.Update(func(tx *bolt.Tx) error {
+			nb, err := metadata.Bucket(tx, namesBucket)
+			if err != nil {
+				return err
+			}
+			if other := nb.Get([]byte(c.Name)); other != nil {
+				return fmt.Errorf("conflict: the container name %q is already in use by container %q; remove (or rename) that container to reuse the name: %w", "/"+c.Name, string(other), metadata.ErrExists)
+			}
+			if err := nb.Put([]byte(c.Name), []byte(c.ID)); err != nil {
+				return err
+			}
+			return put(tx, c)
+		})
+		if err == nil || !random || !errors.Is(err, metadata.ErrExists) || attempt > 20 {
+			return c.Name, err
+		}
+	}
+}
+
+// prepare makes the writable snapshot and the container directory.
+func (m *Manager) prepare(ctx context.Context, c Container, parent string) error {
+	initSnap, err := m.prepareInit(ctx, c.ID, parent)
+	if err != nil {
+		return err
+	}
+	if _, err := m.store.Snapshots.Prepare(ctx, c.SnapshotKey, initSnap); err != nil {
+		return fmt.Errorf("create container layer: %w", err)
+	}
+	dir := m.Dir(c.ID)
+	if err := os.MkdirAll(filepath.Join(dir, "rootfs"), 0o700); err != nil {
+		return fmt.Errorf("create container dir: %w", err)
+	}
+	files := map[string][]byte{
+		"hostname":    []byte(c.Config.Hostname + "\n"),
+		"hosts":       hostsFile(c.Config.Network, c.Config.Hostname),
+		"resolv.conf": resolvConf(),
+	}
+	for name, data := range files {
+		// 0644: the container's processes (any user) read these.
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return fmt.Errorf("write container %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// discard undoes a half-made create, best effort.
+func (m *Manager) discard(ctx context.Context, c Container) {
+	_ = m.store.Snapshots.Remove(ctx, c.SnapshotKey)
+	_ = m.store.Snapshots.Remove(ctx, initName(c.ID))
+	_ = os.RemoveAll(m.Dir(c.ID))
+	_ = m.deleteRecord(c)
+}
+
+// defaultHostname is docker's: the host's own name on the host network,
+// otherwise the short container ID.
+func defaultHostname(id, network string) string {
+	if network == runtime.NetworkHost {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			return h
+		}
+	}
+	return id[:12]
+}
+
+// hostsFile is the host's /etc/hosts on the host network (names the host
+// resolves keep resolving), else a loopback-only file naming the container.
+func hostsFile(network, hostname string) []byte {
+	if network == runtime.NetworkHost {
+		if b, err := os.ReadFile("/etc/hosts"); err == nil && len(b) > 0 {
+			return b
+		}
+	}
+	var b bytes.Buffer
+	b.WriteString("127.0.0.1\tlocalhost\n")
+	b.WriteString("::1\tlocalhost ip6-localhost ip6-loopback\n")
+	b.WriteString("fe00::0\tip6-localnet\n")
+	b.WriteString("ff00::0\tip6-mcastprefix\n")
+	b.WriteString("ff02::1\tip6-allnodes\n")
+	b.WriteString("ff02::2\tip6-allrouters\n")
+	fmt.Fprintf(&b, "127.0.1.1\t%s\n", hostname)
+	return b.Bytes()
+}
+
+// resolvConf is the host's resolv.conf, or public resolvers when the host
+// has none.
+func resolvConf() []byte {
+	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil && bytes.Contains(b, []byte("nameserver")) {
+		return b
+	}
+	return []byte("nameserver 8.8.8.8\nnameserver 8.8.4.4\n")
+}

@@ -1,0 +1,376 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/snapshot"
+)
+
+// StartError is a container that could not be started. Code is the exit
+// status docker gives such a failure: 127 when the command is not found,
+// 126 when it cannot be executed, 125 for anything else (the runtime's own
+// trouble, such as crun refusing this host's cgroups).
+type StartError struct {
+	Code int
+	Err  error
+}
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+func startError(err error) *StartError {
+	var se *StartError
+	if errors.As(err, &se) {
+		return se
+	}
+	msg := strings.ToLower(err.Error())
+	code := 125
+	switch {
+	case strings.Contains(msg, "executable file not found"), strings.Contains(msg, "no such file or directory") && strings.Contains(msg, "exec"):
+		code = 127
+	case strings.Contains(msg, "permission denied") && strings.Contains(msg, "exec"):
+		code = 126
+	}
+	return &StartError{Code: code, Err: err}
+}
+
+// streams connect the container's process to whoever runs it.
+type streams interface {
+	// io is what the runtime gives the process when there is no terminal.
+	io() (runtime.IO, error)
+	// created runs once the runtime created the container, before its
+	// process starts; master is the pty master with a terminal, else nil.
+	created(master *os.File) error
+	// exited runs when the process has exited (or never started): it waits
+	// until all output is copied and releases everything.
+	exited()
+}
+
+// runOptions say how one run of a container is wired.
+type runOptions struct {
+	streams        streams
+	forwardSignals bool          // relay strata's signals (foreground)
+	started        func(pid int) // the process is running
+}
+
+// run is the whole life of one container process, for whoever runs it (the
+// foreground CLI or the monitor): take the running lock, mount the root
+// filesystem, write the bundle, create and start through the runtime, wait,
+// record the exit, clean up, and honour --rm. It returns the exit status.
+// Errors before the process starts are *StartError.
+func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, err error) {
+	cleanupCtx := context.WithoutCancel(ctx)
+	lockF, ok, err := tryLockRunning(m.lockPath(id))
+	if err != nil {
+		return -1, startError(err)
+	}
+	if !ok {
+		return -1, &StartError{Code: 125, Err: fmt.Errorf("container %s is already running or busy: %w", id[:12], ErrRunning)}
+	}
+	defer unlock(lockF)
+
+	c, err := m.lookup(id)
+	if err != nil {
+		return -1, &StartError{Code: 125, Err: err}
+	}
+	// --rm also removes a container that failed to start. Deferred after
+	// unlock, so it runs first, still under the lock.
+	defer func() {
+		var se *StartError
+		if c.Config.AutoRemove && errors.As(err, &se) {
+			_ = m.removeLocked(cleanupCtx, c)
+		}
+	}()
+	rt, err := runtime.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
+	if err != nil {
+		return -1, &StartError{Code: 125, Err: err}
+	}
+	// A runner that died may have left the runtime's record behind.
+	m.deleteRuntimeState(cleanupCtx, rt, id)
+
+	rootfs := m.RootfsDir(id)
+	if err := m.mountRootfs(ctx, c, rootfs); err != nil {
+		return -1, m.failStart(c, err)
+	}
+	mounted := true
+	defer func() {
+		if mounted {
+			_ = snapshot.UnmountAll(rootfs)
+		}
+	}()
+	spec, err := m.spec(c, rootfs)
+	if err != nil {
+		return -1, m.failStart(c, err)
+	}
+	if err := runtime.WriteBundle(m.Dir(id), spec); err != nil {
+		return -1, m.failStart(c, err)
+	}
+
+	pid, err := m.createAndStart(ctx, rt, c, o)
+	if err != nil {
+		return -1, m.failStart(c, err)
+	}
+	if o.started != nil {
+		o.started(pid)
+	}
+	var stopSignals func()
+	if o.forwardSignals {
+		stopSignals = rt.ForwardSignals(id)
+	}
+	code, waitErr := waitPid(pid)
+	if stopSignals != nil {
+		stopSignals()
+	}
+	o.streams.exited()
+
+	m.deleteRuntimeState(cleanupCtx, rt, id)
+	uerr := snapshot.UnmountAll(rootfs)
+	mounted = uerr != nil
+	st := c.State
+	st.Status, st.Pid, st.ExitCode, st.FinishedAt = StatusExited, 0, code, time.Now().UTC()
+	st.StartedAt = c.State.StartedAt
+	if cur, err := m.lookup(id); err == nil {
+		st.StartedAt = cur.State.StartedAt
+	}
+	if waitErr != nil {
+		st.Error = waitErr.Error()
+	}
+	if err := m.setState(id, st); err != nil {
+		return code, err
+	}
+	if c.Config.AutoRemove {
+		if err := m.removeLocked(cleanupCtx, c); err != nil {
+			return code, err
+		}
+	}
+	if waitErr != nil {
+		return code, waitErr
+	}
+	if uerr != nil {
+		return code, fmt.Errorf("unmount container %s: %w", id[:12], uerr)
+	}
+	return code, nil
+}
+
+// createAndStart runs `runtime create` and `runtime start`, records the
+// container as running and returns its init pid. This process is made a
+// child subreaper first, so the init process, whose parent (the runtime)
+// exits after create, becomes our child and we can wait for its status.
+func (m *Manager) createAndStart(ctx context.Context, rt *runtime.Runtime, c Container, o runOptions) (pid int, err error) {
+	if err := becomeSubreaper(); err != nil {
+		o.streams.exited()
+		return 0, err
+	}
+	stdio, err := o.streams.io()
+	if err != nil {
+		o.streams.exited()
+		return 0, err
+	}
+	var master *os.File
+	if c.Config.Tty {
+		sock, err := runtime.NewConsoleSocket()
+		if err != nil {
+			o.streams.exited()
+			return 0, err
+		}
+		defer sock.Close()
+		stdio = runtime.IO{Console: sock}
+		got := make(chan error, 1)
+		go func() {
+			var err error
+			master, err = sock.Receive(ctx)
+			got <- err
+		}()
+		if err := rt.Create(ctx, c.ID, m.Dir(c.ID), stdio); err != nil {
+			sock.Close()
+			<-got
+			if master != nil {
+				master.Close()
+			}
+			o.streams.exited()
+			return 0, err
+		}
+		if err := <-got; err != nil {
+			o.streams.exited()
+			m.deleteRuntimeState(context.WithoutCancel(ctx), rt, c.ID)
+			return 0, err
+		}
+	} else if err := rt.Create(ctx, c.ID, m.Dir(c.ID), stdio); err != nil {
+		o.streams.exited()
+		return 0, err
+	}
+	// From here the container exists in the runtime: failures delete it.
+	fail := func(err error) (int, error) {
+		m.deleteRuntimeState(context.WithoutCancel(ctx), rt, c.ID)
+		o.streams.exited()
+		return 0, err
+	}
+	if err := o.streams.created(master); err != nil {
+		return fail(err)
+	}
+	st, err := rt.State(ctx, c.ID)
+	if err != nil {
+		return fail(err)
+	}
+	now := time.Now().UTC()
+	if err := m.setState(c.ID, State{Status: StatusRunning, Pid: st.Pid, StartedAt: now}); err != nil {
+		return fail(err)
+	}
+	if err := rt.Start(ctx, c.ID); err != nil {
+		// The record goes back to what it was; failStart adds the error.
+		_ = m.setState(c.ID, c.State)
+		return fail(err)
+	}
+	return st.Pid, nil
+}
+
+// failStart records why a start failed and turns err into a StartError.
+func (m *Manager) failStart(c Container, err error) error {
+	se := startError(err)
+	st := c.State
+	st.Error = se.Error()
+	if st.Status == StatusExited {
+		st.ExitCode = se.Code
+	}
+	_ = m.setState(c.ID, st)
+	return se
+}
+
+// deleteRuntimeState removes the runtime's record of the container, if any.
+func (m *Manager) deleteRuntimeState(ctx context.Context, rt *runtime.Runtime, id string) {
+	// runc and crun keep one directory per container under their root;
+	// checking for it saves an exec of the runtime on every start.
+	if _, err := os.Stat(filepath.Join(rt.StateRoot, id)); err != nil {
+		return
+	}
+	_ = rt.Delete(ctx, id, true)
+}
+
+// mountRootfs mounts the container's snapshot on its bundle's rootfs,
+// first clearing whatever a crashed runner left mounted there.
+func (m *Manager) mountRootfs(ctx context.Context, c Container, rootfs string) error {
+	mounts, err := m.store.Snapshots.Mounts(ctx, c.SnapshotKey)
+	if err != nil {
+		return fmt.Errorf("container layer %s: %w", c.SnapshotKey, err)
+	}
+	if err := snapshot.UnmountAll(rootfs); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(rootfs, 0o700); err != nil {
+		return err
+	}
+	if err := snapshot.MountAll(mounts, rootfs); err != nil {
+		return fmt.Errorf("mount container root filesystem: %w", err)
+	}
+	return nil
+}
+
+// spec builds the runtime config for c over the mounted rootfs.
+func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
+	dir := m.Dir(c.ID)
+	o := runtime.SpecOptions{
+		Image:      c.ImageConfig,
+		Entrypoint: c.Config.Entrypoint, EntrypointSet: c.Config.EntrypointSet,
+		Cmd: c.Config.Cmd, Env: c.Config.Env, WorkingDir: c.Config.WorkingDir,
+		User: c.Config.User, Hostname: c.Config.Hostname,
+		ReadOnly: c.Config.ReadOnly, Terminal: c.Config.Tty, Network: c.Config.Network,
+		Rootfs:    rootfs,
+		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"),
+		HostnamePath: filepath.Join(dir, "hostname"),
+	}
+	for _, b := range c.Config.Binds {
+		bind, err := runtime.ParseBind(b)
+		if err != nil {
+			return nil, err
+		}
+		o.Binds = append(o.Binds, bind)
+	}
+	var err error
+	o.UID, o.GID, o.AdditionalGids, err = runtime.ResolveUser(rootfs, o.EffectiveUser())
+	if err != nil {
+		return nil, err
+	}
+	spec, err := runtime.Spec(o)
+	if err != nil {
+		return nil, err
+	}
+	clampRlimits(spec)
+	return spec, nil
+}
+
+// clampRlimits lowers the spec's RLIMIT_NOFILE to this process's hard limit
+// when it asks for more: raising a hard limit needs CAP_SYS_RESOURCE, which
+// strata lacks when it runs inside a container itself, and the runtime then
+// fails with "error setting rlimit type 7: operation not permitted".
+func clampRlimits(spec *specs.Spec) {
+	if spec.Process == nil || canRaiseRlimits() {
+		return
+	}
+	var own unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &own); err != nil {
+		return
+	}
+	for i, rl := range spec.Process.Rlimits {
+		if rl.Type != "RLIMIT_NOFILE" || rl.Hard <= own.Max {
+			continue
+		}
+		spec.Process.Rlimits[i].Hard = own.Max
+		spec.Process.Rlimits[i].Soft = min(rl.Soft, own.Max)
+	}
+}
+
+// canRaiseRlimits tells whether this process has CAP_SYS_RESOURCE.
+func canRaiseRlimits() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	const bit = unix.CAP_SYS_RESOURCE
+	return data[bit/32].Effective&(1<<(bit%32)) != 0
+}
+
+var subreaper struct {
+	once sync.Once
+	err  error
+}
+
+func becomeSubreaper() error {
+	subreaper.once.Do(func() {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			subreaper.err = fmt.Errorf("become child subreaper: %w", err)
+		}
+	})
+	return subreaper.err
+}
+
+// waitPid waits for our (adopted) child pid and returns a shell-style
+// status: the exit code, or 128+N when killed by signal N.
+func waitPid(pid int) (int, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return -1, fmt.Errorf("wait for container process %d: %w", pid, err)
+		}
+		break
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
+}

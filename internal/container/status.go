@@ -1,0 +1,20 @@
+package container
+
+import (
+	"fmt"
+	"time"
+
+	units "github.com/docker/go-units"
+)
+
+// StatusText is docker's STATUS column: "Up 3 seconds", "Exited (7) 2
+// seconds ago", "Created".
+func (c Container) StatusText(now time.Time) string {
+	switch c.State.Status {
+	case StatusRunning:
+		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt))
+	case StatusExited:
+		return fmt.Sprintf("Exited (%d) %s ago", c.State.ExitCode, units.HumanDuration(now.Sub(c.State.FinishedAt)))
+	}
+	return "Created"
+}

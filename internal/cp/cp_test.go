@@ -1,0 +1,124 @@
+package cp
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func write(t *testing.T, p, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func read(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// host is the host side; ctr a fake container root with a hostile symlink.
+func setup(t *testing.T) (host, ctr string) {
+	host, ctr = t.TempDir(), t.TempDir()
+	write(t, filepath.Join(host, "f.txt"), "file")
+	write(t, filepath.Join(host, "d/a"), "a")
+	write(t, filepath.Join(host, "d/sub/b"), "b")
+	os.MkdirAll(filepath.Join(ctr, "srv"), 0o755)
+	write(t, filepath.Join(ctr, "etc/passwd"), "root")
+	os.Symlink("/", filepath.Join(ctr, "escape"))
+	return host, ctr
+}
+
+func TestDockerCpRules(t *testing.T) {
+	ctx := context.Background()
+	host, ctr := setup(t)
+	in := func(p string) Endpoint { return Endpoint{Root: ctr, Path: p} }
+	onHost := func(p string) Endpoint { return Endpoint{Root: "/", Path: host + "/" + p} }
+
+	// file onto a missing path: created under that name
+	if err := Copy(ctx, onHost("f.txt"), in("/srv/renamed.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(ctr, "srv/renamed.txt")) != "file" {
+		t.Fatal("file not created under the new name")
+	}
+	// file onto a directory: goes inside
+	if err := Copy(ctx, onHost("f.txt"), in("/srv")); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(ctr, "srv/f.txt")) != "file" {
+		t.Fatal("file not copied into the directory")
+	}
+	// file onto a file: overwrites
+	if err := Copy(ctx, onHost("f.txt"), in("/etc/passwd")); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(ctr, "etc/passwd")) != "file" {
+		t.Fatal("file not overwritten")
+	}
+	// dir onto a directory: goes inside as d/
+	if err := Copy(ctx, onHost("d"), in("/srv")); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(ctr, "srv/d/sub/b")) != "b" {
+		t.Fatal("directory not copied inside")
+	}
+	// dir/. onto a directory: contents go in
+	if err := Copy(ctx, onHost("d/."), in("/etc")); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(ctr, "etc/a")) != "a" || read(t, filepath.Join(ctr, "etc/sub/b")) != "b" {
+		t.Fatal("directory contents not copied")
+	}
+	// dir onto a missing path: created with the contents
+	if err := Copy(ctx, onHost("d"), in("/newdir")); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(ctr, "newdir/a")) != "a" {
+		t.Fatal("new directory not created")
+	}
+	// errors
+	if err := Copy(ctx, onHost("d"), in("/etc/passwd")); err == nil {
+		t.Error("directory onto a file accepted")
+	}
+	if err := Copy(ctx, onHost("f.txt"), in("/missing/")); err == nil {
+		t.Error("file onto a missing directory path accepted")
+	}
+	if err := Copy(ctx, onHost("nope"), in("/srv")); err == nil {
+		t.Error("missing source accepted")
+	}
+	// container -> host
+	out := t.TempDir()
+	if err := Copy(ctx, in("/srv/d"), Endpoint{Root: "/", Path: filepath.Join(out, "got")}); err != nil {
+		t.Fatal(err)
+	}
+	if read(t, filepath.Join(out, "got/sub/b")) != "b" {
+		t.Fatal("copy out failed")
+	}
+}
+
+// A symlink inside the container resolves inside its root: "/escape/x"
+// lands in the container's own root, never in the host's.
+func TestContainerSymlinksStayInside(t *testing.T) {
+	host, ctr := setup(t)
+	err := Copy(context.Background(), Endpoint{Root: "/", Path: filepath.Join(host, "f.txt")}, Endpoint{Root: ctr, Path: "/escape/tmp-strata-cp-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat("/tmp-strata-cp-test"); err == nil {
+		os.Remove("/tmp-strata-cp-test")
+		t.Fatal("copy escaped the container root")
+	}
+	if read(t, filepath.Join(ctr, "tmp-strata-cp-test")) != "file" {
+		t.Fatal("file not placed at the in-root resolution of the path")
+	}
+}
