@@ -1,0 +1,394 @@
+package build
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/archive"
+	"github.com/strata-project/strata/internal/compression"
+	"github.com/strata-project/strata/internal/layer"
+	"github.com/strata-project/strata/internal/runtime"
+)
+
+// heredocSources writes `COPY <<EOF dest` bodies to files and selects them.
+func (b *builder) heredocSources(sd instructions.SourcesAndDest) (*sources, error) {
+	dir := filepath.Join(b.s.Root, "build", "steps", randomHex(8))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	src := &sources{release: func() { os.RemoveAll(dir) }}
+	h := sha256.New()
+	for _, sc := range sd.SourceContents {
+		name := path.Base("/" + sc.Path)
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(sc.Data), 0o644); err != nil {
+			src.close()
+			return nil, err
+		}
+		m, err := walkSource(dir, name, nil)
+		if err != nil {
+			src.close()
+			return nil, err
+		}
+		if err := digestMatch(h, m, false); err != nil {
+			src.close()
+			return nil, err
+		}
+		src.matches = append(src.matches, m)
+	}
+	src.digest = digest.NewDigest(digest.SHA256, h)
+	return src, nil
+}
+
+// owner is who copied files belong to.
+type owner struct {
+	set      bool // --chown given
+	uid, gid int
+}
+
+// parseChown resolves --chown against the image's own passwd and group
+// files. A user without a group gets the user's number as group, as docker
+// documents.
+func parseChown(rootfs, spec string) (owner, error) {
+	if spec == "" {
+		return owner{}, nil
+	}
+	uid, gid, _, err := runtime.ResolveUser(rootfs, spec)
+	if err != nil {
+		return owner{}, err
+	}
+	if !strings.Contains(spec, ":") {
+		gid = uid
+	}
+	return owner{set: true, uid: int(uid), gid: int(gid)}, nil
+}
+
+// copy runs COPY or ADD: the selected sources are written into the step's
+// snapshot, mounted, so paths resolve through the lower layers' symlinks
+// as in docker.
+func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, sd instructions.SourcesAndDest, chown, chmod string, src *sources, isAdd bool) (*layer.Layer, error) {
+	name := "COPY"
+	if isAdd {
+		name = "ADD"
+	}
+	dest := sd.DestPath
+	destIsDir := strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.") || dest == "." || dest == ".."
+	dest = joinWorkdir(st.cfg.Config.WorkingDir, dest)
+	if dest == "/" {
+		destIsDir = true
+	}
+	if len(src.matches) > 1 && !destIsDir {
+		return nil, b.df.at(loc, "When using %s with more than one source file, the destination must be a directory and end with a /", name)
+	}
+	mode, err := parseChmod(chmod)
+	if err != nil {
+		return nil, b.df.at(loc, "%s --chmod: %v", name, err)
+	}
+	w, err := b.prepare(ctx, st.chainID())
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			b.discard(ctx, w)
+		}
+	}()
+	own, err := parseChown(w.rootfs, chown)
+	if err != nil {
+		return nil, b.df.at(loc, "%s --chown=%s: %v", name, chown, err)
+	}
+	c := copier{root: w.rootfs, own: own, mode: mode, keepOwners: src.fromImage}
+	for _, m := range src.matches {
+		var err error
+		switch {
+		case m.isDir:
+			err = c.tree(m, dest)
+		case isAdd && isArchive(m.entries[0].abs):
+			err = c.extract(ctx, m.entries[0].abs, dest)
+		default:
+			target := dest
+			if destIsDir || c.isDir(dest) {
+				target = path.Join(dest, m.name)
+			}
+			err = c.file(m.entries[0], target)
+		}
+		if err != nil {
+			return nil, b.df.at(loc, "%s %s: %v", name, m.name, err)
+		}
+	}
+	l, err := b.commit(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return l, nil
+}
+
+// copier writes entries into a root filesystem.
+type copier struct {
+	root       string
+	own        owner
+	mode       *uint32
+	keepOwners bool
+}
+
+// resolve gives the host path of p inside the root: parent directories
+// are resolved inside the root (following the image's symlinks), the last
+// component is not followed.
+func (c *copier) resolve(p string) (string, error) {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return c.root, nil
+	}
+	dir, err := securejoin.SecureJoin(c.root, path.Dir(p))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, path.Base(p)), nil
+}
+
+func (c *copier) isDir(p string) bool {
+	full, err := securejoin.SecureJoin(c.root, p)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(full)
+	return err == nil && fi.IsDir()
+}
+
+// mkdirAll makes directory p and missing parents (0755, owned by --chown's
+// user or root) and returns its host path.
+func (c *copier) mkdirAll(p string) (string, error) {
+	cur := "/"
+	for _, part := range strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/") {
+		if part == "" {
+			continue
+		}
+		cur = path.Join(cur, part)
+		full, err := securejoin.SecureJoin(c.root, cur)
+		if err != nil {
+			return "", err
+		}
+		fi, err := os.Stat(full)
+		switch {
+		case err == nil && fi.IsDir():
+			continue
+		case err == nil:
+			return "", fmt.Errorf("%s is not a directory", cur)
+		case !errors.Is(err, os.ErrNotExist):
+			return "", err
+		}
+		if err := os.Mkdir(full, 0o755); err != nil {
+			return "", err
+		}
+		if err := os.Lchown(full, c.own.uid, c.own.gid); err != nil {
+			return "", err
+		}
+	}
+	return securejoin.SecureJoin(c.root, p)
+}
+
+// tree copies a directory's contents (not the directory itself) to dest.
+func (c *copier) tree(m match, dest string) error {
+	existed := c.isDir(dest)
+	full, err := c.mkdirAll(dest)
+	if err != nil {
+		return err
+	}
+	var dirs []entry
+	for _, e := range m.entries[1:] {
+		if err := c.file(e, path.Join(dest, e.rel)); err != nil {
+			return err
+		}
+		if e.fi.IsDir() {
+			dirs = append(dirs, e)
+		}
+	}
+	// Directory times last: writing children changed them.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		p, err := c.resolve(path.Join(dest, dirs[i].rel))
+		if err != nil {
+			return err
+		}
+		if err := setTimes(p, dirs[i].fi.ModTime()); err != nil {
+			return err
+		}
+	}
+	if !existed {
+		top := m.entries[0]
+		if err := c.meta(full, top); err != nil {
+			return err
+		}
+		return setTimes(full, top.fi.ModTime())
+	}
+	return nil
+}
+
+// file writes one entry (file, directory, symlink) at target.
+func (c *copier) file(e entry, target string) error {
+	if _, err := c.mkdirAll(path.Dir(path.Clean("/" + target))); err != nil {
+		return err
+	}
+	p, err := c.resolve(target)
+	if err != nil {
+		return err
+	}
+	old, err := os.Lstat(p)
+	exists := err == nil
+	mode := e.fi.Mode()
+	switch {
+	case mode.IsDir():
+		if exists && old.IsDir() {
+			return nil // merge into the existing directory
+		}
+		if exists {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return err
+		}
+		return c.meta(p, e)
+	case mode&os.ModeSymlink != 0:
+		if exists {
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+		}
+		if err := os.Symlink(e.link, p); err != nil {
+			return err
+		}
+		uid, gid := c.owner(e)
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return err
+		}
+		return setTimes(p, e.fi.ModTime())
+	case mode.IsRegular():
+		if exists {
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+		}
+		if err := copyFile(e.abs, p); err != nil {
+			return err
+		}
+		if err := c.meta(p, e); err != nil {
+			return err
+		}
+		return setTimes(p, e.fi.ModTime())
+	}
+	return fmt.Errorf("%s: cannot copy %s", e.rel, mode.Type())
+}
+
+func (c *copier) owner(e entry) (int, int) {
+	if c.own.set {
+		return c.own.uid, c.own.gid
+	}
+	if c.keepOwners {
+		if st, ok := e.fi.Sys().(*syscall.Stat_t); ok {
+			return int(st.Uid), int(st.Gid)
+		}
+	}
+	return 0, 0
+}
+
+// meta sets owner, then mode (chown clears setuid bits).
+func (c *copier) meta(p string, e entry) error {
+	uid, gid := c.owner(e)
+	if err := os.Lchown(p, uid, gid); err != nil {
+		return err
+	}
+	perm := uint32(e.fi.Mode().Perm())
+	m := e.fi.Mode()
+	if m&os.ModeSetuid != 0 {
+		perm |= unix.S_ISUID
+	}
+	if m&os.ModeSetgid != 0 {
+		perm |= unix.S_ISGID
+	}
+	if m&os.ModeSticky != 0 {
+		perm |= unix.S_ISVTX
+	}
+	if c.mode != nil {
+		perm = *c.mode
+	}
+	return unix.Chmod(p, perm)
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func setTimes(p string, t time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// isArchive tells whether ADD should unpack the file: a tar, plain or
+// compressed (gzip, bzip2, xz, zstd), as docker decides.
+func isArchive(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	r, _, err := compression.Decompress(f)
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	_, err = tar.NewReader(r).Next()
+	return err == nil
+}
+
+// extract unpacks a local archive into directory dest (ADD). Entries keep
+// their owners and modes; paths stay inside dest.
+func (c *copier) extract(ctx context.Context, archivePath, dest string) error {
+	full, err := c.mkdirAll(dest)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(archivePath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, _, err := compression.Decompress(f)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = archive.Apply(ctx, full, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete})
+	return err
+}
