@@ -93,14 +93,25 @@ type CreateOptions struct {
 // Create stores config and records the image; creating an image that exists
 // only adds the names. It returns the image ID.
 func (s *Store) Create(ctx context.Context, cfg ocispec.Image, opts CreateOptions) (digest.Digest, error) {
-	b, id, err := MarshalConfig(cfg)
+	b, _, err := MarshalConfig(cfg)
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.content.PutBytes(ctx, b); err != nil {
+	return s.CreateRaw(ctx, b, opts)
+}
+
+// CreateRaw is Create for config bytes made elsewhere (a builder config with
+// docker's extra fields, a pulled config): they are kept byte for byte, so
+// the image ID is their digest.
+func (s *Store) CreateRaw(ctx context.Context, config []byte, opts CreateOptions) (digest.Digest, error) {
+	if _, err := ParseConfig(config); err != nil {
+		return "", err
+	}
+	id := digest.FromBytes(config)
+	if _, err := s.content.PutBytes(ctx, config); err != nil {
 		return "", fmt.Errorf("store config %s: %w", id, err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		ib, err := metadata.Bucket(tx, imagesBucket)
 		if err != nil {
 			return err

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-project/strata/internal/archive"
+	"github.com/strata-project/strata/internal/container"
+	"github.com/strata-project/strata/internal/cp"
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/store"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func newCommitCmd(g *globals) *cobra.Command {
+	var changes []string
+	var message, author string
+	var pause bool
+	c := &cobra.Command{
+		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+		Short: "Create a new image from a container's changes",
+		Args:  rangeArgs(1, 2),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts := store.CommitOptions{Changes: changes, Message: message, Author: author}
+			if len(args) == 2 {
+				ref, err := image.ParseTagged(args[1])
+				if err != nil {
+					return err
+				}
+				opts.Ref = ref
+			}
+			s, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			ctr, err := m.Get(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			opts.SnapshotKey, opts.Image = ctr.SnapshotKey, ctr.Image
+			opts.Config = effectiveConfig(ctr)
+			if argv, err := runtime.Args(ctr.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd); err == nil {
+				opts.CreatedBy = strings.Join(argv, " ")
+			}
+			id, err := s.CommitContainer(c.Context(), opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), id)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringArrayVarP(&changes, "change", "c", nil, "apply a Dockerfile instruction to the created image")
+	f.StringVarP(&message, "message", "m", "", "commit message")
+	f.StringVarP(&author, "author", "a", "", `author (e.g. "John Hannibal Smith <hannibal@a-team.com>")`)
+	// strata reads the writable layer without freezing the container;
+	// docker's default pause is accepted because a commit here is always
+	// taken from the files as they are when read.
+	f.BoolVarP(&pause, "pause", "p", true, "pause the container during commit (strata never freezes it; the flag is accepted for compatibility)")
+	return c
+}
+
+// effectiveConfig is the image config a container runs with: its image's,
+// with what `run` overrode. docker commits exactly this.
+func effectiveConfig(ctr container.Container) ocispec.ImageConfig {
+	cfg := ctr.ImageConfig
+	cc := ctr.Config
+	if cc.EntrypointSet {
+		cfg.Entrypoint = cc.Entrypoint
+		if len(cc.Cmd) == 0 {
+			cfg.Cmd = nil
+		}
+	}
+	if len(cc.Cmd) > 0 {
+		cfg.Cmd = cc.Cmd
+	}
+	cfg.Env = image.NormalizeEnv(append(append([]string{}, cfg.Env...), cc.Env...))
+	if cc.WorkingDir != "" {
+		cfg.WorkingDir = cc.WorkingDir
+	}
+	if cc.User != "" {
+		cfg.User = cc.User
+	}
+	return cfg
+}
+
+func newDiffCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "diff CONTAINER",
+		Short: "Inspect changes to files or directories on a container's filesystem",
+		Args:  exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			ctr, err := m.Get(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			out := c.OutOrStdout()
+			return s.Layers.Changes(c.Context(), ctr.SnapshotKey, func(ch archive.Change) error {
+				_, err := fmt.Fprintf(out, "%s %s\n", ch.Kind, ch.Path)
+				return err
+			})
+		},
+	}
+}
+
+func newExportCmd(g *globals) *cobra.Command {
+	var output string
+	c := &cobra.Command{
+		Use:   "export [OPTIONS] CONTAINER",
+		Short: "Export a container's filesystem as a tar archive",
+		Args:  exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			var w io.Writer = c.OutOrStdout()
+			if output == "" && isTerminal(os.Stdout) {
+				return fmt.Errorf("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+			}
+			_, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			ctr, err := m.Get(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			var f *os.File
+			if output != "" {
+				// Written beside the target and renamed, so a failed
+				// export never leaves a truncated file under its name.
+				if f, err = os.CreateTemp(dirOf(output), ".strata-export-"); err != nil {
+					return err
+				}
+				defer os.Remove(f.Name())
+				w = f
+			}
+			err = m.WithRootfs(c.Context(), ctr, func(rootfs string) error {
+				return archive.WriteTreeDiff(c.Context(), w, "", rootfs, archive.DiffOptions{})
+			})
+			if f != nil {
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err == nil {
+					err = os.Rename(f.Name(), output)
+				}
+			}
+			return err
+		},
+	}
+	c.Flags().StringVarP(&output, "output", "o", "", "write to a file, instead of STDOUT")
+	return c
+}
+
+func dirOf(p string) string {
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		if i == 0 {
+			return "/"
+		}
+		return p[:i]
+	}
+	return "."
+}
+
+func isTerminal(f *os.File) bool { return runtime.IsTerminal(f) }
+
+func newCpCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cp CONTAINER:SRC_PATH DEST_PATH|-\n  strata cp SRC_PATH|- CONTAINER:DEST_PATH",
+		Short: "Copy files/folders between a container and the local filesystem",
+		Args:  exactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			srcCtr, srcPath := splitCpArg(args[0])
+			dstCtr, dstPath := splitCpArg(args[1])
+			switch {
+			case srcCtr != "" && dstCtr != "":
+				return usageError{cmd: c.CommandPath(), err: fmt.Errorf("copying between containers is not supported")}
+			case srcCtr == "" && dstCtr == "":
+				return usageError{cmd: c.CommandPath(), err: fmt.Errorf("must specify at least one container source")}
+			}
+			_, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			ref := srcCtr + dstCtr
+			ctr, err := m.Get(c.Context(), ref)
+			if err != nil {
+				return err
+			}
+			return m.WithRootfs(c.Context(), ctr, func(rootfs string) error {
+				if srcCtr != "" {
+					if dstPath == "-" {
+						full, err := (cp.Endpoint{Root: rootfs, Path: srcPath}).Resolve()
+						if err != nil {
+							return err
+						}
+						return cp.WriteTar(c.Context(), c.OutOrStdout(), full, baseName(full))
+					}
+					return cp.Copy(c.Context(), cp.Endpoint{Root: rootfs, Path: srcPath}, cp.Endpoint{Root: "/", Path: dstPath})
+				}
+				if srcPath == "-" {
+					return cp.Extract(c.Context(), os.Stdin, cp.Endpoint{Root: rootfs, Path: dstPath})
+				}
+				return cp.Copy(c.Context(), cp.Endpoint{Root: "/", Path: srcPath}, cp.Endpoint{Root: rootfs, Path: dstPath})
+			})
+		},
+	}
+}
+
+// splitCpArg splits "CONTAINER:PATH"; a local path has no container part
+// (paths with a colon can be given as ./a:b, like docker).
+func splitCpArg(arg string) (ctr, p string) {
+	if strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, ".") {
+		return "", arg
+	}
+	if i := strings.Index(arg, ":"); i > 0 {
+		return arg[:i], arg[i+1:]
+	}
+	return "", arg
+}
+
+func baseName(p string) string {
+	p = strings.TrimRight(p, "/")
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}

@@ -1,0 +1,428 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-project/strata/internal/container"
+	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/store"
+)
+
+// imageUsers tells rmi which containers use an image.
+func imageUsers(s *store.Store) store.ImageUsers {
+	return container.NewManager(s, defaultRuntime()).Users
+}
+
+func containerCount(ctx context.Context, s *store.Store) (int, error) {
+	return container.NewManager(s, defaultRuntime()).Count(ctx)
+}
+
+// defaultRuntime is the OCI runtime for new containers: STRATA_RUNTIME, or runc.
+func defaultRuntime() string {
+	if r := os.Getenv("STRATA_RUNTIME"); r != "" {
+		return r
+	}
+	return "runc"
+}
+
+// newContainerCmd is `strata container ...`, docker's management-command spelling.
+func newContainerCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "container", Short: "Manage containers"}
+	ls := newPsCmd(g)
+	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"ps", "list"}
+	rm := newRmCmd(g)
+	rm.Use, rm.Aliases = "rm [OPTIONS] CONTAINER [CONTAINER...]", []string{"remove"}
+	c.AddCommand(ls, rm, newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g),
+		newKillCmd(g), newWaitCmd(g), newLogsCmd(g), newContainerInspectCmd(g),
+		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g))
+	return c
+}
+
+// psRow is one line of `ps`, with docker's --format names.
+type psRow struct {
+	ID         string
+	Image      string
+	Command    string
+	CreatedAt  string
+	RunningFor string
+	Ports      string
+	State      string
+	Status     string
+	Size       string
+	Names      string
+	Labels     string
+	Mounts     string
+	Networks   string
+}
+
+var psHeaders = map[string]string{
+	"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+	"RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
+	"Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+}
+
+const psTable = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+
+func newPsCmd(g *globals) *cobra.Command {
+	var all, quiet, noTrunc bool
+	var format string
+	c := &cobra.Command{
+		Use:   "ps [OPTIONS]",
+		Short: "List containers",
+		Args:  exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			_, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			ctrs, err := m.List(c.Context())
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			var rows []psRow
+			for _, ctr := range ctrs {
+				if !all && ctr.State.Status != container.StatusRunning {
+					continue
+				}
+				rows = append(rows, toPsRow(ctr, now, noTrunc))
+			}
+			if quiet {
+				format = "{{.ID}}"
+			}
+			return writeRows(c.OutOrStdout(), format, psTable, psHeaders, rows)
+		},
+	}
+	c.Flags().BoolVarP(&all, "all", "a", false, "show all containers (default shows just running)")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "only display container IDs")
+	c.Flags().BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
+	c.Flags().StringVar(&format, "format", "", "format output using a Go template, 'table ...' or 'json'")
+	return c
+}
+
+func toPsRow(ctr container.Container, now time.Time, noTrunc bool) psRow {
+	id := ctr.ID
+	cmd := strings.Join(containerArgs(ctr), " ")
+	if !noTrunc {
+		id = ctr.ShortID()
+		cmd = ellipsis(cmd, 20)
+	}
+	network := ctr.Config.Network
+	return psRow{
+		ID: id, Image: ctr.ImageRef, Command: strconv.Quote(cmd),
+		CreatedAt:  ctr.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+		RunningFor: since(ctr.Created), State: string(ctr.State.Status),
+		Status: ctr.StatusText(now), Names: ctr.Name, Networks: network,
+	}
+}
+
+// containerArgs is the command line the container runs (or would run).
+func containerArgs(ctr container.Container) []string {
+	args, _ := runtime.Args(ctr.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd)
+	return args
+}
+
+func newRmCmd(g *globals) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "rm [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Remove one or more containers",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return eachContainer(c, g, args, func(m *container.Manager, ctr container.Container) error {
+				return m.Remove(c.Context(), ctr, force)
+			})
+		},
+	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "force the removal of a running container (uses SIGKILL)")
+	return c
+}
+
+// eachContainer applies fn to every named container, printing the name of
+// each success and an error line for each failure, like docker.
+func eachContainer(c *cobra.Command, g *globals, refs []string, fn func(*container.Manager, container.Container) error) error {
+	_, m, err := g.containers(c)
+	if err != nil {
+		return err
+	}
+	var failed error
+	for _, ref := range refs {
+		ctr, err := m.Get(c.Context(), ref)
+		if err == nil {
+			err = fn(m, ctr)
+		}
+		if err != nil {
+			fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
+			failed = exitError{code: 1}
+			continue
+		}
+		fmt.Fprintln(c.OutOrStdout(), ref)
+	}
+	return failed
+}
+
+func newStopCmd(g *globals) *cobra.Command {
+	var seconds int
+	c := &cobra.Command{
+		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Stop one or more running containers",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			timeout := time.Duration(seconds) * time.Second
+			return eachContainer(c, g, args, func(m *container.Manager, ctr container.Container) error {
+				return m.Stop(c.Context(), ctr, timeout)
+			})
+		},
+	}
+	c.Flags().IntVarP(&seconds, "time", "t", 10, "seconds to wait before killing the container (-1: wait forever)")
+	return c
+}
+
+func newKillCmd(g *globals) *cobra.Command {
+	var sigName string
+	c := &cobra.Command{
+		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Kill one or more running containers",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			sig, err := runtime.ParseSignal(sigName)
+			if err != nil {
+				return usageError{cmd: c.CommandPath(), err: err}
+			}
+			return eachContainer(c, g, args, func(m *container.Manager, ctr container.Container) error {
+				return m.Kill(c.Context(), ctr, sig)
+			})
+		},
+	}
+	c.Flags().StringVarP(&sigName, "signal", "s", "KILL", "signal to send to the container")
+	return c
+}
+
+func newWaitCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wait CONTAINER [CONTAINER...]",
+		Short: "Block until one or more containers stop, then print their exit codes",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			_, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			var failed error
+			for _, ref := range args {
+				ctr, err := m.Get(c.Context(), ref)
+				code := 0
+				if err == nil {
+					code, err = m.Wait(c.Context(), ctr)
+				}
+				if err != nil {
+					fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
+					failed = exitError{code: 1}
+					continue
+				}
+				fmt.Fprintln(c.OutOrStdout(), code)
+			}
+			return failed
+		},
+	}
+}
+
+func newLogsCmd(g *globals) *cobra.Command {
+	var o container.LogOptions
+	var tail string
+	c := &cobra.Command{
+		Use:   "logs [OPTIONS] CONTAINER",
+		Short: "Fetch the logs of a container",
+		Args:  exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			o.Tail = -1
+			if tail != "all" {
+				n, err := strconv.Atoi(tail)
+				if err != nil {
+					return usageError{cmd: c.CommandPath(), err: fmt.Errorf("invalid --tail %q: want a number or \"all\"", tail)}
+				}
+				o.Tail = n
+			}
+			_, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			ctr, err := m.Get(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return m.Logs(c.Context(), ctr, o, c.OutOrStdout(), c.ErrOrStderr())
+		},
+	}
+	c.Flags().BoolVarP(&o.Follow, "follow", "f", false, "follow log output")
+	c.Flags().BoolVarP(&o.Timestamps, "timestamps", "t", false, "show timestamps")
+	c.Flags().StringVarP(&tail, "tail", "n", "all", "number of lines to show from the end of the logs")
+	return c
+}
+
+// inspectContainer is docker's `container inspect` JSON shape (the parts
+// strata has).
+type inspectContainer struct {
+	ID              string               `json:"Id"`
+	Created         string               `json:"Created"`
+	Path            string               `json:"Path"`
+	Args            []string             `json:"Args"`
+	State           inspectState         `json:"State"`
+	Image           string               `json:"Image"`
+	ResolvConfPath  string               `json:"ResolvConfPath"`
+	HostnamePath    string               `json:"HostnamePath"`
+	HostsPath       string               `json:"HostsPath"`
+	LogPath         string               `json:"LogPath"`
+	Name            string               `json:"Name"`
+	Driver          string               `json:"Driver"`
+	HostConfig      inspectHostConfig    `json:"HostConfig"`
+	Config          inspectCtrConfig     `json:"Config"`
+	GraphDriver     inspectDriver        `json:"GraphDriver"`
+	NetworkSettings inspectNetworkConfig `json:"NetworkSettings"`
+}
+
+type inspectState struct {
+	Status     string `json:"Status"`
+	Running    bool   `json:"Running"`
+	Paused     bool   `json:"Paused"`
+	Restarting bool   `json:"Restarting"`
+	OOMKilled  bool   `json:"OOMKilled"`
+	Dead       bool   `json:"Dead"`
+	Pid        int    `json:"Pid"`
+	ExitCode   int    `json:"ExitCode"`
+	Error      string `json:"Error"`
+	StartedAt  string `json:"StartedAt"`
+	FinishedAt string `json:"FinishedAt"`
+}
+
+type inspectHostConfig struct {
+	Binds          []string `json:"Binds"`
+	NetworkMode    string   `json:"NetworkMode"`
+	ReadonlyRootfs bool     `json:"ReadonlyRootfs"`
+	AutoRemove     bool     `json:"AutoRemove"`
+	Runtime        string   `json:"Runtime"`
+}
+
+type inspectCtrConfig struct {
+	Hostname     string              `json:"Hostname"`
+	User         string              `json:"User"`
+	AttachStdin  bool                `json:"AttachStdin"`
+	Tty          bool                `json:"Tty"`
+	OpenStdin    bool                `json:"OpenStdin"`
+	Env          []string            `json:"Env"`
+	Cmd          []string            `json:"Cmd"`
+	Image        string              `json:"Image"`
+	WorkingDir   string              `json:"WorkingDir"`
+	Entrypoint   []string            `json:"Entrypoint"`
+	Labels       map[string]string   `json:"Labels"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+}
+
+type inspectNetworkConfig struct {
+	Networks map[string]struct{} `json:"Networks"`
+}
+
+func toInspectContainer(m *container.Manager, driver string, ctr container.Container) inspectContainer {
+	zero := "0001-01-01T00:00:00Z"
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return zero
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	args := containerArgs(ctr)
+	path := ""
+	if len(args) > 0 {
+		path, args = args[0], args[1:]
+	}
+	env := append(append([]string{}, ctr.ImageConfig.Env...), ctr.Config.Env...)
+	entrypoint, cmd := ctr.ImageConfig.Entrypoint, ctr.ImageConfig.Cmd
+	if ctr.Config.EntrypointSet {
+		entrypoint, cmd = ctr.Config.Entrypoint, nil
+	}
+	if len(ctr.Config.Cmd) > 0 {
+		cmd = ctr.Config.Cmd
+	}
+	user, workdir := ctr.ImageConfig.User, ctr.ImageConfig.WorkingDir
+	if ctr.Config.User != "" {
+		user = ctr.Config.User
+	}
+	if ctr.Config.WorkingDir != "" {
+		workdir = ctr.Config.WorkingDir
+	}
+	dir := m.Dir(ctr.ID)
+	binds := ctr.Config.Binds
+	if binds == nil {
+		binds = []string{}
+	}
+	return inspectContainer{
+		ID: ctr.ID, Created: ts(ctr.Created), Path: path, Args: args,
+		State: inspectState{
+			Status: string(ctr.State.Status), Running: ctr.State.Status == container.StatusRunning,
+			Pid: ctr.State.Pid, ExitCode: ctr.State.ExitCode, Error: ctr.State.Error,
+			StartedAt: ts(ctr.State.StartedAt), FinishedAt: ts(ctr.State.FinishedAt),
+		},
+		Image:          ctr.Image.String(),
+		ResolvConfPath: dir + "/resolv.conf", HostnamePath: dir + "/hostname", HostsPath: dir + "/hosts",
+		LogPath: m.LogPath(ctr.ID), Name: "/" + ctr.Name, Driver: driver,
+		HostConfig: inspectHostConfig{
+			Binds: binds, NetworkMode: ctr.Config.Network, ReadonlyRootfs: ctr.Config.ReadOnly,
+			AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime,
+		},
+		Config: inspectCtrConfig{
+			Hostname: ctr.Config.Hostname, User: user, AttachStdin: ctr.Config.OpenStdin,
+			Tty: ctr.Config.Tty, OpenStdin: ctr.Config.OpenStdin, Env: env, Cmd: cmd,
+			Image: ctr.ImageRef, WorkingDir: workdir, Entrypoint: entrypoint,
+			Labels: ctr.ImageConfig.Labels, StopSignal: ctr.ImageConfig.StopSignal,
+			ExposedPorts: ctr.ImageConfig.ExposedPorts,
+		},
+		GraphDriver:     inspectDriver{Name: driver, Data: map[string]string{"MergedDir": m.RootfsDir(ctr.ID)}},
+		NetworkSettings: inspectNetworkConfig{Networks: map[string]struct{}{ctr.Config.Network: {}}},
+	}
+}
+
+func newContainerInspectCmd(g *globals) *cobra.Command {
+	var format string
+	c := &cobra.Command{
+		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Display detailed information on one or more containers",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			var out []any
+			var missing bool
+			for _, ref := range args {
+				ctr, err := m.Get(c.Context(), ref)
+				if err != nil {
+					if !store.IsNotFound(err) {
+						return err
+					}
+					missing = true
+					fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
+					continue
+				}
+				out = append(out, toInspectContainer(m, s.Driver(), ctr))
+			}
+			if err := printInspect(c.OutOrStdout(), format, out); err != nil {
+				return err
+			}
+			if missing {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template or 'json'")
+	return c
+}

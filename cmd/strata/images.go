@@ -1,0 +1,539 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/spf13/cobra"
+
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/store"
+)
+
+func newImportCmd(g *globals) *cobra.Command {
+	var changes []string
+	var message string
+	c := &cobra.Command{
+		Use:   "import [OPTIONS] file|- [REPOSITORY[:TAG]]",
+		Short: "Import the contents from a tarball to create a filesystem image",
+		Args:  rangeArgs(1, 2),
+		RunE: func(c *cobra.Command, args []string) error {
+			opts := store.ImportOptions{Source: args[0], Changes: changes, Message: message}
+			if len(args) == 2 {
+				ref, err := image.ParseTagged(args[1])
+				if err != nil {
+					return err
+				}
+				opts.Ref = ref
+			}
+			var in io.Reader = os.Stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return fmt.Errorf("import: %w", err)
+				}
+				defer f.Close()
+				in = f
+			}
+			s, err := g.openStore(c.Context())
+			if err != nil {
+				return err
+			}
+			id, err := s.Import(c.Context(), in, opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.OutOrStdout(), id)
+			return nil
+		},
+	}
+	c.Flags().StringArrayVarP(&changes, "change", "c", nil, "apply a Dockerfile instruction to the created image")
+	c.Flags().StringVarP(&message, "message", "m", "", "set a commit message for the imported image")
+	c.Flags().String("platform", "", "set platform (only linux/amd64 is supported)")
+	return c
+}
+
+// imageRow is one line of `images`; its field names are docker's --format names.
+type imageRow struct {
+	ID           string
+	Repository   string
+	Tag          string
+	Digest       string
+	CreatedSince string
+	CreatedAt    string
+	Size         string
+	Containers   string
+	SharedSize   string
+	UniqueSize   string
+	VirtualSize  string
+}
+
+func newImagesCmd(g *globals) *cobra.Command {
+	var quiet, all, digests, noTrunc bool
+	var format string
+	var filters []string
+	c := &cobra.Command{
+		Use:   "images [OPTIONS] [REPOSITORY[:TAG]]",
+		Short: "List images",
+		Args:  rangeArgs(0, 1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := g.openStore(c.Context())
+			if err != nil {
+				return err
+			}
+			imgs, err := s.Images.List(c.Context())
+			if err != nil {
+				return err
+			}
+			match := func(repo, tag string) bool { return true }
+			if len(args) == 1 {
+				pattern := args[0]
+				match = func(repo, tag string) bool {
+					ok, _ := reference.FamiliarMatch(pattern, mustParse(repo, tag))
+					if !ok && !strings.Contains(pattern, ":") {
+						ok = repo == pattern
+					}
+					return ok
+				}
+			}
+			dangling, err := parseDanglingFilter(filters)
+			if err != nil {
+				return err
+			}
+			hasChild := map[string]bool{}
+			for _, img := range imgs {
+				hasChild[img.Parent.String()] = true
+			}
+			var rows []imageRow
+			for _, img := range imgs {
+				if !all && len(img.Names) == 0 && hasChild[img.ID.String()] {
+					continue // an intermediate image: untagged, with images built on it
+				}
+				rows = append(rows, imageRows(img, noTrunc, digests, match, dangling)...)
+			}
+			if quiet {
+				seen := map[string]bool{}
+				for _, r := range rows {
+					if !seen[r.ID] {
+						seen[r.ID] = true
+						fmt.Fprintln(c.OutOrStdout(), r.ID)
+					}
+				}
+				return nil
+			}
+			def := "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+			if digests {
+				def = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+			}
+			return writeRows(c.OutOrStdout(), format, def, map[string]string{
+				"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
+				"CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+			}, rows)
+		},
+	}
+	f := c.Flags()
+	f.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	f.BoolVarP(&all, "all", "a", false, "show all images (default hides intermediate images)")
+	f.BoolVar(&digests, "digests", false, "show digests")
+	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
+	f.StringVar(&format, "format", "", "format output using a Go template or 'json'")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter output (dangling=true|false)")
+	return c
+}
+
+func mustParse(repo, tag string) reference.Reference {
+	n, err := reference.ParseNormalizedNamed(repo + ":" + tag)
+	if err != nil {
+		n, _ = reference.ParseNormalizedNamed("invalid")
+	}
+	return n
+}
+
+// parseDanglingFilter understands docker's dangling filter; others are refused
+// rather than ignored.
+func parseDanglingFilter(filters []string) (*bool, error) {
+	var out *bool
+	for _, f := range filters {
+		k, v, _ := strings.Cut(f, "=")
+		if k != "dangling" || (v != "true" && v != "false") {
+			return nil, fmt.Errorf("invalid filter %q (supported: dangling=true|false)", f)
+		}
+		b := v == "true"
+		out = &b
+	}
+	return out, nil
+}
+
+// imageRows gives one row per tag (docker's layout), or one <none> row.
+func imageRows(img image.Image, noTrunc, digests bool, match func(repo, tag string) bool, dangling *bool) []imageRow {
+	id := "sha256:" + img.ID.Encoded()
+	if !noTrunc {
+		id = image.ShortID(img.ID)
+	}
+	base := imageRow{
+		ID: id, CreatedSince: since(img.Created()), CreatedAt: img.Created().Local().Format("2006-01-02 15:04:05 -0700 MST"),
+		Size: humanSize(img.Size), Containers: "N/A", SharedSize: "N/A", UniqueSize: "N/A", VirtualSize: humanSize(img.Size),
+		Digest: "<none>",
+	}
+	if img.Manifest != "" {
+		base.Digest = img.Manifest.String()
+	}
+	tags := img.RepoTags()
+	isDangling := len(tags) == 0
+	if dangling != nil && *dangling != isDangling {
+		return nil
+	}
+	var rows []imageRow
+	for _, t := range tags {
+		repo, tag, _ := image.SplitFamiliar(t)
+		if !match(repo, tag) {
+			continue
+		}
+		r := base
+		r.Repository, r.Tag = repo, tag
+		rows = append(rows, r)
+	}
+	if len(tags) == 0 {
+		r := base
+		r.Repository, r.Tag = "<none>", "<none>"
+		if ds := img.RepoDigests(); len(ds) > 0 {
+			r.Repository, _, _ = image.SplitFamiliar(ds[0])
+		}
+		if match(r.Repository, r.Tag) {
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+func newTagCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+		Args:  exactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			target, err := image.ParseTagged(args[1])
+			if err != nil {
+				return err
+			}
+			s, err := g.openStore(c.Context())
+			if err != nil {
+				return err
+			}
+			id, err := s.Images.Resolve(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return s.Images.Tag(c.Context(), id, target)
+		},
+	}
+}
+
+func newRmiCmd(g *globals) *cobra.Command {
+	var force, noPrune bool
+	c := &cobra.Command{
+		Use:   "rmi [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Remove one or more images",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := g.openStore(c.Context())
+			if err != nil {
+				return err
+			}
+			var failed error
+			for _, ref := range args {
+				res, err := s.RemoveImage(c.Context(), ref, force, imageUsers(s))
+				for _, u := range res.Untagged {
+					fmt.Fprintln(c.OutOrStdout(), "Untagged:", u)
+				}
+				for _, d := range res.Deleted {
+					fmt.Fprintln(c.OutOrStdout(), "Deleted:", d)
+				}
+				if err != nil {
+					fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
+					failed = exitError{code: 1}
+				}
+			}
+			return failed
+		},
+	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "force removal of the image")
+	c.Flags().BoolVar(&noPrune, "no-prune", false, "do not delete untagged parents")
+	return c
+}
+
+// inspectImage is docker's `image inspect` JSON shape.
+type inspectImage struct {
+	ID            string          `json:"Id"`
+	RepoTags      []string        `json:"RepoTags"`
+	RepoDigests   []string        `json:"RepoDigests"`
+	Parent        string          `json:"Parent"`
+	Comment       string          `json:"Comment"`
+	Created       string          `json:"Created"`
+	DockerVersion string          `json:"DockerVersion"`
+	Author        string          `json:"Author"`
+	Config        inspectConfig   `json:"Config"`
+	Architecture  string          `json:"Architecture"`
+	Variant       string          `json:"Variant,omitempty"`
+	Os            string          `json:"Os"`
+	Size          int64           `json:"Size"`
+	GraphDriver   inspectDriver   `json:"GraphDriver"`
+	RootFS        inspectRootFS   `json:"RootFS"`
+	Metadata      inspectMetadata `json:"Metadata"`
+}
+
+type inspectConfig struct {
+	Hostname     string              `json:"Hostname"`
+	Domainname   string              `json:"Domainname"`
+	User         string              `json:"User"`
+	AttachStdin  bool                `json:"AttachStdin"`
+	AttachStdout bool                `json:"AttachStdout"`
+	AttachStderr bool                `json:"AttachStderr"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts"`
+	Tty          bool                `json:"Tty"`
+	OpenStdin    bool                `json:"OpenStdin"`
+	StdinOnce    bool                `json:"StdinOnce"`
+	Env          []string            `json:"Env"`
+	Cmd          []string            `json:"Cmd"`
+	Image        string              `json:"Image"`
+	Volumes      map[string]struct{} `json:"Volumes"`
+	WorkingDir   string              `json:"WorkingDir"`
+	Entrypoint   []string            `json:"Entrypoint"`
+	OnBuild      []string            `json:"OnBuild"`
+	Labels       map[string]string   `json:"Labels"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+}
+
+type inspectDriver struct {
+	Name string            `json:"Name"`
+	Data map[string]string `json:"Data"`
+}
+
+type inspectRootFS struct {
+	Type   string   `json:"Type"`
+	Layers []string `json:"Layers"`
+}
+
+type inspectMetadata struct {
+	LastTagTime string `json:"LastTagTime"`
+}
+
+func toInspect(img image.Image, driver string) inspectImage {
+	cfg := img.Config
+	created := ""
+	if t := img.Created(); !t.IsZero() {
+		created = t.UTC().Format(time.RFC3339Nano)
+	}
+	comment := ""
+	if n := len(cfg.History); n > 0 {
+		comment = cfg.History[n-1].Comment
+	}
+	layers := []string{}
+	for _, d := range cfg.RootFS.DiffIDs {
+		layers = append(layers, d.String())
+	}
+	parent := ""
+	if img.Parent != "" {
+		parent = img.Parent.String()
+	}
+	return inspectImage{
+		ID: img.ID.String(), RepoTags: img.RepoTags(), RepoDigests: img.RepoDigests(),
+		Parent: parent, Comment: comment, Created: created, Author: cfg.Author,
+		Config: inspectConfig{
+			User: cfg.Config.User, ExposedPorts: cfg.Config.ExposedPorts, Env: cfg.Config.Env,
+			Cmd: cfg.Config.Cmd, Volumes: cfg.Config.Volumes, WorkingDir: cfg.Config.WorkingDir,
+			Entrypoint: cfg.Config.Entrypoint, Labels: cfg.Config.Labels, StopSignal: cfg.Config.StopSignal,
+		},
+		Architecture: cfg.Architecture, Variant: cfg.Variant, Os: cfg.OS, Size: img.Size,
+		GraphDriver: inspectDriver{Name: driver, Data: map[string]string{}},
+		RootFS:      inspectRootFS{Type: cfg.RootFS.Type, Layers: layers},
+		Metadata:    inspectMetadata{LastTagTime: "0001-01-01T00:00:00Z"},
+	}
+}
+
+func newInspectCmd(g *globals) *cobra.Command {
+	var format string
+	c := &cobra.Command{
+		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
+		Short: "Return low-level information on images",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := g.openStore(c.Context())
+			if err != nil {
+				return err
+			}
+			var out []any
+			var missing error
+			for _, ref := range args {
+				v, err := inspectObject(c, s, ref)
+				if err != nil {
+					if !store.IsNotFound(err) {
+						return err
+					}
+					missing = err
+					fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
+					continue
+				}
+				out = append(out, v)
+			}
+			if err := printInspect(c.OutOrStdout(), format, out); err != nil {
+				return err
+			}
+			if missing != nil {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template or 'json'")
+	return c
+}
+
+// inspectObject finds what ref names. Container records join here when
+// containers exist.
+func inspectObject(c *cobra.Command, s *store.Store, ref string) (any, error) {
+	img, err := s.Images.Get(c.Context(), ref)
+	if err != nil {
+		return nil, err
+	}
+	return toInspect(img, s.Driver()), nil
+}
+
+// printInspect prints a JSON array, or each object through a template.
+func printInspect(w io.Writer, format string, objs []any) error {
+	if format == "" || format == "json" {
+		if objs == nil {
+			objs = []any{}
+		}
+		b, err := json.MarshalIndent(objs, "", "    ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w, string(b))
+		return nil
+	}
+	tmpl, _, err := parseFormat(format)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		// Templates see docker's field names, so go through JSON.
+		var generic any
+		b, _ := json.Marshal(o)
+		if err := json.Unmarshal(b, &generic); err != nil {
+			return err
+		}
+		if err := tmpl.Execute(w, generic); err != nil {
+			return fmt.Errorf("template: %w", err)
+		}
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+// historyRow is one line of `history`, with docker's --format names.
+type historyRow struct {
+	ID           string
+	CreatedSince string
+	CreatedAt    string
+	CreatedBy    string
+	Size         string
+	Comment      string
+}
+
+func newHistoryCmd(g *globals) *cobra.Command {
+	var noTrunc, quiet bool
+	human := true
+	var format string
+	c := &cobra.Command{
+		Use:   "history [OPTIONS] IMAGE",
+		Short: "Show the history of an image",
+		Args:  exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, err := g.openStore(c.Context())
+			if err != nil {
+				return err
+			}
+			img, err := s.Images.Get(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			rows, err := historyRows(c, s, img, noTrunc, human)
+			if err != nil {
+				return err
+			}
+			if quiet {
+				for _, r := range rows {
+					fmt.Fprintln(c.OutOrStdout(), r.ID)
+				}
+				return nil
+			}
+			return writeRows(c.OutOrStdout(), format,
+				"table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
+				map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"},
+				rows)
+		},
+	}
+	f := c.Flags()
+	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
+	f.BoolVarP(&quiet, "quiet", "q", false, "only show image IDs")
+	f.BoolVarP(&human, "human", "H", true, "print sizes and dates in human readable format")
+	f.StringVar(&format, "format", "", "format output using a Go template or 'json'")
+	return c
+}
+
+// historyRows lists the image's history newest first, with each layer's
+// size beside the step that made it.
+func historyRows(c *cobra.Command, s *store.Store, img image.Image, noTrunc, human bool) ([]historyRow, error) {
+	cfg := img.Config
+	chain := image.ChainIDs(cfg.RootFS.DiffIDs)
+	layerOf := image.HistoryLayers(cfg)
+	var rows []historyRow
+	for i := len(cfg.History) - 1; i >= 0; i-- {
+		h := cfg.History[i]
+		var size int64
+		if li := layerOf[i]; li >= 0 {
+			l, err := s.Layers.Get(c.Context(), chain[li])
+			if err != nil {
+				return nil, err
+			}
+			size = l.Size
+		}
+		id := "<missing>"
+		if i == len(cfg.History)-1 {
+			id = img.ID.String()
+			if !noTrunc {
+				id = image.ShortID(img.ID)
+			}
+		}
+		var t time.Time
+		if h.Created != nil {
+			t = *h.Created
+		}
+		by := h.CreatedBy
+		if !noTrunc {
+			by = ellipsis(by, 45)
+		}
+		r := historyRow{ID: id, CreatedBy: by, Comment: h.Comment, CreatedAt: t.Format(time.RFC3339)}
+		if human {
+			r.CreatedSince, r.Size = since(t), humanSize(size)
+		} else {
+			r.CreatedSince, r.Size = t.Format(time.RFC3339), fmt.Sprint(size)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+func ellipsis(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

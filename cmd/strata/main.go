@@ -1,0 +1,172 @@
+// Command strata is a daemonless container image engine with docker's verbs.
+// Each command parses flags, makes one call into an internal package and
+// prints the result; the logic lives in the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strata-project/strata/internal/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// globals are the flags every command shares.
+type globals struct {
+	root   string
+	driver string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+// run executes one command line and returns the process exit status.
+func run(ctx context.Context, args []string) int {
+	g := &globals{}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "Error:", message(ee.err))
+		}
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "Error:", message(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(os.Stderr, "See '%s --help'.\n", ue.cmd)
+		return 125
+	}
+	return 1
+}
+
+// exitError carries a status other than 1, e.g. a container's exit code.
+type exitError struct {
+	code int
+	err  error // printed when not nil
+}
+
+func (e exitError) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}
+
+// usageError is a command-line mistake: docker exits 125 for those.
+type usageError struct {
+	cmd string
+	err error
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// message turns internal errors into docker's wording where users expect it.
+func message(err error) string {
+	if store.IsNoSuchImage(err) {
+		s := err.Error()
+		// "NAME: no such image: not found" -> "No such image: NAME"
+		if i := strings.Index(s, ": no such image"); i >= 0 {
+			return "No such image: " + s[:i]
+		}
+		return "No such image"
+	}
+	return err.Error()
+}
+
+func newRootCmd(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "strata",
+		Short:         "A daemonless container image engine",
+		Long:          "strata builds, stores, runs, commits and shares layered container images.\nIts commands, flags and output follow docker's.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	defRoot := os.Getenv("STRATA_ROOT")
+	if defRoot == "" {
+		defRoot = store.DefaultRoot
+	}
+	root.PersistentFlags().StringVar(&g.root, "root", defRoot, "store root directory (env STRATA_ROOT)")
+	root.PersistentFlags().StringVar(&g.driver, "storage-driver", os.Getenv("STRATA_STORAGE_DRIVER"), "storage driver: overlay or native (default: detected on first use)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{cmd: c.CommandPath(), err: err}
+	})
+	root.AddCommand(
+		newVersionCmd(), newInfoCmd(g),
+		newImportCmd(g), newImagesCmd(g), newTagCmd(g), newRmiCmd(g),
+		newInspectCmd(g), newHistoryCmd(g), newMountCmd(g), newUmountCmd(g),
+		newImageCmd(g), newBuildCmd(g),
+		newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g), newKillCmd(g),
+		newWaitCmd(g), newLogsCmd(g), newPsCmd(g), newRmCmd(g), newContainerCmd(g),
+		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g),
+		newBuilderCmd(g), newMonitorCmd(g),
+	)
+	return root
+}
+
+// newImageCmd is `strata image ...`, docker's management-command spelling.
+func newImageCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "image", Short: "Manage images"}
+	ls := newImagesCmd(g)
+	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
+	rm := newRmiCmd(g)
+	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
+	c.AddCommand(ls, rm, newTagCmd(g), newInspectCmd(g), newHistoryCmd(g), newImportCmd(g))
+	return c
+}
+
+// openStore opens the store the global flags name.
+func (g *globals) openStore(ctx context.Context) (*store.Store, error) {
+	return store.Open(ctx, store.Options{Root: g.root, Driver: g.driver})
+}
+
+// exactArgs is cobra.ExactArgs with docker's wording and exit status.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			s := "s"
+			if n == 1 {
+				s = ""
+			}
+			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires exactly %d argument%s", c.CommandPath(), n, s)}
+		}
+		return nil
+	}
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires at least %d argument", c.CommandPath(), n)}
+		}
+		return nil
+	}
+}
+
+func rangeArgs(lo, hi int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires at least %d and at most %d arguments", c.CommandPath(), lo, hi)}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/container"
+	"github.com/strata-project/strata/internal/store"
+)
+
+// createFlags are the flags `create` and `run` share, with docker's names.
+type createFlags struct {
+	name, workdir, user, entrypoint, network, hostname, runtime string
+	env, envFiles, volumes                                      []string
+	interactive, tty, readOnly, rm                              bool
+}
+
+func (f *createFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	// Flags after the image name belong to the container's command.
+	fl.SetInterspersed(false)
+	fl.StringVar(&f.name, "name", "", "assign a name to the container")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set environment variables (KEY=VALUE, or KEY to take the host's value)")
+	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read in a file of environment variables")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
+	fl.StringVarP(&f.user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a host directory (HOST:CONTAINER[:ro])")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "overwrite the default ENTRYPOINT of the image")
+	fl.StringVar(&f.network, "network", "host", "network mode: host (share the host's network) or none (loopback only)")
+	fl.StringVar(&f.hostname, "hostname", "", "container host name")
+	fl.StringVar(&f.runtime, "runtime", defaultRuntime(), "OCI runtime to use: runc or crun (env STRATA_RUNTIME)")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
+	fl.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem as read only")
+	fl.BoolVar(&f.rm, "rm", false, "automatically remove the container when it exits")
+}
+
+// config turns the flags and the command after the image into a container
+// config.
+func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, error) {
+	cfg := container.Config{
+		Cmd: cmd, WorkingDir: f.workdir, User: f.user, Hostname: f.hostname,
+		Binds: f.volumes, Network: f.network, ReadOnly: f.readOnly,
+		Tty: f.tty, OpenStdin: f.interactive, AutoRemove: f.rm, Runtime: f.runtime,
+	}
+	if c.Flags().Changed("entrypoint") {
+		cfg.EntrypointSet = true
+		if f.entrypoint != "" {
+			cfg.Entrypoint = []string{f.entrypoint}
+		}
+	}
+	for _, path := range f.envFiles {
+		env, err := readEnvFile(path)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Env = append(cfg.Env, env...)
+	}
+	for _, e := range f.env {
+		if kv, ok := hostEnv(e); ok {
+			cfg.Env = append(cfg.Env, kv)
+		}
+	}
+	return cfg, nil
+}
+
+// hostEnv resolves docker's `-e KEY` (no value: the host's, or nothing when
+// the host has none).
+func hostEnv(e string) (string, bool) {
+	if strings.Contains(e, "=") {
+		return e, true
+	}
+	if v, ok := os.LookupEnv(e); ok {
+		return e + "=" + v, true
+	}
+	return "", false
+}
+
+// readEnvFile reads KEY=VALUE lines; blank lines and # comments are skipped
+// and a bare KEY takes the host's value, as docker does.
+func readEnvFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open env file: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimLeft(sc.Text(), " \t")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if k, _, _ := strings.Cut(line, "="); strings.ContainsAny(k, " \t") {
+			return nil, fmt.Errorf("env file %s: variable %q contains whitespaces", path, k)
+		}
+		if kv, ok := hostEnv(line); ok {
+			out = append(out, kv)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read env file %s: %w", path, err)
+	}
+	return out, nil
+}
+
+// containers opens the store and its container manager.
+func (g *globals) containers(c *cobra.Command) (*store.Store, *container.Manager, error) {
+	s, err := g.openStore(c.Context())
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, container.NewManager(s, defaultRuntime()), nil
+}
+
+// monitorCommand is how StartDetached re-executes strata as the monitor.
+func monitorCommand(s *store.Store) ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the strata binary: %w", err)
+	}
+	return []string{exe, "--root", s.Root, monitorCmdName}, nil
+}
+
+func newCreateCmd(g *globals) *cobra.Command {
+	f := &createFlags{}
+	c := &cobra.Command{
+		Use:   "create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create a new container",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := f.config(c, args[1:])
+			if err != nil {
+				return usageError{cmd: c.CommandPath(), err: err}
+			}
+			_, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			ctr, err := m.Create(c.Context(), args[0], f.name, cfg)
+			if err != nil {
+				return exitError{code: 125, err: err}
+			}
+			fmt.Fprintln(c.OutOrStdout(), ctr.ID)
+			return nil
+		},
+	}
+	f.register(c)
+	return c
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	f := &createFlags{}
+	var detach bool
+	c := &cobra.Command{
+		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+		Short: "Create and run a new container from an image",
+		Long: "Create and run a new container from an image.\n\n" +
+			"The container shares the host's network unless --network none is given\n" +
+			"(strata has no bridge network). Without -d, strata runs the container in\n" +
+			"the foreground and exits with its exit status.",
+		Args: minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := f.config(c, args[1:])
+			if err != nil {
+				return usageError{cmd: c.CommandPath(), err: err}
+			}
+			s, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			ctr, err := m.Create(c.Context(), args[0], f.name, cfg)
+			if err != nil {
+				return exitError{code: 125, err: err}
+			}
+			if detach {
+				if err := startDetached(c, s, m, ctr); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.OutOrStdout(), ctr.ID)
+				return nil
+			}
+			return runAttached(c, m, ctr, f.interactive)
+		},
+	}
+	f.register(c)
+	c.Flags().BoolVarP(&detach, "detach", "d", false, "run the container in the background and print its ID")
+	return c
+}
+
+// runAttached runs ctr in the foreground; strata's exit status becomes the
+// container's.
+func runAttached(c *cobra.Command, m *container.Manager, ctr container.Container, stdin bool) error {
+	user := container.AttachIO{Stdout: os.Stdout, Stderr: os.Stderr}
+	if stdin {
+		user.Stdin = os.Stdin
+	}
+	code, err := m.RunAttached(c.Context(), ctr, user)
+	var se *container.StartError
+	if errors.As(err, &se) {
+		return exitError{code: se.Code, err: err}
+	}
+	if err != nil {
+		if code < 0 {
+			code = 125
+		}
+		return exitError{code: code, err: err}
+	}
+	if code != 0 {
+		return exitError{code: code}
+	}
+	return nil
+}
+
+func startDetached(c *cobra.Command, s *store.Store, m *container.Manager, ctr container.Container) error {
+	argv, err := monitorCommand(s)
+	if err != nil {
+		return err
+	}
+	if err := m.StartDetached(c.Context(), ctr, argv); err != nil {
+		var se *container.StartError
+		if errors.As(err, &se) {
+			return exitError{code: se.Code, err: err}
+		}
+		return err
+	}
+	return nil
+}
+
+func newStartCmd(g *globals) *cobra.Command {
+	var attach, interactive bool
+	c := &cobra.Command{
+		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Start one or more stopped containers",
+		Args:  minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			s, m, err := g.containers(c)
+			if err != nil {
+				return err
+			}
+			if attach || interactive {
+				if len(args) > 1 {
+					return usageError{cmd: c.CommandPath(), err: errors.New("you cannot start and attach multiple containers at once")}
+				}
+				ctr, err := m.Get(c.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return runAttached(c, m, ctr, interactive)
+			}
+			var failed error
+			for _, ref := range args {
+				ctr, err := m.Get(c.Context(), ref)
+				if err == nil {
+					err = startDetached(c, s, m, ctr)
+				}
+				if err != nil {
+					fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
+					failed = exitError{code: 1}
+					continue
+				}
+				fmt.Fprintln(c.OutOrStdout(), ref)
+			}
+			return failed
+		},
+	}
+	c.Flags().BoolVarP(&attach, "attach", "a", false, "attach STDOUT/STDERR and forward signals")
+	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "attach container's STDIN")
+	return c
+}
+
+// monitorCmdName is the hidden command a detached container's monitor runs.
+const monitorCmdName = "container-monitor"
+
+func newMonitorCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:    monitorCmdName + " ID",
+		Short:  "Run a detached container to its end (internal)",
+		Hidden: true,
+		Args:   exactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			// fd 3 is the pipe to the command that started us.
+			report := os.NewFile(3, "report")
+			// Inherited without close-on-exec: the runtime must not get it.
+			unix.CloseOnExec(3)
+			_, m, err := g.containers(c)
+			if err != nil {
+				fmt.Fprintf(report, "{\"error\":%q,\"code\":125}\n", err.Error())
+				report.Close()
+				return err
+			}
+			return m.Monitor(c.Context(), args[0], report)
+		},
+	}
+}
