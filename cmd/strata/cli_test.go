@@ -226,7 +226,10 @@ func TestTagAndRmi(t *testing.T) {
 
 func TestNoSuchImage(t *testing.T) {
 	c := newCLI(t)
-	for _, args := range [][]string{{"inspect", "nope"}, {"history", "nope"}, {"rmi", "nope"}, {"tag", "nope", "x"}} {
+	if _, errs, code := c.run(nil, "inspect", "nope"); code != 1 || !strings.Contains(errs, "No such object: nope") {
+		t.Errorf("inspect nope: exit %d, stderr %q", code, errs)
+	}
+	for _, args := range [][]string{{"image", "inspect", "nope"}, {"history", "nope"}, {"rmi", "nope"}, {"tag", "nope", "x"}} {
 		_, errs, code := c.run(nil, args...)
 		if code != 1 || !strings.Contains(errs, "No such image: nope") {
 			t.Errorf("strata %v: exit %d, stderr %q", args, code, errs)

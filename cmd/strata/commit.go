@@ -35,11 +35,7 @@ func newCommitCmd(g *globals) *cobra.Command {
 				}
 				opts.Ref = ref
 			}
-			s, m, err := g.containers(c)
-			if err != nil {
-				return err
-			}
-			ctr, err := m.Get(c.Context(), args[0])
+			s, _, ctr, err := g.container(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -97,11 +93,7 @@ func newDiffCmd(g *globals) *cobra.Command {
 		Short: "Inspect changes to files or directories on a container's filesystem",
 		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, m, err := g.containers(c)
-			if err != nil {
-				return err
-			}
-			ctr, err := m.Get(c.Context(), args[0])
+			s, _, ctr, err := g.container(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -125,11 +117,7 @@ func newExportCmd(g *globals) *cobra.Command {
 			if output == "" && isTerminal(os.Stdout) {
 				return fmt.Errorf("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 			}
-			_, m, err := g.containers(c)
-			if err != nil {
-				return err
-			}
-			ctr, err := m.Get(c.Context(), args[0])
+			_, m, ctr, err := g.container(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -187,12 +175,7 @@ func newCpCmd(g *globals) *cobra.Command {
 			case srcCtr == "" && dstCtr == "":
 				return usageError{cmd: c.CommandPath(), err: fmt.Errorf("must specify at least one container source")}
 			}
-			_, m, err := g.containers(c)
-			if err != nil {
-				return err
-			}
-			ref := srcCtr + dstCtr
-			ctr, err := m.Get(c.Context(), ref)
+			_, m, ctr, err := g.container(c, srcCtr+dstCtr)
 			if err != nil {
 				return err
 			}

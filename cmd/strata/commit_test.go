@@ -18,6 +18,9 @@ func TestDiffCommitRoundTrip(t *testing.T) {
 	c.ok("run", "--name", "changer", "busybox", "sh", "-c",
 		"echo new > /root/added; echo changed >> /etc/passwd; rm /etc/group; mkdir -p /srv/www; echo hi > /srv/www/index.html")
 
+	if st := strings.TrimSpace(c.ok("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "changer")); st != "exited 0" {
+		t.Fatalf("inspect of the container: %q", st)
+	}
 	got := strings.TrimSpace(c.ok("diff", "changer"))
 	want := strings.Join([]string{
 		"C /etc", "C /etc/passwd", "D /etc/group", "C /root", "A /root/added", "A /srv", "A /srv/www", "A /srv/www/index.html",

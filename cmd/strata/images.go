@@ -11,7 +11,9 @@ import (
 	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
 
+	"github.com/strata-project/strata/internal/container"
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -356,11 +358,67 @@ func toInspect(img image.Image, driver string) inspectImage {
 	}
 }
 
+// inspectLookup finds the object a reference names for inspect.
+type inspectLookup func(c *cobra.Command, s *store.Store, ref string) (any, error)
+
+func lookupImage(c *cobra.Command, s *store.Store, ref string) (any, error) {
+	img, err := s.Images.Get(c.Context(), ref)
+	if err != nil {
+		return nil, err
+	}
+	return toInspect(img, s.Driver()), nil
+}
+
+func lookupContainer(c *cobra.Command, s *store.Store, ref string) (any, error) {
+	m := container.NewManager(s, defaultRuntime())
+	ctr, err := m.Get(c.Context(), ref)
+	if err != nil {
+		return nil, err
+	}
+	return toInspectContainer(m, s.Driver(), ctr), nil
+}
+
+// newInspectCmd is the top-level inspect: containers first, then images,
+// as docker looks them up; --type narrows it.
 func newInspectCmd(g *globals) *cobra.Command {
+	var typ string
+	c := inspectCommand(g, "inspect [OPTIONS] NAME|ID [NAME|ID...]", "Return low-level information on containers or images",
+		func(c *cobra.Command, s *store.Store, ref string) (any, error) {
+			switch typ {
+			case "image":
+				return lookupImage(c, s, ref)
+			case "container":
+				return lookupContainer(c, s, ref)
+			case "":
+			default:
+				return nil, usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q is not a valid value for --type", typ)}
+			}
+			if v, err := lookupContainer(c, s, ref); err == nil || !store.IsNotFound(err) {
+				return v, err
+			}
+			v, err := lookupImage(c, s, ref)
+			if store.IsNotFound(err) {
+				return nil, fmt.Errorf("%s: no such object: %w", ref, metadata.ErrNotFound)
+			}
+			return v, err
+		})
+	c.Flags().StringVar(&typ, "type", "", "only inspect objects of the given type (container or image)")
+	return c
+}
+
+func newImageInspectCmd(g *globals) *cobra.Command {
+	return inspectCommand(g, "inspect [OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images", lookupImage)
+}
+
+func newContainerInspectCmd(g *globals) *cobra.Command {
+	return inspectCommand(g, "inspect [OPTIONS] CONTAINER [CONTAINER...]", "Display detailed information on one or more containers", lookupContainer)
+}
+
+func inspectCommand(g *globals, use, short string, lookup inspectLookup) *cobra.Command {
 	var format string
 	c := &cobra.Command{
-		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
-		Short: "Return low-level information on images",
+		Use:   use,
+		Short: short,
 		Args:  minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			s, err := g.openStore(c.Context())
@@ -370,7 +428,7 @@ func newInspectCmd(g *globals) *cobra.Command {
 			var out []any
 			var missing error
 			for _, ref := range args {
-				v, err := inspectObject(c, s, ref)
+				v, err := lookup(c, s, ref)
 				if err != nil {
 					if !store.IsNotFound(err) {
 						return err
@@ -392,16 +450,6 @@ func newInspectCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVarP(&format, "format", "f", "", "format output using a Go template or 'json'")
 	return c
-}
-
-// inspectObject finds what ref names. Container records join here when
-// containers exist.
-func inspectObject(c *cobra.Command, s *store.Store, ref string) (any, error) {
-	img, err := s.Images.Get(c.Context(), ref)
-	if err != nil {
-		return nil, err
-	}
-	return toInspect(img, s.Driver()), nil
 }
 
 // printInspect prints a JSON array, or each object through a template.

@@ -89,7 +89,11 @@ func message(err error) string {
 		}
 		return "No such image"
 	}
-	return err.Error()
+	s := err.Error()
+	if i := strings.Index(s, ": no such object"); i >= 0 {
+		return "No such object: " + s[:i]
+	}
+	return s
 }
 
 func newRootCmd(g *globals) *cobra.Command {
@@ -130,7 +134,7 @@ func newImageCmd(g *globals) *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := newRmiCmd(g)
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	c.AddCommand(ls, rm, newTagCmd(g), newInspectCmd(g), newHistoryCmd(g), newImportCmd(g))
+	c.AddCommand(ls, rm, newTagCmd(g), newImageInspectCmd(g), newHistoryCmd(g), newImportCmd(g))
 	return c
 }
 

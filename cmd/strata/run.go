@@ -119,6 +119,16 @@ func (g *globals) containers(c *cobra.Command) (*store.Store, *container.Manager
 	return s, container.NewManager(s, defaultRuntime()), nil
 }
 
+// container opens the store and finds the container ref names.
+func (g *globals) container(c *cobra.Command, ref string) (*store.Store, *container.Manager, container.Container, error) {
+	s, m, err := g.containers(c)
+	if err != nil {
+		return nil, nil, container.Container{}, err
+	}
+	ctr, err := m.Get(c.Context(), ref)
+	return s, m, ctr, err
+}
+
 // monitorCommand is how StartDetached re-executes strata as the monitor.
 func monitorCommand(s *store.Store) ([]string, error) {
 	exe, err := os.Executable()
