@@ -24,12 +24,15 @@ build:
 
 setup: deps build
 
-# demo: import a busybox base image made from busybox-static, then show it.
+# demo: import a busybox base image made from busybox-static, build the
+# example on it, run it, and show the images and the history.
 demo: setup
 	./hack/busybox-rootfs.sh /tmp/strata-busybox.tar
 	$(BIN) --root $(DEMO_ROOT) import -c 'CMD ["/bin/sh"]' -m "busybox-static rootfs" /tmp/strata-busybox.tar busybox:latest
+	$(BIN) --root $(DEMO_ROOT) build --progress plain -t hello examples/hello
+	$(BIN) --root $(DEMO_ROOT) run --rm hello
 	$(BIN) --root $(DEMO_ROOT) images
-	$(BIN) --root $(DEMO_ROOT) history busybox
+	$(BIN) --root $(DEMO_ROOT) history hello
 	$(BIN) --root $(DEMO_ROOT) info
 
 test: setup
