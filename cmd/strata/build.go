@@ -28,14 +28,15 @@ type buildFlags struct {
 func newBuildCmd(g *globals) *cobra.Command {
 	var f buildFlags
 	c := &cobra.Command{
-		Use:   "build [OPTIONS] PATH",
+		Use:   "build [OPTIONS] PATH | -",
 		Short: "Build an image from a Dockerfile",
 		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			opts, err := f.options(c, args[0])
+			opts, cleanup, err := f.options(c, args[0])
 			if err != nil {
 				return err
 			}
+			defer cleanup()
 			if !f.quiet {
 				p := build.NewPlainPrinter(c.ErrOrStderr())
 				p.Headers = f.progress == "tty"
@@ -71,39 +72,31 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "suppress the build output and print the image ID on success")
 	fl.StringVar(&f.progress, "progress", "auto", "type of progress output: auto, plain or tty")
 	fl.StringVar(&f.network, "network", "", "networking mode for RUN instructions: host (default) or none")
-	// Flags docker has that strata cannot honour yet: accepted by name so
-	// that using them gives a clear error instead of "unknown flag".
+	fl.BoolVar(&f.squash, "squash", false, "squash the layers the final stage adds to its base into a single new layer")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
+	fl.StringArrayVar(&f.buildContexts, "build-context", nil, "additional named build context: NAME=DIR or NAME=docker-image://REF")
+	// A flag docker has that strata cannot honour yet: accepted by name so
+	// that using it gives a clear error instead of "unknown flag".
 	fl.BoolVar(&f.pull, "pull", false, "always attempt to pull a newer version of the image (not supported: strata has no registry client yet)")
-	fl.BoolVar(&f.squash, "squash", false, "squash newly built layers into a single new layer (not supported)")
-	fl.StringArrayVar(&f.secrets, "secret", nil, "secret to expose to the build (not supported)")
-	fl.StringArrayVar(&f.buildContexts, "build-context", nil, "additional build contexts (not supported)")
 	return c
 }
 
 // options turns the flags into build options, rejecting what strata does
-// not implement.
-func (f *buildFlags) options(c *cobra.Command, contextPath string) (build.Options, error) {
+// not implement. cleanup removes what reading stdin made.
+func (f *buildFlags) options(c *cobra.Command, contextPath string) (opts build.Options, cleanup func(), err error) {
 	usage := func(format string, args ...any) error {
 		return usageError{cmd: c.CommandPath(), err: fmt.Errorf(format, args...)}
 	}
+	cleanup = func() {}
 	switch {
 	case f.pull:
-		return build.Options{}, usage("--pull is not supported: strata has no registry client yet")
-	case f.squash:
-		return build.Options{}, usage("--squash is not supported")
-	case len(f.secrets) > 0:
-		return build.Options{}, usage("--secret is not supported (no RUN --mount=type=secret yet)")
-	case len(f.buildContexts) > 0:
-		return build.Options{}, usage("--build-context is not supported")
-	case contextPath == "-":
-		return build.Options{}, usage("a build context from stdin is not supported: give a directory")
-	case f.file == "-":
-		return build.Options{}, usage("a Dockerfile from stdin is not supported: give a file")
+		return opts, cleanup, usage("--pull is not supported: strata has no registry client yet")
+	case contextPath == "-" && f.file == "-":
+		return opts, cleanup, usage("the context and the Dockerfile cannot both come from stdin")
 	}
-	switch f.progress {
-	case "auto", "plain", "tty":
-	default:
-		return build.Options{}, usage("invalid --progress %q: want auto, plain or tty", f.progress)
+	opts, err = f.buildOptions(usage, contextPath)
+	if err != nil {
+		return opts, cleanup, err
 	}
 	if f.progress == "auto" {
 		f.progress = "plain"
@@ -111,15 +104,75 @@ func (f *buildFlags) options(c *cobra.Command, contextPath string) (build.Option
 			f.progress = "tty"
 		}
 	}
+	if contextPath != "-" && f.file != "-" {
+		return opts, cleanup, nil
+	}
+	tmp, err := os.MkdirTemp("", "strata-build-stdin-")
+	if err != nil {
+		return opts, cleanup, err
+	}
+	cleanup = func() { os.RemoveAll(tmp) }
+	if f.file == "-" {
+		opts.Dockerfile, err = build.StdinDockerfile(c.InOrStdin(), tmp)
+		opts.DockerfileName = "Dockerfile"
+		return opts, cleanup, err
+	}
+	ctxDir, dockerfile, err := build.StdinContext(c.Context(), c.InOrStdin(), tmp)
+	if err != nil {
+		return opts, cleanup, err
+	}
+	opts.ContextDir = ctxDir
+	switch {
+	case dockerfile != "":
+		if f.file != "" {
+			return opts, cleanup, usage("-f cannot name a file when the Dockerfile comes from stdin")
+		}
+		opts.Dockerfile, opts.DockerfileName = dockerfile, "Dockerfile"
+	case f.file != "":
+		// With a context from stdin, -f names a file inside it.
+		opts.Dockerfile = filepath.Join(ctxDir, filepath.Clean("/"+f.file))
+		opts.DockerfileName = filepath.Base(f.file)
+	}
+	return opts, cleanup, nil
+}
+
+// buildOptions reads the flags that do not involve stdin.
+func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath string) (build.Options, error) {
+	switch f.progress {
+	case "auto", "plain", "tty":
+	default:
+		return build.Options{}, usage("invalid --progress %q: want auto, plain or tty", f.progress)
+	}
 	opts := build.Options{
 		ContextDir: contextPath,
 		Target:     f.target,
 		NoCache:    f.noCache,
 		Network:    f.network,
+		Squash:     f.squash,
 		BuildArgs:  map[string]string{},
 		Labels:     map[string]string{},
 	}
-	if f.file != "" {
+	for _, s := range f.secrets {
+		id, data, err := readSecret(s)
+		if err != nil {
+			return opts, usage("invalid --secret %q: %v", s, err)
+		}
+		if opts.Secrets == nil {
+			opts.Secrets = map[string][]byte{}
+		}
+		opts.Secrets[id] = data
+	}
+	for _, bc := range f.buildContexts {
+		name, v, ok := strings.Cut(bc, "=")
+		if !ok || name == "" || v == "" {
+			return opts, usage("invalid --build-context %q: want NAME=DIR or NAME=docker-image://REF", bc)
+		}
+		if opts.BuildContexts == nil {
+			opts.BuildContexts = map[string]string{}
+		}
+		opts.BuildContexts[name] = v
+	}
+	if f.file != "" && f.file != "-" {
 		abs, err := filepath.Abs(f.file)
 		if err != nil {
 			return opts, err
@@ -168,6 +221,56 @@ func (f *buildFlags) options(c *cobra.Command, contextPath string) (build.Option
 	return opts, nil
 }
 
+// readSecret reads one --secret: id=ID with src=FILE (or source=) or
+// env=VAR; with neither, the environment variable named ID.
+func readSecret(spec string) (string, []byte, error) {
+	var id, src, env, typ string
+	for _, field := range strings.Split(spec, ",") {
+		k, v, ok := strings.Cut(field, "=")
+		if !ok {
+			return "", nil, fmt.Errorf("%q is not KEY=VALUE", field)
+		}
+		switch strings.ToLower(k) {
+		case "id":
+			id = v
+		case "src", "source":
+			src = v
+		case "env":
+			env = v
+		case "type":
+			typ = v
+		default:
+			return "", nil, fmt.Errorf("unknown key %q", k)
+		}
+	}
+	if id == "" {
+		return "", nil, fmt.Errorf("no id=")
+	}
+	switch {
+	case typ != "" && typ != "file" && typ != "env":
+		return "", nil, fmt.Errorf("type %q: want file or env", typ)
+	case src != "" && env != "":
+		return "", nil, fmt.Errorf("give src= or env=, not both")
+	case src != "" || typ == "file":
+		if src == "" {
+			src = id
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return "", nil, err
+		}
+		return id, data, nil
+	}
+	if env == "" {
+		env = id
+	}
+	v, ok := os.LookupEnv(env)
+	if !ok {
+		return "", nil, fmt.Errorf("environment variable %s is not set (give src=FILE for a file)", env)
+	}
+	return id, []byte(v), nil
+}
+
 // newBuilderCmd is `strata builder prune`: forget the build cache.
 func newBuilderCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "builder", Short: "Manage the build cache"}
@@ -187,7 +290,7 @@ func newBuilderCmd(g *globals) *cobra.Command {
 			for _, id := range res.Images {
 				fmt.Fprintln(c.OutOrStdout(), "Deleted:", id)
 			}
-			fmt.Fprintf(c.OutOrStdout(), "Total: %d cache records, %d step images, %d layers removed\n", res.Entries, len(res.Images), len(res.Layers))
+			fmt.Fprintf(c.OutOrStdout(), "Total: %d cache records, %d step images, %d layers, %d cache mounts removed\n", res.Entries, len(res.Images), len(res.Layers), res.CacheMounts)
 			return nil
 		},
 	}

@@ -2,7 +2,12 @@ package main
 
 import (
 	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -375,8 +380,10 @@ RUN exit 1
 
 	for _, tc := range []struct{ line, want string }{
 		{"RUN --mount=type=ssh true", "Dockerfile:2: RUN --mount=type=ssh is not supported"},
-		{"COPY --link Dockerfile /", "Dockerfile:2: COPY --link is not supported"},
-		{"ADD http://127.0.0.1:1/x /x", "Dockerfile:2: ADD of a URL"},
+		{"RUN --mount=type=cache,from=busybox,target=/c true", "Dockerfile:2: RUN --mount=type=cache,from= is not supported"},
+		{"ADD git@github.com:x/y.git /x", "Dockerfile:2: ADD of a git source"},
+		{"ADD --checksum=sha256:00 Dockerfile /x", "Dockerfile:2: ADD --checksum needs an http(s) source"},
+		{"RUN --mount=type=bind,source=nope,target=/x true", "Dockerfile:2: RUN --mount=type=bind,source=nope: nope: "},
 		{"RUN --security=insecure true", "Dockerfile:2: RUN --security is not supported"},
 	} {
 		bad := t.TempDir()
@@ -385,9 +392,23 @@ RUN exit 1
 			t.Errorf("%s: exit %d, stderr %q, want %q", tc.line, code, errs, tc.want)
 		}
 	}
-	for _, flag := range [][]string{{"--pull"}, {"--squash"}, {"--secret", "id=x,src=/etc/hostname"}, {"--build-context", "a=/tmp"}} {
-		if _, errs, code := c.run(nil, append(append([]string{"build"}, flag...), ctx)...); code != 125 || !strings.Contains(errs, "not supported") {
-			t.Errorf("build %v: exit %d, %q", flag, code, errs)
+	for _, tc := range []struct {
+		flag []string
+		want string
+	}{
+		{[]string{"--pull"}, "not supported"},
+		{[]string{"--secret", "src=/etc/hostname"}, "invalid --secret"},
+		{[]string{"--secret", "id=x,src=/nonexistent"}, "no such file"},
+		{[]string{"--secret", "id=x,env=STRATA_TEST_UNSET_VAR"}, "is not set"},
+		{[]string{"--build-context", "noequals"}, "invalid --build-context"},
+		{[]string{"-f", "-"}, "cannot both come from stdin"},
+	} {
+		args := append(append([]string{"build"}, tc.flag...), ctx)
+		if tc.flag[0] == "-f" {
+			args[len(args)-1] = "-"
+		}
+		if _, errs, code := c.run(nil, args...); code != 125 || !strings.Contains(errs, tc.want) {
+			t.Errorf("build %v: exit %d, %q, want %q", tc.flag, code, errs, tc.want)
 		}
 	}
 }
@@ -422,5 +443,457 @@ CMD ["/bin/busybox", "sh"]
 	}
 	if !strings.Contains(ids[0], "2020-09-13") {
 		t.Errorf("created is not the epoch: %s", ids[0])
+	}
+}
+
+// statusOf finds the status of the one step whose header contains part.
+func statusOf(t *testing.T, progress, part string) string {
+	t.Helper()
+	found := ""
+	for step, status := range stepStatus(t, progress) {
+		if strings.Contains(step, part) {
+			if found != "" {
+				t.Fatalf("more than one step contains %q", part)
+			}
+			found = status
+		}
+	}
+	if found == "" {
+		t.Fatalf("no step contains %q:\n%s", part, progress)
+	}
+	return found
+}
+
+// storeContains tells which files under dir hold needle.
+func storeContains(t *testing.T, dir string, needle []byte) []string {
+	t.Helper()
+	var hits []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(data, needle) {
+			hits = append(hits, p)
+		}
+		return nil
+	})
+	return hits
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func TestBuildRunMounts(t *testing.T) {
+	c := newCLI(t)
+	c.importBusybox()
+	ctx := t.TempDir()
+	write := func(name, data string) {
+		if err := os.WriteFile(filepath.Join(ctx, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("in.txt", "context file\n")
+	write("gone.txt", "still here\n")
+	write("ignored.txt", "ignored\n")
+	write(".dockerignore", "ignored.txt\n")
+	write("Dockerfile", `FROM busybox AS src
+RUN mkdir /data && echo from-stage > /data/s.txt
+FROM busybox
+RUN --mount=type=cache,target=/root/.cache/x,id=c1,uid=65534,mode=0700 sh -c 'n=$(cat /root/.cache/x/n 2>/dev/null || echo 0); echo $((n+1)) > /root/.cache/x/n; cp /root/.cache/x/n /count; stat -c "%u %a" /root/.cache/x > /cachemode'
+RUN --mount=type=tmpfs,target=/scratch/t sh -c 'echo tmp > /scratch/t/f; cat /scratch/t/f > /tmpout; grep -q " /scratch/t tmpfs " /proc/mounts'
+RUN --mount=type=bind,target=/ctx sh -c 'cat /ctx/in.txt > /ctxout; test ! -e /ctx/ignored.txt; ! touch /ctx/new 2>/dev/null'
+RUN --mount=type=bind,target=/ctx,rw sh -c 'echo changed > /ctx/in.txt; rm /ctx/gone.txt'
+RUN --mount=type=bind,from=src,source=/data,target=/s cat /s/s.txt > /stageout
+RUN --mount=type=secret,id=tok sh -c 'sha256sum /run/secrets/tok | cut -d" " -f1 > /secretsum; stat -c "%a %u" /run/secrets/tok > /secretmode'
+RUN --mount=type=secret,id=tok,env=TOK sh -c 'echo -n "$TOK" | sha256sum | cut -d" " -f1 > /envsum'
+`)
+	secret := []byte("s3cr3t-Value-9f2c")
+	secretFile := filepath.Join(t.TempDir(), "tok")
+	os.WriteFile(secretFile, secret, 0o600)
+
+	c.build("-t", "m", "--secret", "id=tok,src="+secretFile, ctx)
+
+	// The secret's bytes are nowhere in the store: not in a layer, a
+	// config (history), nor the metadata file (cache keys).
+	if hits := storeContains(t, c.root, secret); len(hits) != 0 {
+		t.Errorf("the secret is in the store: %v", hits)
+	}
+	if hist := c.ok("history", "--no-trunc", "m"); strings.Contains(hist, string(secret)) || !strings.Contains(hist, "sha256sum /run/secrets/tok") {
+		t.Errorf("history:\n%s", hist)
+	}
+
+	root := c.mountImage("m")
+	for p, want := range map[string]string{
+		"count":      "1\n",
+		"cachemode":  "65534 700\n",
+		"tmpout":     "tmp\n",
+		"ctxout":     "context file\n",
+		"stageout":   "from-stage\n",
+		"secretsum":  sha256Hex(secret) + "\n",
+		"secretmode": "400 0\n",
+		"envsum":     sha256Hex(secret) + "\n",
+	} {
+		if got := readFile(t, filepath.Join(root, p)); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	// Mount points the runtime made are not in the image.
+	for _, p := range []string{"root/.cache", "scratch", "ctx", "s", "run"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			t.Errorf("/%s leaked into the image", p)
+		}
+	}
+	// The rw bind mount's writes were thrown away.
+	if readFile(t, filepath.Join(ctx, "in.txt")) != "context file\n" || readFile(t, filepath.Join(ctx, "gone.txt")) != "still here\n" {
+		t.Error("RUN --mount=type=bind,rw changed the build context")
+	}
+	c.run(nil, "umount", "m")
+
+	// Unchanged: all cached. The cache directory outlives the build.
+	again := c.build("--secret", "id=tok,src="+secretFile, ctx)
+	for step, status := range stepStatus(t, again) {
+		if status != "CACHED" && !strings.Contains(step, "FROM") {
+			t.Errorf("unchanged rebuild ran %s", step)
+		}
+	}
+	c.build("--no-cache", "-t", "m2", "--secret", "id=tok,src="+secretFile, ctx)
+	if got := readFile(t, filepath.Join(c.mountImage("m2"), "count")); got != "2\n" {
+		t.Errorf("second run saw the cache mount hold %q, want 2", got)
+	}
+
+	// The files a bind mount shows are in the step's key.
+	write("in.txt", "edited\n")
+	edited := c.build("--secret", "id=tok,src="+secretFile, ctx)
+	if s := statusOf(t, edited, "cat /ctx/in.txt"); s != "DONE" {
+		t.Errorf("after editing the bound file the step was %s", s)
+	}
+	if s := statusOf(t, edited, "type=tmpfs"); s != "CACHED" {
+		t.Errorf("a step before the bind mount was %s", s)
+	}
+
+	// builder prune empties the cache mounts.
+	if out := c.ok("builder", "prune", "-f"); !strings.Contains(out, "1 cache mounts removed") {
+		t.Errorf("prune: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(c.root, "buildcache-mounts")); err == nil {
+		t.Error("cache mounts left after prune")
+	}
+
+	// A required secret that is not given fails the step; an optional one
+	// is simply absent.
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM busybox\nRUN --mount=type=secret,id=nope test ! -e /run/secrets/nope\nRUN --mount=type=secret,id=nope,required cat /run/secrets/nope\n"), 0o644)
+	if _, errs, code := c.run(nil, "build", bad); code == 0 || !strings.Contains(errs, "Dockerfile:3:") || !strings.Contains(errs, "secret nope is required") {
+		t.Errorf("missing required secret: exit %d %s", code, errs)
+	}
+
+	// A failing RUN with mounts leaves no mount and no scratch file.
+	os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM busybox\nRUN --mount=type=secret,id=tok --mount=type=bind,target=/c,rw --mount=type=cache,target=/k --mount=type=tmpfs,target=/t false\n"), 0o644)
+	if _, _, code := c.run(nil, "build", "--secret", "id=tok,src="+secretFile, bad); code == 0 {
+		t.Error("RUN false succeeded")
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mounts), filepath.Join(c.root, "build")) {
+		t.Errorf("build mounts left:\n%s", mounts)
+	}
+	if left := storeFiles(t, filepath.Join(c.root, "build", "steps")); len(left) != 0 {
+		t.Errorf("step files left: %v", left)
+	}
+}
+
+func TestBuildSquash(t *testing.T) {
+	c := newCLI(t)
+	c.importBusybox()
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`FROM busybox
+RUN echo one > /one && echo tmp > /tmpfile
+RUN rm /tmpfile /bin/vi && echo two > /two
+ENV X=1
+RUN rm -rf /etc && mkdir /etc && echo new > /etc/new
+`), 0o644)
+	c.build("-t", "plain", ctx)
+	progress := c.build("--squash", "-t", "sq", ctx)
+	if !strings.Contains(progress, "squashing layers") {
+		t.Errorf("no squash step:\n%s", progress)
+	}
+	layers := func(ref string) []string {
+		return strings.Fields(strings.Trim(c.ok("inspect", "--format", "{{.RootFS.Layers}}", ref), "[]\n"))
+	}
+	base, plain, sq := layers("busybox"), layers("plain"), layers("sq")
+	if len(plain) != 4 || len(sq) != 2 || sq[0] != base[0] || sq[1] == plain[1] || sq[1] == plain[2] {
+		t.Fatalf("layers: base %v plain %v squashed %v", base, plain, sq)
+	}
+	id := strings.TrimSpace(c.ok("inspect", "--format", "{{.Id}}", "sq"))
+	var cfg struct {
+		History []struct {
+			CreatedBy  string `json:"created_by"`
+			Comment    string `json:"comment"`
+			EmptyLayer bool   `json:"empty_layer"`
+		} `json:"history"`
+		Config struct{ Env []string }
+	}
+	raw := readFile(t, filepath.Join(c.root, "content", "blobs", "sha256", strings.TrimPrefix(id, "sha256:")))
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.History
+	if len(h) != 6 || h[0].EmptyLayer || !h[1].EmptyLayer || !h[2].EmptyLayer || !h[4].EmptyLayer || !strings.Contains(h[2].CreatedBy, "rm /tmpfile") || h[5].EmptyLayer || !strings.HasPrefix(h[5].Comment, "merge sha256:") {
+		t.Errorf("history %+v", h)
+	}
+	if !strings.Contains(strings.Join(cfg.Config.Env, " "), "X=1") {
+		t.Errorf("env %v", cfg.Config.Env)
+	}
+	root := c.mountImage("sq")
+	if readFile(t, filepath.Join(root, "one")) != "one\n" || readFile(t, filepath.Join(root, "two")) != "two\n" {
+		t.Error("squashed image lacks the stage's files")
+	}
+	for _, p := range []string{"tmpfile", "bin/vi"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			t.Errorf("/%s survived the squash", p)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(root, "bin/sh")); err != nil {
+		t.Errorf("base files lost: %v", err)
+	}
+	// A directory replaced in a layer (an opaque whiteout) stays replaced.
+	if ents, _ := os.ReadDir(filepath.Join(root, "etc")); len(ents) != 1 || ents[0].Name() != "new" {
+		t.Errorf("/etc = %v", ents)
+	}
+	// The merge is cached: the same image again.
+	again := c.build("--squash", "--iidfile", filepath.Join(ctx, "iid"), ctx)
+	if !regexp.MustCompile(`#(\d+) squashing layers\n#(\d+) CACHED`).MatchString(again) || readFile(t, filepath.Join(ctx, "iid")) != id {
+		t.Errorf("squash rebuild: %s\n%s", readFile(t, filepath.Join(ctx, "iid")), again)
+	}
+}
+
+func TestBuildCopyFlags(t *testing.T) {
+	c := newCLI(t)
+	c.importBusybox()
+	ctx := t.TempDir()
+	for name, data := range map[string]string{
+		"a/x.txt": "x", "a/y.md": "y", "a/sub/z.txt": "z", "b/w.txt": "w", "keep.md": "k", "hom1.txt": "1", "home.md": "2",
+	} {
+		os.MkdirAll(filepath.Dir(filepath.Join(ctx, name)), 0o755)
+		os.WriteFile(filepath.Join(ctx, name), []byte(data), 0o644)
+	}
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`FROM busybox
+COPY --exclude=*.md --exclude=sub a/ /ex/
+COPY --exclude=*.txt hom* /globex/
+COPY --parents a/sub/z.txt b/w.txt /par/
+COPY --parents ./a/./sub/z.txt /pivot/
+COPY --parents a/sub /pdir/
+COPY --link keep.md /link/
+`), 0o644)
+	c.build("-t", "cf", ctx)
+	root := c.mountImage("cf")
+	for _, p := range []string{"ex/x.txt", "globex/home.md", "par/a/sub/z.txt", "par/b/w.txt", "pivot/sub/z.txt", "pdir/a/sub/z.txt", "link/keep.md"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err != nil {
+			t.Errorf("/%s missing: %v", p, err)
+		}
+	}
+	for _, p := range []string{"ex/y.md", "ex/sub", "globex/hom1.txt", "par/z.txt", "pivot/a"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			t.Errorf("/%s exists", p)
+		}
+	}
+	// An excluded file's changes do not invalidate the step.
+	os.WriteFile(filepath.Join(ctx, "a", "y.md"), []byte("changed"), 0o644)
+	if s := statusOf(t, c.build(ctx), "COPY --exclude=*.md"); s != "CACHED" {
+		t.Errorf("editing an excluded file re-ran the COPY (%s)", s)
+	}
+}
+
+func TestBuildNamedContextsAndStdin(t *testing.T) {
+	c := newCLI(t)
+	c.importBusybox()
+	extra := t.TempDir()
+	os.WriteFile(filepath.Join(extra, "f.txt"), []byte("extra\n"), 0o644)
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`FROM base
+COPY --from=extra f.txt /copied
+RUN --mount=type=bind,from=extra,target=/e cat /e/f.txt > /mounted
+`), 0o644)
+	c.build("-t", "nc", "--build-context", "extra="+extra, "--build-context", "base=docker-image://busybox", ctx)
+	root := c.mountImage("nc")
+	if readFile(t, filepath.Join(root, "copied")) != "extra\n" || readFile(t, filepath.Join(root, "mounted")) != "extra\n" {
+		t.Error("named context files not used")
+	}
+	if _, errs, code := c.run(nil, "build", ctx); code == 0 || !strings.Contains(errs, "FROM base") {
+		t.Errorf("without the contexts: exit %d %s", code, errs)
+	}
+	// FROM a directory context: its files are the root filesystem.
+	os.WriteFile(filepath.Join(extra, "Dockerfile"), []byte("FROM tools\nCOPY --from=tools /bin/busybox /copied-busybox\n"), 0o644)
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	os.MkdirAll(filepath.Join(rootfs, "bin"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), []byte("not really busybox"), 0o755)
+	c.build("-t", "fromdir", "--build-context", "tools="+rootfs, extra)
+	fd := c.mountImage("fromdir")
+	if readFile(t, filepath.Join(fd, "bin/busybox")) != "not really busybox" || readFile(t, filepath.Join(fd, "copied-busybox")) != "not really busybox" {
+		t.Error("FROM a directory context")
+	}
+	os.Remove(filepath.Join(extra, "Dockerfile"))
+
+	// A Dockerfile on stdin builds with an empty context.
+	if _, errs, code := c.run(strings.NewReader("FROM busybox\nRUN echo hi > /hi\n"), "build", "-t", "s1", "-"); code != 0 {
+		t.Fatalf("Dockerfile on stdin: %s", errs)
+	}
+	if readFile(t, filepath.Join(c.mountImage("s1"), "hi")) != "hi\n" {
+		t.Error("stdin Dockerfile: /hi")
+	}
+	if _, errs, code := c.run(strings.NewReader("FROM busybox\nCOPY x /x\n"), "build", "-"); code == 0 || !strings.Contains(errs, "not found") {
+		t.Errorf("COPY with no context: exit %d %s", code, errs)
+	}
+	// A tar on stdin is the context.
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, data := range map[string]string{"Dockerfile": "FROM busybox\nCOPY data.txt /data.txt\n", "other.Dockerfile": "FROM busybox\nCOPY data.txt /other.txt\n", "data.txt": "from tar\n"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(data))
+	}
+	tw.Close()
+	if _, errs, code := c.run(bytes.NewReader(buf.Bytes()), "build", "-t", "s2", "-"); code != 0 {
+		t.Fatalf("tar context on stdin: %s", errs)
+	}
+	if readFile(t, filepath.Join(c.mountImage("s2"), "data.txt")) != "from tar\n" {
+		t.Error("tar context: /data.txt")
+	}
+	if _, errs, code := c.run(bytes.NewReader(buf.Bytes()), "build", "-t", "s3", "-f", "other.Dockerfile", "-"); code != 0 {
+		t.Fatalf("tar context with -f: %s", errs)
+	}
+	if readFile(t, filepath.Join(c.mountImage("s3"), "other.txt")) != "from tar\n" {
+		t.Error("tar context -f: /other.txt")
+	}
+	// -f - reads the Dockerfile from stdin, with a directory context.
+	if _, errs, code := c.run(strings.NewReader("FROM busybox\nCOPY f.txt /f\n"), "build", "-t", "s4", "-f", "-", extra); code != 0 {
+		t.Fatalf("-f -: %s", errs)
+	}
+	if readFile(t, filepath.Join(c.mountImage("s4"), "f")) != "extra\n" {
+		t.Error("-f -: /f")
+	}
+}
+
+func TestBuildAddURL(t *testing.T) {
+	c := newCLI(t)
+	c.importBusybox()
+	payload := []byte("downloaded payload\n")
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	tw.WriteHeader(&tar.Header{Name: "inner", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw.Write([]byte("i"))
+	tw.Close()
+	modified := time.Date(2021, 5, 6, 7, 8, 9, 0, time.UTC)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/files/data.txt":
+			w.Header().Set("Last-Modified", modified.Format(http.TimeFormat))
+			w.Write(payload)
+		case "/files/a.tar":
+			w.Write(tarBuf.Bytes())
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`FROM busybox
+ADD --checksum=sha256:`+sha256Hex(payload)+` `+srv.URL+`/files/data.txt /d/
+ADD `+srv.URL+`/files/data.txt /plain.txt
+ADD `+srv.URL+`/files/a.tar /t/
+`), 0o644)
+	c.build("-t", "url", ctx)
+	root := c.mountImage("url")
+	for _, p := range []string{"d/data.txt", "plain.txt"} {
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(root, p), &st); err != nil {
+			t.Fatal(err)
+		}
+		if readFile(t, filepath.Join(root, p)) != string(payload) || st.Mode&0o777 != 0o600 || st.Mtim.Sec != modified.Unix() {
+			t.Errorf("/%s: mode %o mtime %d", p, st.Mode&0o777, st.Mtim.Sec)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, "t", "a.tar")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("a downloaded tar is not kept as a file: %v", err)
+	}
+
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM busybox\nADD --checksum=sha256:"+sha256Hex([]byte("other"))+" "+srv.URL+"/files/data.txt /d\n"), 0o644)
+	if _, errs, code := c.run(nil, "build", bad); code == 0 || !strings.Contains(errs, "checksum mismatch") {
+		t.Errorf("bad checksum: exit %d %s", code, errs)
+	}
+	os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM busybox\nADD "+srv.URL+"/files/missing /d\n"), 0o644)
+	if _, errs, code := c.run(nil, "build", bad); code == 0 || !strings.Contains(errs, "404") {
+		t.Errorf("404: exit %d %s", code, errs)
+	}
+}
+
+// COPY --link makes a layer that does not depend on the parent: when the
+// parent changes, the same layer (same diffID) is laid on the new one.
+func TestBuildCopyLink(t *testing.T) {
+	c := newCLI(t)
+	c.importBusybox()
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "app.txt"), []byte("app\n"), 0o644)
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`FROM busybox
+ARG V=1
+RUN echo $V > /v
+COPY --link --chmod=0640 --chown=7:8 app.txt /app/
+COPY --link app.txt /bin/app.txt
+RUN cat /app/app.txt /v > /out
+`), 0o644)
+	layers := func(ref string) []string {
+		return strings.Fields(strings.Trim(c.ok("inspect", "--format", "{{.RootFS.Layers}}", ref), "[]\n"))
+	}
+	c.build("-t", "l1", ctx)
+	second := c.build("-t", "l2", "--build-arg", "V=2", ctx)
+	if s := statusOf(t, second, "COPY --link --chmod"); s != "CACHED" {
+		t.Errorf("link COPY on a new parent: %s", s)
+	}
+	if s := statusOf(t, second, "RUN cat"); s != "DONE" {
+		t.Errorf("the RUN after it: %s", s)
+	}
+	l1, l2 := layers("l1"), layers("l2")
+	if len(l1) != 5 || len(l2) != 5 || l1[1] == l2[1] || l1[2] != l2[2] || l1[3] != l2[3] {
+		t.Fatalf("layers\n%v\n%v", l1, l2)
+	}
+	root := c.mountImage("l2")
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(root, "app/app.txt"), &st); err != nil || st.Mode&0o777 != 0o640 || st.Uid != 7 || st.Gid != 8 {
+		t.Errorf("app.txt: %v %o %d:%d", err, st.Mode&0o777, st.Uid, st.Gid)
+	}
+	if readFile(t, filepath.Join(root, "out")) != "app\n2\n" || readFile(t, filepath.Join(root, "bin/app.txt")) != "app\n" {
+		t.Error("contents")
+	}
+	if _, err := os.Lstat(filepath.Join(root, "bin/sh")); err != nil {
+		t.Errorf("the link layer's /bin hid the parent's: %v", err)
+	}
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox\nCOPY --link --chown=nobody app.txt /x\n"), 0o644)
+	if _, errs, code := c.run(nil, "build", ctx); code == 0 || !strings.Contains(errs, "use numeric IDs") {
+		t.Errorf("--link --chown=name: exit %d %s", code, errs)
+	}
+}
+
+func TestReadSecret(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "s")
+	os.WriteFile(f, []byte("from-file"), 0o600)
+	t.Setenv("STRATA_TEST_SECRET", "from-env")
+	for spec, want := range map[string]string{
+		"id=a,src=" + f:                  "from-file",
+		"id=a,source=" + f:               "from-file",
+		"id=a,env=STRATA_TEST_SECRET":    "from-env",
+		"id=STRATA_TEST_SECRET":          "from-env",
+		"type=env,id=STRATA_TEST_SECRET": "from-env",
+	} {
+		id, data, err := readSecret(spec)
+		if err != nil || string(data) != want || (id != "a" && id != "STRATA_TEST_SECRET") {
+			t.Errorf("%s: %q %q %v", spec, id, data, err)
+		}
+	}
+	for _, bad := range []string{"src=" + f, "id=a,src=" + f + ",env=X", "id=a,bogus=1", "id=a,type=ssh"} {
+		if _, _, err := readSecret(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
 	}
 }

@@ -388,4 +388,3 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 		NetworkSettings: inspectNetworkConfig{Networks: map[string]struct{}{ctr.Config.Network: {}}},
 	}
 }
-

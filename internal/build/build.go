@@ -17,9 +17,15 @@
 // The cache maps a step key to the image the step made. A key is the
 // previous step's key plus the instruction after variable expansion, plus,
 // for COPY/ADD, a digest of the selected files (names, content, mode, link
-// targets; not mtimes) and, for RUN, the build args in scope. A miss
-// executes the step and every later step of the stage. The cache lives in
-// the store's metadata file, so every build on the store shares it.
+// targets; not mtimes) and, for RUN, the build args in scope and each
+// --mount's fields with the digest of what a bind mount shows (never a
+// secret's value: see mounts.go). A miss executes the step and every later
+// step of the stage. COPY/ADD --link steps also have a key without the
+// parent, under which their layer is reused on any parent (link.go). The
+// cache lives in the store's metadata file, so every build on the store
+// shares it.
+//
+// --squash (squash.go) replays the final stage's new layers into one.
 package build
 
 import (
@@ -62,6 +68,17 @@ type Options struct {
 	Network string
 	Runtime string // OCI runtime name; "" = runc
 
+	// Secrets are the values RUN --mount=type=secret,id=ID reads, by ID.
+	// They are in no layer, history entry or cache key.
+	Secrets map[string][]byte
+	// BuildContexts are the named contexts (--build-context NAME=VALUE)
+	// that COPY --from=NAME, RUN --mount=from=NAME and FROM NAME can use:
+	// VALUE is a directory, or docker-image://REF for an image in the
+	// store. A stage of the same name wins over a named context.
+	BuildContexts map[string]string
+	// Squash merges the layers the final stage adds to its base into one.
+	Squash bool
+
 	// Events receives the progress of the build; nil discards it. Calls
 	// are serialized.
 	Events func(Event)
@@ -95,6 +112,7 @@ type builder struct {
 	plan *plan
 	rt   *runtime.Runtime
 	ig   *ignore
+	ctxs map[string]namedContext
 
 	steps  atomic.Int64
 	evMu   sync.Mutex
@@ -143,7 +161,54 @@ func newBuilder(s *store.Store, opts Options) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &builder{s: s, opts: opts, df: df, plan: p, ig: ig}, nil
+	ctxs, err := loadBuildContexts(opts.BuildContexts)
+	if err != nil {
+		return nil, err
+	}
+	return &builder{s: s, opts: opts, df: df, plan: p, ig: ig, ctxs: ctxs}, nil
+}
+
+// namedContext is one --build-context.
+type namedContext struct {
+	dir     string
+	ig      *ignore
+	isImage bool
+	image   string
+}
+
+func loadBuildContexts(in map[string]string) (map[string]namedContext, error) {
+	out := map[string]namedContext{}
+	for name, v := range in {
+		if name == "" {
+			return nil, fmt.Errorf("build context %q: empty name", v)
+		}
+		if ref, ok := strings.CutPrefix(v, "docker-image://"); ok {
+			out[strings.ToLower(name)] = namedContext{isImage: true, image: ref}
+			continue
+		}
+		if strings.Contains(v, "://") {
+			return nil, fmt.Errorf("build context %s=%s: only a directory or docker-image://REF is supported", name, v)
+		}
+		dir, err := filepath.Abs(v)
+		if err != nil {
+			return nil, err
+		}
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("build context %s=%s: not a directory", name, v)
+		}
+		ig, err := loadIgnore(dir)
+		if err != nil {
+			return nil, fmt.Errorf("build context %s: %w", name, err)
+		}
+		out[strings.ToLower(name)] = namedContext{dir: dir, ig: ig}
+	}
+	return out, nil
+}
+
+// buildContext finds the --build-context called name.
+func (b *builder) buildContext(name string) (namedContext, bool) {
+	c, ok := b.ctxs[strings.ToLower(name)]
+	return c, ok
 }
 
 // stageResult is a finished stage, or why it failed.
@@ -214,7 +279,13 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 		return Result{}, firstErr
 	}
 	b.warnUnusedArgs()
-	return b.export(ctx, final.st)
+	st := final.st
+	if b.opts.Squash {
+		if st, err = b.squash(ctx, st); err != nil {
+			return Result{}, err
+		}
+	}
+	return b.export(ctx, st)
 }
 
 var errDependency = errors.New("a stage this one needs failed")

@@ -77,64 +77,166 @@ type match struct {
 	name    string // base name
 	isDir   bool
 	entries []entry // the source itself first, then the tree below, sorted
+	// keep is, for COPY --parents, the source's path as the copy keeps it
+	// under the destination ("" = copy as usual).
+	keep   string
+	remote bool // downloaded by ADD: never unpacked
 }
 
 // sources are the files a COPY/ADD step reads, and their digest.
 type sources struct {
 	matches   []match
 	digest    digest.Digest
-	fromImage bool   // keep owners (COPY --from); the context's become 0:0
-	release   func() // unmounts a --from view
+	fromImage bool        // keep owners (COPY --from); the context's become 0:0
+	mounts    []mountPlan // RUN --mount
+	release   func()      // unmounts a --from view
 }
 
 func (s *sources) close() {
 	if s != nil && s.release != nil {
 		s.release()
+		s.release = nil
 	}
 }
 
+// onClose adds f to what close releases; later additions run first.
+func (s *sources) onClose(f func()) {
+	prev := s.release
+	s.release = func() {
+		f()
+		if prev != nil {
+			prev()
+		}
+	}
+}
+
+// excludePatterns are COPY/ADD --exclude's patterns.
+func excludePatterns(c instructions.Command) []string {
+	switch c := c.(type) {
+	case *instructions.CopyCommand:
+		return c.ExcludePatterns
+	case *instructions.AddCommand:
+		return c.ExcludePatterns
+	}
+	return nil
+}
+
+// excludedMatch tells whether --exclude drops a matched source. A match is
+// tested by its name in the directory the source pattern names, and the
+// entries below a matched directory by their path relative to it (as
+// .dockerignore patterns are relative to the context).
+func excludedMatch(pm *patternmatcher.PatternMatcher, rel string) bool {
+	if pm == nil || rel == "" {
+		return false
+	}
+	ok, err := pm.MatchesOrParentMatches(path.Base(rel))
+	return err == nil && ok
+}
+
+// excludeBelow drops the entries below a directory match that --exclude
+// patterns name.
+func (m *match) excludeBelow(pm *patternmatcher.PatternMatcher) {
+	if pm == nil || !m.isDir {
+		return
+	}
+	kept := m.entries[:1]
+	for _, e := range m.entries[1:] {
+		if ok, err := pm.MatchesOrParentMatches(filepath.FromSlash(e.rel)); err == nil && ok {
+			continue
+		}
+		kept = append(kept, e)
+	}
+	m.entries = kept
+}
+
+// keptPath is the path COPY --parents recreates under the destination for
+// the source rel that pattern matched: rel itself, or, when the pattern
+// has a "/./" pivot, the part of rel after the pivot.
+func keptPath(pattern, rel string) string {
+	pattern = filepath.ToSlash(pattern)
+	if i := strings.Index(pattern, "/./"); i >= 0 {
+		pivot := strings.TrimPrefix(path.Clean("/"+pattern[:i]), "/")
+		if pivot != "" && strings.HasPrefix(rel, pivot+"/") {
+			return strings.TrimPrefix(rel, pivot+"/")
+		}
+	}
+	return rel
+}
+
 // selectSources resolves the sources of a COPY/ADD in the context or, with
-// --from, in a stage's or image's root filesystem, and digests them.
+// --from, in a named build context or a stage's or image's root
+// filesystem, and digests them.
 func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructions.Command, sd instructions.SourcesAndDest, from string, deps map[int]*stageState) (*sources, error) {
 	if len(sd.SourceContents) > 0 {
 		return b.heredocSources(sd)
 	}
 	src := &sources{}
-	root, ig := b.opts.ContextDir, b.ig
+	var o origin
 	if from != "" {
 		cp, _ := c.(*instructions.CopyCommand)
-		var chain digest.Digest
-		if j, ok := sp.copyFrom[cp]; ok {
-			chain = deps[j].chainID()
-		} else {
-			img, err := b.s.Images.Get(ctx, from)
-			if err != nil {
-				return nil, b.df.at(c.Location(), "COPY --from=%s: %v", from, err)
-			}
-			chain = image.ChainID(img.Config.RootFS.DiffIDs)
+		j, isStage := sp.copyFrom[cp]
+		var err error
+		if o, err = b.resolveOrigin(ctx, from, j, isStage, deps); err != nil {
+			return nil, b.df.at(c.Location(), "COPY --from=%s: %v", from, err)
 		}
-		view, release, err := b.view(ctx, chain)
-		if err != nil {
-			return nil, err
-		}
-		root, ig, src.fromImage, src.release = view, nil, true, release
+	} else {
+		o = origin{dir: b.opts.ContextDir, ig: b.ig}
 	}
+	root, release, err := b.openOrigin(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	src.fromImage = o.layers
+	src.onClose(release)
+	var excl *patternmatcher.PatternMatcher
+	if pats := excludePatterns(c); len(pats) > 0 {
+		if excl, err = patternmatcher.New(pats); err != nil {
+			src.close()
+			return nil, b.df.at(c.Location(), "%s --exclude: %v", strings.ToUpper(c.Name()), err)
+		}
+	}
+	cp, _ := c.(*instructions.CopyCommand)
+	parents := cp != nil && cp.Parents
 	h := sha256.New()
 	for _, p := range sd.SourcePaths {
-		ms, err := globInRoot(root, p, ig)
+		if _, isAdd := c.(*instructions.AddCommand); isAdd && isHTTP(p) {
+			m, err := b.download(ctx, src, p, addChecksum(c))
+			if err != nil {
+				src.close()
+				return nil, b.df.at(c.Location(), "ADD %s: %v", p, err)
+			}
+			if err := digestMatch(h, m, false); err != nil {
+				src.close()
+				return nil, err
+			}
+			src.matches = append(src.matches, m)
+			continue
+		}
+		ms, err := globInRoot(root, p, o.ig)
 		if err != nil {
 			src.close()
 			return nil, b.df.at(c.Location(), "%v", err)
 		}
-		if len(ms) == 0 {
+		var kept []string
+		for _, rel := range ms {
+			if !excludedMatch(excl, rel) {
+				kept = append(kept, rel)
+			}
+		}
+		if len(kept) == 0 {
 			src.close()
 			return nil, b.df.at(c.Location(), "%s %s: %q: not found", strings.ToUpper(c.Name()), p, path.Clean("/"+p))
 		}
-		for _, rel := range ms {
-			m, err := walkSource(root, rel, ig)
+		for _, rel := range kept {
+			m, err := walkSource(root, rel, o.ig)
 			if err != nil {
 				src.close()
 				return nil, b.df.at(c.Location(), "%v", err)
+			}
+			m.excludeBelow(excl)
+			if parents {
+				m.keep = keptPath(p, rel)
+				fmt.Fprintf(h, "keep %q\n", m.keep)
 			}
 			if err := digestMatch(h, m, src.fromImage); err != nil {
 				src.close()
@@ -145,6 +247,48 @@ func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructio
 	}
 	src.digest = digest.NewDigest(digest.SHA256, h)
 	return src, nil
+}
+
+// origin is where COPY --from and RUN --mount=type=bind read files: a
+// directory on this machine (the build context, a named build context) or
+// a stack of layers (a stage's or a stored image's root filesystem).
+type origin struct {
+	dir    string // "" for layers
+	ig     *ignore
+	layers bool
+	chain  digest.Digest
+	ident  string // names the layers in cache keys
+}
+
+// resolveOrigin finds what a --from names: an earlier stage (stage, when
+// isStage), a --build-context, or an image in the store.
+func (b *builder) resolveOrigin(ctx context.Context, from string, stage int, isStage bool, deps map[int]*stageState) (origin, error) {
+	if isStage {
+		chain := deps[stage].chainID()
+		return origin{layers: true, chain: chain, ident: "layers " + string(chain)}, nil
+	}
+	ref := from
+	if bc, ok := b.buildContext(from); ok {
+		if !bc.isImage {
+			return origin{dir: bc.dir, ig: bc.ig}, nil
+		}
+		ref = bc.image
+	}
+	img, err := b.s.Images.Get(ctx, ref)
+	if err != nil {
+		return origin{}, err
+	}
+	return origin{layers: true, chain: image.ChainID(img.Config.RootFS.DiffIDs), ident: "image " + string(img.ID)}, nil
+}
+
+// openOrigin makes the origin's files readable at a path until release.
+// Layers are mounted as a throwaway writable snapshot: writes to it
+// (RUN --mount=type=bind,rw) are discarded.
+func (b *builder) openOrigin(ctx context.Context, o origin) (string, func(), error) {
+	if !o.layers {
+		return o.dir, func() {}, nil
+	}
+	return b.view(ctx, o.chain)
 }
 
 // view mounts the layers chain read-only and returns where.

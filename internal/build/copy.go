@@ -79,18 +79,26 @@ func parseChown(rootfs, spec string) (owner, error) {
 	return owner{set: true, uid: int(uid), gid: int(gid)}, nil
 }
 
+// copyMode is how a COPY/ADD writes.
+type copyMode struct {
+	add     bool // ADD: local archives are unpacked
+	parents bool // --parents: sources keep their paths
+	link    bool // --link: written into an empty filesystem (see link.go)
+}
+
 // copy runs COPY or ADD: the selected sources are written into the step's
 // snapshot, mounted, so paths resolve through the lower layers' symlinks
-// as in docker.
-func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, sd instructions.SourcesAndDest, chown, chmod string, src *sources, isAdd bool) (*layer.Layer, error) {
+// as in docker. With --link they are written into an empty snapshot whose
+// layer is then laid on the parent.
+func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, sd instructions.SourcesAndDest, chown, chmod string, src *sources, cm copyMode) (*layer.Layer, error) {
 	name := "COPY"
-	if isAdd {
+	if cm.add {
 		name = "ADD"
 	}
 	dest := sd.DestPath
 	destIsDir := strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.") || dest == "." || dest == ".."
 	dest = joinWorkdir(st.cfg.Config.WorkingDir, dest)
-	if dest == "/" {
+	if dest == "/" || cm.parents {
 		destIsDir = true
 	}
 	if len(src.matches) > 1 && !destIsDir {
@@ -100,7 +108,11 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 	if err != nil {
 		return nil, b.df.at(loc, "%s --chmod: %v", name, err)
 	}
-	w, err := b.prepare(ctx, st.chainID())
+	parent := st.chainID()
+	if cm.link {
+		parent = ""
+	}
+	w, err := b.prepare(ctx, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -118,9 +130,13 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 	for _, m := range src.matches {
 		var err error
 		switch {
+		case m.keep != "" && m.isDir:
+			err = c.tree(m, path.Join(dest, m.keep))
+		case m.keep != "":
+			err = c.file(m.entries[0], path.Join(dest, m.keep))
 		case m.isDir:
 			err = c.tree(m, dest)
-		case isAdd && isArchive(m.entries[0].abs):
+		case cm.add && !m.remote && isArchive(m.entries[0].abs):
 			err = c.extract(ctx, m.entries[0].abs, dest)
 		default:
 			target := dest
@@ -133,7 +149,12 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 			return nil, b.df.at(loc, "%s %s: %v", name, m.name, err)
 		}
 	}
-	l, err := b.commit(ctx, w)
+	var l *layer.Layer
+	if cm.link {
+		l, err = b.commitOnto(ctx, w, st.chainID())
+	} else {
+		l, err = b.commit(ctx, w)
+	}
 	if err != nil {
 		return nil, err
 	}

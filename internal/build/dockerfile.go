@@ -81,6 +81,7 @@ type stagePlan struct {
 	baseStage int    // index of the stage FROM names, or -1
 	deps      []int  // stages that must finish first (FROM, COPY --from)
 	copyFrom  map[*instructions.CopyCommand]int
+	mountFrom map[string]int // RUN --mount from= naming a stage
 }
 
 // plan resolves every stage's FROM and stage references, and returns the
@@ -117,7 +118,7 @@ func makePlan(df *dockerfile, buildArgs map[string]string, target string) (*plan
 	}
 	for i := range df.stages {
 		st := &df.stages[i]
-		sp := &stagePlan{index: i, stage: st, name: st.Name, baseStage: -1, copyFrom: map[*instructions.CopyCommand]int{}}
+		sp := &stagePlan{index: i, stage: st, name: st.Name, baseStage: -1, copyFrom: map[*instructions.CopyCommand]int{}, mountFrom: map[string]int{}}
 		if sp.name == "" {
 			sp.name = "stage-" + strconv.Itoa(i)
 		}
@@ -143,6 +144,22 @@ func makePlan(df *dockerfile, buildArgs map[string]string, target string) (*plan
 			}
 		}
 		for _, c := range st.Commands {
+			if rc, ok := c.(*instructions.RunCommand); ok {
+				// from= is the one mount field set before expansion: it
+				// takes no variables.
+				for _, m := range instructions.GetMounts(rc) {
+					if m.From == "" {
+						continue
+					}
+					if j, ok := p.stageIndex(m.From, i); ok {
+						sp.mountFrom[m.From] = j
+						sp.deps = append(sp.deps, j)
+					} else if strings.EqualFold(m.From, st.Name) {
+						return nil, df.at(rc.Location(), "RUN --mount from=%s: a stage cannot mount itself", m.From)
+					}
+				}
+				continue
+			}
 			cp, ok := c.(*instructions.CopyCommand)
 			if !ok || cp.From == "" {
 				continue

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
@@ -114,10 +116,14 @@ type PruneResult struct {
 	Entries int             // cache records
 	Images  []digest.Digest // untagged step images nothing else was built on
 	Layers  []digest.Digest // layers no image uses any more
+	// CacheMounts is how many RUN --mount=type=cache directories went.
+	CacheMounts int
 }
 
 // PruneCache forgets every cached step, removes the step images that have
-// no name and no child image, and collects the layers left unused.
+// no name and no child image, collects the layers left unused, and
+// empties the RUN --mount=type=cache directories (no build runs meanwhile:
+// the store is held exclusively).
 func PruneCache(ctx context.Context, s *store.Store) (PruneResult, error) {
 	var res PruneResult
 	err := s.Exclusive(ctx, func() error {
@@ -168,8 +174,23 @@ func PruneCache(ctx context.Context, s *store.Store) (PruneResult, error) {
 				break
 			}
 		}
-		res.Layers, err = s.CollectLayers(ctx)
-		return err
+		if res.Layers, err = s.CollectLayers(ctx); err != nil {
+			return err
+		}
+		dir := filepath.Join(s.Root, CacheMountsDir)
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				res.CacheMounts++
+			}
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove cache mounts: %w", err)
+		}
+		return nil
 	})
 	return res, err
 }

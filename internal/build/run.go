@@ -102,7 +102,7 @@ func (b *builder) commit(ctx context.Context, w *work) (*layer.Layer, error) {
 // run executes a RUN instruction with the OCI runtime. The network is the
 // host's unless --network or RUN --network say none: strata has no bridge,
 // and RUN steps commonly need to download things.
-func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instructions.RunCommand) (*layer.Layer, error) {
+func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instructions.RunCommand, src *sources) (*layer.Layer, error) {
 	args := runCommandLine(st, c)
 	if len(c.Files) > 0 {
 		args = append(append([]string{}, shellOf(st.cfg)...), heredocScript(c))
@@ -131,10 +131,16 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 	if err != nil {
 		return nil, b.df.at(c.Location(), "RUN: user %q: %v", user, err)
 	}
-	var env []string
-	for _, kv := range runArgs(st) {
-		env = append(env, kv)
+	var plans []mountPlan
+	if src != nil {
+		plans = src.mounts
 	}
+	rm, err := b.setupMounts(ctx, w, plans)
+	if err != nil {
+		return nil, b.df.at(c.Location(), "%v", err)
+	}
+	defer rm.close()
+	env := append(runArgs(st), rm.env...)
 	spec, err := runtime.Spec(runtime.SpecOptions{
 		Image:         st.cfg.Config.ImageConfig,
 		EntrypointSet: true,
@@ -149,16 +155,18 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 		return nil, b.df.at(c.Location(), "RUN: %v", err)
 	}
 	capRlimits(spec)
-	// The runtime creates missing mount points (/proc, /dev, ...) in the
-	// root; they are removed again so they do not end up in the layer.
+	spec.Mounts = append(spec.Mounts, rm.mounts...)
+	// The runtime creates missing mount points (/proc, /dev, a --mount
+	// target and its missing parents) in the root; they are removed again
+	// so they do not end up in the layer.
+	seen := map[string]bool{}
 	var stubs []string
 	for _, m := range spec.Mounts {
-		p, err := securejoin.SecureJoin(w.rootfs, m.Destination)
-		if err != nil {
-			continue
-		}
-		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-			stubs = append(stubs, p)
+		for _, p := range missingPaths(w.rootfs, m.Destination) {
+			if !seen[p] {
+				seen[p] = true
+				stubs = append(stubs, p)
+			}
 		}
 	}
 	if cwd := spec.Process.Cwd; cwd != "" && cwd != "/" {
@@ -170,6 +178,9 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 		}
 	}
 	bundle := filepath.Join(w.dir, "bundle")
+	if rm.secrets != "" {
+		bundle = filepath.Join(rm.secrets, "bundle") // config.json may hold a secret env
+	}
 	if err := runtime.WriteBundle(bundle, spec); err != nil {
 		return nil, err
 	}
@@ -178,9 +189,10 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 	code, err := b.rt.Run(ctx, id, bundle, runtime.IO{Stdout: out, Stderr: out})
 	out.flush()
 	_ = b.rt.Delete(context.WithoutCancel(ctx), id, true)
+	rm.close()
 	sort.Sort(sort.Reverse(sort.StringSlice(stubs)))
 	for _, p := range stubs {
-		_ = os.Remove(p) // only if still empty: never content the RUN made
+		removeStub(p)
 	}
 	if err != nil {
 		return nil, b.df.at(c.Location(), "RUN %s: %v%s", strings.Join(args, " "), err, lastOutput(out))
@@ -194,6 +206,22 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 	}
 	ok = true
 	return l, nil
+}
+
+// removeStub removes a mount point the runtime made, if it is still what
+// the runtime made: an empty directory or an empty file. A RUN that put
+// something there keeps it.
+func removeStub(p string) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return
+	}
+	if fi.Mode().IsRegular() && fi.Size() != 0 {
+		return
+	}
+	if fi.IsDir() || fi.Mode().IsRegular() {
+		_ = os.Remove(p) // a directory goes only if empty
+	}
 }
 
 func lastOutput(w *lineWriter) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-project/strata/internal/archive"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/runtime"
 	"github.com/strata-project/strata/internal/store"
@@ -29,6 +31,15 @@ type stageState struct {
 	args   []string // ARGs in scope, NAME=VALUE, in declaration order
 	cmdSet bool     // CMD was set in this stage
 	lex    *shell.Lex
+	base   baseState // where FROM left the stage, for --squash
+}
+
+// baseState is the image a stage starts from.
+type baseState struct {
+	id      digest.Digest
+	size    int64
+	layers  int // diffIDs
+	history int // history entries
 }
 
 func (st *stageState) chainID() digest.Digest { return image.ChainID(st.cfg.RootFS.DiffIDs) }
@@ -102,7 +113,17 @@ func (b *builder) from(ctx context.Context, sp *stagePlan, st *stageState, deps 
 		st.cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
 		st.key = digest.FromString("FROM scratch")
 	default:
-		img, err := b.s.Images.Get(ctx, sp.base)
+		name := sp.base
+		if bc, ok := b.buildContext(sp.base); ok {
+			if !bc.isImage {
+				if err := b.fromDir(ctx, st, sp.base, bc.dir); err != nil {
+					return b.df.at(sp.stage.Location, "FROM %s: %v", sp.base, err)
+				}
+				break
+			}
+			name = bc.image
+		}
+		img, err := b.s.Images.Get(ctx, name)
 		if err != nil {
 			if isNotFound(err) {
 				return b.df.at(sp.stage.Location, "FROM %s: no such image in the store (strata cannot pull yet: import or build it first)", sp.base)
@@ -119,9 +140,43 @@ func (b *builder) from(ctx context.Context, sp *stagePlan, st *stageState, deps 
 	if st.cfg.RootFS.DiffIDs == nil {
 		st.cfg.RootFS.DiffIDs = []digest.Digest{}
 	}
+	st.base = baseState{id: st.id, size: st.size, layers: len(st.cfg.RootFS.DiffIDs), history: len(st.cfg.History)}
 	if !hasEnv(st.cfg.Config.Env, "PATH") {
 		st.cfg.Config.Env = append([]string{"PATH=" + runtime.DefaultPath}, st.cfg.Config.Env...)
 	}
+	return nil
+}
+
+// fromDir starts a stage on a directory build context, as docker does for
+// FROM naming a local context: the directory's files, owners and modes as
+// they are (its .dockerignore does not apply), become the one layer of an
+// image with an empty config. The later steps' keys follow the layer's
+// diffID, so an unchanged directory keeps them cached.
+func (b *builder) fromDir(ctx context.Context, st *stageState, name, dir string) error {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(archive.WriteTreeDiff(ctx, pw, "", dir, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch}))
+	}()
+	l, err := b.s.Layers.Unpack(ctx, "", pr)
+	pr.CloseWithError(io.ErrClosedPipe) // unblocks the writer if Unpack stopped early
+	<-done
+	if err != nil {
+		return fmt.Errorf("import build context: %w", err)
+	}
+	t := b.now()
+	st.cfg = Config{}
+	st.cfg.Created = &t
+	st.cfg.Platform = ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}
+	st.cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{l.DiffID}}
+	st.cfg.History = []ocispec.History{{Created: &t, CreatedBy: "FROM " + name + " (build context)", Comment: "strata build"}}
+	id, err := b.putImage(ctx, st.cfg, "", l.Size)
+	if err != nil {
+		return err
+	}
+	st.id, st.size = id, l.Size
+	st.key = digest.FromString("FROM context " + string(l.DiffID))
 	return nil
 }
 
@@ -197,6 +252,17 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 			}
 		}
 	}
+	lkey, link := linkKey(st, c, extra)
+	if link && !b.opts.NoCache {
+		hit, err := b.linkHit(ctx, st, c, key, lkey)
+		if err != nil {
+			return b.fail(ref, err)
+		}
+		if hit {
+			b.cached(ref)
+			return nil
+		}
+	}
 	st.miss = true
 	next, l, err := b.execute(ctx, ref, sp, st, c, srcs)
 	if err != nil {
@@ -217,6 +283,11 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 	}
 	if err := b.cachePut(key, id); err != nil {
 		return b.fail(ref, fmt.Errorf("record build cache: %w", err))
+	}
+	if link {
+		if err := b.cachePut(lkey, id); err != nil {
+			return b.fail(ref, fmt.Errorf("record build cache: %w", err))
+		}
 	}
 	st.cfg, st.id, st.size, st.key = next, id, size, key
 	b.applyScope(st, c)

@@ -30,7 +30,12 @@ func (b *builder) checkSupported(c instructions.Command) error {
 				}
 			case "mount":
 				for _, m := range instructions.GetMounts(c) {
-					return bad("RUN --mount=type=" + string(m.Type))
+					switch {
+					case m.Type == instructions.MountTypeSSH:
+						return bad("RUN --mount=type=ssh")
+					case m.Type == instructions.MountTypeCache && m.From != "":
+						return bad("RUN --mount=type=cache,from=")
+					}
 				}
 			default:
 				return bad("RUN --" + f)
@@ -40,33 +45,35 @@ func (b *builder) checkSupported(c instructions.Command) error {
 			return bad("RUN with this heredoc form")
 		}
 	case *instructions.CopyCommand:
-		switch {
-		case c.Link:
-			return bad("COPY --link")
-		case c.Parents:
-			return bad("COPY --parents")
-		case len(c.ExcludePatterns) > 0:
-			return bad("COPY --exclude")
-		}
+		// --link, --parents and --exclude are implemented; --link gives
+		// the same files as a plain COPY (see copy).
 		if _, err := parseChmod(c.Chmod); err != nil {
 			return b.df.at(c.Location(), "COPY --chmod=%s: %v", c.Chmod, err)
 		}
+		if c.Link && !numericChown(c.Chown) {
+			return b.df.at(c.Location(), "COPY --link --chown=%s: names cannot be resolved in the empty filesystem a --link copy writes to: use numeric IDs", c.Chown)
+		}
 	case *instructions.AddCommand:
+		if c.Link && !numericChown(c.Chown) {
+			return b.df.at(c.Location(), "ADD --link --chown=%s: names cannot be resolved in the empty filesystem a --link copy writes to: use numeric IDs", c.Chown)
+		}
 		switch {
-		case c.Link:
-			return bad("ADD --link")
-		case c.Checksum != "":
-			return bad("ADD --checksum")
 		case c.KeepGitDir != nil:
 			return bad("ADD --keep-git-dir")
 		case c.Unpack != nil:
 			return bad("ADD --unpack")
-		case len(c.ExcludePatterns) > 0:
-			return bad("ADD --exclude")
 		}
 		for _, src := range c.SourcePaths {
-			if isRemote(src) {
-				return bad("ADD of a URL or git source (" + src + ")")
+			if isRemote(src) && !isHTTP(src) {
+				return bad("ADD of a git source (" + src + ")")
+			}
+			if c.Checksum != "" && !isHTTP(src) {
+				return b.df.at(c.Location(), "ADD --checksum needs an http(s) source, not %s", src)
+			}
+		}
+		if c.Checksum != "" {
+			if _, err := parseChecksum(c.Checksum); err != nil {
+				return b.df.at(c.Location(), "ADD --checksum: %v", err)
 			}
 		}
 		if _, err := parseChmod(c.Chmod); err != nil {
@@ -103,7 +110,15 @@ func parseChmod(s string) (*uint32, error) {
 func (b *builder) inputs(ctx context.Context, sp *stagePlan, st *stageState, c instructions.Command, deps map[int]*stageState) ([]string, *sources, error) {
 	switch c := c.(type) {
 	case *instructions.RunCommand:
-		return append([]string{"args"}, runArgs(st)...), nil, nil
+		plans, err := b.mountPlans(ctx, sp, st, c, deps)
+		if err != nil {
+			return nil, nil, err
+		}
+		extra := append([]string{"args"}, runArgs(st)...)
+		for _, p := range plans {
+			extra = append(extra, p.key)
+		}
+		return extra, &sources{mounts: plans}, nil
 	case *instructions.CopyCommand:
 		src, err := b.selectSources(ctx, sp, c, c.SourcesAndDest, c.From, deps)
 		if err != nil {
@@ -190,13 +205,13 @@ func (b *builder) execute(ctx context.Context, ref stepRef, sp *stagePlan, st *s
 		l, err := b.workdir(ctx, st, ic.WorkingDir)
 		return cfg, l, err
 	case *instructions.RunCommand:
-		l, err := b.run(ctx, ref, st, c)
+		l, err := b.run(ctx, ref, st, c, src)
 		return cfg, l, err
 	case *instructions.CopyCommand:
-		l, err := b.copy(ctx, st, c.Location(), c.SourcesAndDest, c.Chown, c.Chmod, src, false)
+		l, err := b.copy(ctx, st, c.Location(), c.SourcesAndDest, c.Chown, c.Chmod, src, copyMode{parents: c.Parents, link: c.Link})
 		return cfg, l, err
 	case *instructions.AddCommand:
-		l, err := b.copy(ctx, st, c.Location(), c.SourcesAndDest, c.Chown, c.Chmod, src, true)
+		l, err := b.copy(ctx, st, c.Location(), c.SourcesAndDest, c.Chown, c.Chmod, src, copyMode{add: true, link: c.Link})
 		return cfg, l, err
 	default:
 		return cfg, nil, b.df.at(c.Location(), "%s is not supported", strings.ToUpper(c.Name()))
