@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -307,5 +308,53 @@ func TestImportKilledMidway(t *testing.T) {
 	c.ok("import", tarPath, "whole")
 	if out := strings.TrimSpace(c.ok("images", "--format", "{{.Repository}}")); out != "whole" {
 		t.Fatalf("images = %q", out)
+	}
+}
+
+// Several strata processes on one store: concurrent imports of one tarball
+// under different tags, racing with removals, leave a consistent store.
+func TestConcurrentProcessesShareOneStore(t *testing.T) {
+	c := newCLI(t)
+	tarPath := busyboxTar(t)
+	c.ok("import", tarPath, "seed") // the store exists before the race starts
+	const n = 6
+	errs := make(chan string, 2*n)
+	done := make(chan struct{})
+	for i := range n {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			tag := "racer:" + strconv.Itoa(i)
+			if out, errOut, code := c.run(nil, "import", tarPath, tag); code != 0 {
+				errs <- "import " + tag + ": " + out + errOut
+			}
+		}()
+		go func() {
+			defer func() { done <- struct{}{} }()
+			// Removing the seed while imports run must not take the
+			// layer they share away from them.
+			c.run(nil, "rmi", "seed")
+		}()
+	}
+	for range 2 * n {
+		<-done
+	}
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	tags := strings.Fields(c.ok("images", "--format", "{{.Repository}}:{{.Tag}}"))
+	if len(tags) != n {
+		t.Fatalf("images after the race: %v", tags)
+	}
+	if !strings.Contains(c.ok("info"), "Layers: 1\n") {
+		t.Fatalf("one shared layer expected:\n%s", c.ok("info"))
+	}
+	// Every image still mounts and shows its files.
+	for _, tag := range tags {
+		p := strings.TrimSpace(c.ok("mount", tag))
+		if _, err := os.Stat(filepath.Join(p, "bin/busybox")); err != nil {
+			t.Fatalf("%s: %v", tag, err)
+		}
+		c.ok("umount", tag)
 	}
 }
