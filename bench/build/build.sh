@@ -1,0 +1,191 @@
+#!/bin/bash
+# bench/build/build.sh: Dockerfile build time, strata vs docker vs podman, side by side.
+#
+# Generates a build context of FILES files totalling about SIZE_MB MB of random
+# (incompressible) data plus a 13-instruction Dockerfile FROM the busybox base
+# image, and times three scenarios, each one hyperfine invocation with every
+# engine in it:
+#   cold    --no-cache build (images and dangling layers pruned before each run)
+#   warm    rebuild of the unchanged context (every step cached)
+#   change  rebuild after one 20 KB file of the big COPY changed (that COPY and
+#           the steps after it rebuild)
+# docker is timed with both of its builders when available: the classic one
+# (DOCKER_BUILDKIT=0, the default of docker 20.10 on Linux) and BuildKit.
+# Everything it creates lives under one temporary directory (its own dockerd
+# included) and is removed on exit. Run as root:
+#
+#   make build && bench/build/build.sh
+#
+# Environment: STRATA, DOCKER, PODMAN (as bench/run/run.sh), SIZE_MB (200),
+# FILES (10000), RUNS_COLD (3), RUNS_WARM (5), RUNS_CHANGE (3),
+# OUT (results directory, default bench/build/results).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+STRATA=${STRATA:-$repo/bin/strata}
+if [ -z "${DOCKER:-}" ]; then
+	if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
+fi
+PODMAN=${PODMAN:-podman}
+SIZE_MB=${SIZE_MB:-200}
+FILES=${FILES:-10000}
+RUNS_COLD=${RUNS_COLD:-3}
+RUNS_WARM=${RUNS_WARM:-5}
+RUNS_CHANGE=${RUNS_CHANGE:-3}
+OUT=${OUT:-$here/results}
+
+for tool in "$STRATA" "$DOCKER" dockerd "$PODMAN" hyperfine jq runc; do
+	command -v "$tool" >/dev/null || { echo "build.sh: $tool not found (apt-get install -y docker.io podman hyperfine jq runc; make build)" >&2; exit 1; }
+done
+
+work=$(mktemp -d /tmp/strata-bench-build.XXXXXX)
+dockerd_pid=""
+host_paths=(/dev/shm/libpod_lock /var/lib/containers /run/containers /run/libpod
+	/run/docker /run/containerd /etc/docker/key.json /etc/cni/net.d/cni.lock)
+absent=()
+for p in "${host_paths[@]}"; do [ -e "$p" ] || absent+=("$p"); done
+
+podman=("$PODMAN" --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
+	--events-backend none --cgroup-manager cgroupfs --runtime runc)
+docker=("$DOCKER" -H "unix://$work/docker.sock")
+strata=("$STRATA" --root "$work/strata")
+
+cleanup() {
+	set +e
+	if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+		"${docker[@]}" system prune -af >/dev/null 2>&1
+		kill "$dockerd_pid"
+		while kill -0 "$dockerd_pid" 2>/dev/null; do sleep 0.2; done
+	fi
+	[ -d "$work/podman" ] && "${podman[@]}" system prune -af >/dev/null 2>&1
+	awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do umount -l "$m"; done
+	rm -rf "$work"
+	for p in "${absent[@]}"; do rm -rf "$p"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== context: $FILES files, $SIZE_MB MB"
+ctx=$work/ctx
+dirs=100
+per_dir=$(( (FILES + dirs - 1) / dirs ))
+file_bytes=$(( SIZE_MB * 1000 * 1000 / (dirs * per_dir) ))
+for d in $(seq -w 0 $((dirs - 1))); do
+	mkdir -p "$ctx/data/d$d"
+	head -c $((file_bytes * per_dir)) /dev/urandom | split -b "$file_bytes" -d -a 4 - "$ctx/data/d$d/f"
+done
+printf 'libfoo 1.2\nlibbar 3.4\nlibbaz 5.6\n' >"$ctx/deps.txt"
+cat >"$ctx/Dockerfile" <<'EOF'
+FROM busybox:latest
+ENV APP_HOME=/app LANG=C.UTF-8
+WORKDIR /app
+RUN mkdir -p bin etc /var/log/app && echo "config=1" > etc/app.conf
+RUN i=0; while [ $i -lt 500 ]; do echo "line $i" >> etc/generated.txt; i=$((i+1)); done
+COPY deps.txt /app/etc/deps.txt
+RUN wc -l etc/deps.txt > etc/deps.count
+COPY data/ /app/data/
+RUN find data -type f | wc -l > etc/file-count && du -s data > etc/size
+RUN printf '#!/bin/sh\necho app\n' > bin/app && chmod +x bin/app
+ENV PATH=/app/bin:$PATH
+EXPOSE 8080
+CMD ["app"]
+EOF
+"$repo/hack/busybox-rootfs.sh" "$work/busybox.tar"
+du -sh "$ctx" | cut -f1 | sed 's/^/context size: /'
+find "$ctx" -type f | wc -l | sed 's/^/context files: /'
+
+echo "== engines"
+mkdir -p "$work/strata" "$work/podman/tmp"
+"${strata[@]}" import "$work/busybox.tar" busybox:latest
+dockerd --bridge=none --iptables=false --ip6tables=false \
+	--data-root "$work/docker" --exec-root "$work/docker-exec" \
+	--host "unix://$work/docker.sock" --pidfile "$work/docker.pid" >"$work/dockerd.log" 2>&1 &
+dockerd_pid=$!
+for _ in $(seq 1 100); do
+	"${docker[@]}" version >/dev/null 2>&1 && break
+	kill -0 "$dockerd_pid" 2>/dev/null || { cat "$work/dockerd.log" >&2; exit 1; }
+	sleep 0.2
+done
+"${docker[@]}" import "$work/busybox.tar" busybox:latest
+"${podman[@]}" import "$work/busybox.tar" busybox:latest >/dev/null
+
+# Build and prune commands per engine, as strings for hyperfine (run through
+# its shell, so env assignments work).
+b_strata="${strata[*]} build -q --network none -t bench:latest $ctx"
+b_classic="DOCKER_BUILDKIT=0 ${docker[*]} build -q --network none -t bench:classic $ctx"
+b_buildkit="DOCKER_BUILDKIT=1 ${docker[*]} build -q --network none -t bench:buildkit $ctx"
+b_podman="${podman[*]} build -q --network none --ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=32768:32768 -t bench:latest $ctx"
+p_strata="${strata[*]} rmi -f bench:latest >/dev/null 2>&1; ${strata[*]} builder prune -af >/dev/null 2>&1; true"
+p_classic="${docker[*]} rmi -f bench:classic >/dev/null 2>&1; ${docker[*]} image prune -f >/dev/null 2>&1; true"
+p_buildkit="${docker[*]} rmi -f bench:buildkit >/dev/null 2>&1; ${docker[*]} builder prune -af >/dev/null 2>&1; true"
+p_podman="${podman[*]} rmi -f bench:latest >/dev/null 2>&1; ${podman[*]} image prune -f >/dev/null 2>&1; true"
+
+names=(strata docker-classic docker-buildkit podman)
+builds=("$b_strata" "$b_classic" "$b_buildkit" "$b_podman")
+prunes=("$p_strata" "$p_classic" "$p_buildkit" "$p_podman")
+
+# Each engine builds once for real (also proving it can); an engine that
+# cannot is left out with its error shown.
+use=()
+for i in "${!names[@]}"; do
+	if out=$(sh -c "${builds[$i]}" 2>&1); then
+		use+=("$i")
+	else
+		echo "build.sh: ${names[$i]} cannot build here, left out:" >&2
+		echo "$out" | tail -5 >&2
+	fi
+done
+[ "${#use[@]}" -gt 0 ] || exit 1
+
+# The images must hold what the Dockerfile made: the file count of the COPY.
+echo "== check: /app/etc/file-count and CMD output in each image"
+check=("${strata[*]} run --rm --network none bench:latest"
+	"${docker[*]} run --rm --network none bench:classic"
+	"${docker[*]} run --rm --network none bench:buildkit"
+	"${podman[*]} run --rm --network none --ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=32768:32768 bench:latest")
+for i in "${use[@]}"; do
+	echo "${names[$i]}: $(${check[$i]} cat /app/etc/file-count) files, CMD says $(${check[$i]} | tr -d '\r')"
+done
+
+echo "== versions"
+mkdir -p "$OUT"
+{
+	echo "strata: $("$STRATA" version 2>/dev/null | sed -n 's/^ *Version: *//p' | head -1)"
+	echo "docker: $("${docker[@]}" version --format 'client {{.Client.Version}}, server {{.Server.Version}}')"
+	echo "podman: $("${podman[@]}" version --format '{{.Client.Version}}') (buildah inside), runtime $(runc --version | head -1)"
+	echo "hyperfine: $(hyperfine --version)"
+	echo "kernel: $(uname -r), cores: $(nproc)"
+	echo "context: $(du -sh "$ctx" | cut -f1), $(find "$ctx" -type f | wc -l) files"
+	echo "engines measured: $(for i in "${use[@]}"; do printf '%s ' "${names[$i]}"; done)"
+} | tee "$OUT/build-versions.txt"
+
+bench() { # scenario runs extra-hyperfine-args-per-engine-builder
+	local scenario=$1 runs=$2 mode=$3 args=()
+	for i in "${use[@]}"; do
+		case $mode in
+		cold) args+=(--prepare "${prunes[$i]}" -n "${names[$i]}" "${builds[$i]/ build / build --no-cache }") ;;
+		warm) args+=(-n "${names[$i]}" "${builds[$i]}") ;;
+		change) args+=(--prepare "date +%s%N >> $ctx/data/d50/f0042" -n "${names[$i]}" "${builds[$i]}") ;;
+		esac
+	done
+	echo "== $scenario"
+	hyperfine --runs "$runs" --export-markdown "$OUT/build-$scenario.md" --export-json "$OUT/build-$scenario.json" \
+		"${args[@]}"
+}
+# warm first: every engine has just built the context once.
+bench warm "$RUNS_WARM" warm
+bench change "$RUNS_CHANGE" change
+bench cold "$RUNS_COLD" cold
+
+echo "== relative to docker-classic (lower is faster)"
+for s in cold warm change; do
+	jq -r --arg s "$s" '
+		def sec: . * 100 | round / 100;
+		def x: . * 100 | round / 100;
+		(.results[] | select(.command == "docker-classic")) as $d
+		| .results[] | "\($s)\t\(.command)\t\(.mean | sec)\t\(.median | sec)\t\(.min | sec)\t\(if $d then (.mean / $d.mean | x) else "-" end)"' \
+		"$OUT/build-$s.json"
+done | (printf 'scenario\tengine\tmean s\tmedian s\tmin s\tmean/docker-classic\n'; cat) |
+	column -t -s "$(printf '\t')" | tee "$OUT/build-ratios.txt"
