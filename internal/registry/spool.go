@@ -1,0 +1,122 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// spool carries one blob from its download to its apply. The download
+// appends to an unlinked temp file while the reader follows behind, so the
+// network never waits for the apply of an earlier layer, the apply never
+// waits for a whole blob, and a crash leaves nothing on disk.
+type spool struct {
+	f    *os.File
+	stop func() bool // detaches the cancellation hook
+
+	mu        sync.Mutex
+	cond      *sync.Cond
+	size      int64 // bytes written so far
+	done      bool
+	err       error // the download's outcome, once done
+	cancelled error
+	closeOnce sync.Once
+}
+
+// newSpool makes a spool in dir (the store root, so a big blob lands on
+// the store's disk rather than in a tmpfs).
+func newSpool(ctx context.Context, dir string) (*spool, error) {
+	f, err := os.CreateTemp(dir, ".pull-")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	sp := &spool{f: f}
+	sp.cond = sync.NewCond(&sp.mu)
+	sp.stop = context.AfterFunc(ctx, func() {
+		sp.mu.Lock()
+		sp.cancelled = ctx.Err()
+		sp.cond.Broadcast()
+		sp.mu.Unlock()
+	})
+	return sp, nil
+}
+
+// Write appends b; only the download goroutine writes.
+func (sp *spool) Write(b []byte) (int, error) {
+	n, err := sp.f.WriteAt(b, sp.size)
+	sp.mu.Lock()
+	sp.size += int64(n)
+	sp.cond.Broadcast()
+	sp.mu.Unlock()
+	return n, err
+}
+
+// finish records the download's outcome: nil means every byte is written
+// and verified.
+func (sp *spool) finish(err error) {
+	sp.mu.Lock()
+	sp.done, sp.err = true, err
+	sp.cond.Broadcast()
+	sp.mu.Unlock()
+}
+
+// wait returns the download's outcome once it is known.
+func (sp *spool) wait(ctx context.Context) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	for !sp.done && sp.cancelled == nil {
+		sp.cond.Wait()
+	}
+	if !sp.done {
+		return sp.cancelled
+	}
+	return sp.err
+}
+
+// Reader reads the blob from the start, blocking for bytes not yet
+// written. Its EOF means the blob arrived whole and verified; a failed
+// download is its error instead.
+func (sp *spool) Reader() io.Reader { return &spoolReader{sp: sp} }
+
+// Close releases the file (and with it the disk space).
+func (sp *spool) Close() {
+	sp.closeOnce.Do(func() {
+		sp.stop()
+		sp.f.Close()
+	})
+}
+
+type spoolReader struct {
+	sp  *spool
+	off int64
+}
+
+func (r *spoolReader) Read(b []byte) (int, error) {
+	sp := r.sp
+	sp.mu.Lock()
+	for r.off == sp.size && !sp.done && sp.cancelled == nil {
+		sp.cond.Wait()
+	}
+	avail, done, err, cancelled := sp.size-r.off, sp.done, sp.err, sp.cancelled
+	sp.mu.Unlock()
+	switch {
+	case avail > 0:
+		n, err := sp.f.ReadAt(b[:min(int64(len(b)), avail)], r.off)
+		r.off += int64(n)
+		if err == io.EOF {
+			err = nil // the writer is ahead of what ReadAt saw; never happens, but EOF here would lie
+		}
+		return n, err
+	case cancelled != nil && !done:
+		return 0, cancelled
+	case err != nil:
+		return 0, err
+	}
+	return 0, io.EOF
+}
