@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -41,7 +42,11 @@ type Store struct {
 	Snapshots snapshot.Snapshotter
 	Layers    *layer.Store
 	Images    *image.Store
-	lock      *flock.Flock
+
+	lock          *flock.Flock
+	lockMu        sync.Mutex
+	lockDepth     int
+	lockExclusive bool
 }
 
 const (
@@ -133,24 +138,57 @@ func chooseDriver(db *metadata.DB, root, want string) (string, error) {
 func (s *Store) Driver() string { return s.Snapshots.Name() }
 
 // Shared runs fn while holding the store lock shared: for work that adds
-// layers and images. Any number of such holders run at once.
+// layers and images. Any number of such holders run at once. Calls nest: a
+// pull inside a build shares the build's hold.
 func (s *Store) Shared(ctx context.Context, fn func() error) error {
-	if _, err := s.lock.TryRLockContext(ctx, lockRetry); err != nil {
-		return fmt.Errorf("lock store: %w", err)
-	}
-	defer s.lock.Unlock()
-	return fn()
+	return s.withLock(ctx, false, fn)
 }
 
 // Exclusive runs fn while no other process holds the store lock: for
 // removals, which must not race with work that is about to use what they
 // remove.
 func (s *Store) Exclusive(ctx context.Context, fn func() error) error {
-	if _, err := s.lock.TryLockContext(ctx, lockRetry); err != nil {
+	return s.withLock(ctx, true, fn)
+}
+
+// withLock takes the flock once per process and counts nested holders: an
+// inner Unlock must not release an outer hold, since flock(2) locks belong
+// to the open file, not to the caller.
+func (s *Store) withLock(ctx context.Context, exclusive bool, fn func() error) error {
+	s.lockMu.Lock()
+	if s.lockDepth > 0 {
+		if exclusive && !s.lockExclusive {
+			s.lockMu.Unlock()
+			return fmt.Errorf("lock store: an exclusive hold was asked for inside a shared one")
+		}
+		s.lockDepth++
+		s.lockMu.Unlock()
+		defer s.release()
+		return fn()
+	}
+	var err error
+	if exclusive {
+		_, err = s.lock.TryLockContext(ctx, lockRetry)
+	} else {
+		_, err = s.lock.TryRLockContext(ctx, lockRetry)
+	}
+	if err != nil {
+		s.lockMu.Unlock()
 		return fmt.Errorf("lock store: %w", err)
 	}
-	defer s.lock.Unlock()
+	s.lockDepth, s.lockExclusive = 1, exclusive
+	s.lockMu.Unlock()
+	defer s.release()
 	return fn()
+}
+
+func (s *Store) release() {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	s.lockDepth--
+	if s.lockDepth == 0 {
+		s.lock.Unlock()
+	}
 }
 
 // IsNotFound tells whether err means a missing record of any kind.

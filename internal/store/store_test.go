@@ -1,0 +1,41 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/gofrs/flock"
+)
+
+// A nested hold must not release the outer one: flock(2) locks belong to
+// the open file, so a naive inner Unlock would drop the lock a build holds
+// while it pulls.
+func TestNestedLocksKeepTheOuterHold(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Root: t.TempDir(), Driver: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := flock.New(filepath.Join(s.Root, "lock"))
+	err = s.Shared(ctx, func() error {
+		if err := s.Shared(ctx, func() error { return nil }); err != nil {
+			return err
+		}
+		// Another process (another open file) must still be kept out.
+		if ok, err := other.TryLock(); err != nil || ok {
+			t.Fatalf("exclusive lock taken while shared is held (ok=%v, err=%v)", ok, err)
+		}
+		if err := s.Exclusive(ctx, func() error { return nil }); err == nil {
+			t.Fatal("exclusive inside shared accepted")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := other.TryLock(); err != nil || !ok {
+		t.Fatalf("lock not released after the outer hold (ok=%v, err=%v)", ok, err)
+	}
+	other.Unlock()
+}
