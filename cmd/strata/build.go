@@ -37,16 +37,13 @@ func newBuildCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer cleanup()
-			if !f.quiet {
-				p := build.NewPlainPrinter(c.ErrOrStderr())
-				p.Headers = f.progress == "tty"
-				opts.Events = p.Event
-			}
 			s, err := g.openStore(c.Context())
 			if err != nil {
 				return err
 			}
+			finish := f.progressPrinter(c, &opts)
 			res, err := build.Build(c.Context(), s, opts)
+			finish(err != nil)
 			if err != nil {
 				return err
 			}
@@ -77,8 +74,34 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.buildContexts, "build-context", nil, "additional named build context: NAME=DIR or NAME=docker-image://REF")
 	// A flag docker has that strata cannot honour yet: accepted by name so
 	// that using it gives a clear error instead of "unknown flag".
-	fl.BoolVar(&f.pull, "pull", false, "always attempt to pull a newer version of the image (not supported: strata has no registry client yet)")
+	fl.BoolVar(&f.pull, "pull", false, "always attempt to pull a newer version of the base images")
 	return c
+}
+
+// progressPrinter sets opts.Events to print the progress --progress and
+// -q ask for. finish ends the output (the tty view's final frame).
+func (f *buildFlags) progressPrinter(c *cobra.Command, opts *build.Options) (finish func(failed bool)) {
+	w := c.ErrOrStderr()
+	switch {
+	case f.quiet:
+		return func(bool) {}
+	case f.progress == "tty":
+		size := func() (int, int) { return 0, 0 }
+		if fd, ok := w.(*os.File); ok {
+			size = func() (int, int) {
+				cols, rows, err := term.GetSize(int(fd.Fd()))
+				if err != nil {
+					return 0, 0
+				}
+				return cols, rows
+			}
+		}
+		p := build.NewTTYPrinter(w, size)
+		opts.Events = p.Event
+		return p.Close
+	}
+	opts.Events = build.NewPlainPrinter(w).Event
+	return func(bool) {}
 }
 
 // options turns the flags into build options, rejecting what strata does
@@ -89,8 +112,6 @@ func (f *buildFlags) options(c *cobra.Command, contextPath string) (opts build.O
 	}
 	cleanup = func() {}
 	switch {
-	case f.pull:
-		return opts, cleanup, usage("--pull is not supported: strata has no registry client yet")
 	case contextPath == "-" && f.file == "-":
 		return opts, cleanup, usage("the context and the Dockerfile cannot both come from stdin")
 	}
@@ -143,12 +164,18 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 	default:
 		return build.Options{}, usage("invalid --progress %q: want auto, plain or tty", f.progress)
 	}
+	switch f.network {
+	case "", "default", "host", "none":
+	default:
+		return build.Options{}, usage("network mode %q not supported (use host or none)", f.network)
+	}
 	opts := build.Options{
 		ContextDir: contextPath,
 		Target:     f.target,
 		NoCache:    f.noCache,
 		Network:    f.network,
 		Squash:     f.squash,
+		Pull:       f.pull,
 		BuildArgs:  map[string]string{},
 		Labels:     map[string]string{},
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -98,9 +99,10 @@ func TestBuildCorpus(t *testing.T) {
 	c.importBusybox()
 	ctx := corpusContext(t)
 	iid := filepath.Join(t.TempDir(), "iid")
-	progress := c.build("-t", "corpus:1", "-t", "corpus:2", "--label", "built=by-test", "--iidfile", iid, ctx)
+	args := []string{"--build-arg", "FLAVOUR=spicy", "--build-arg", "UNUSED=1", "--build-arg", "ALSO_UNUSED=2"}
+	progress := c.build(append(args, "-t", "corpus:1", "-t", "corpus:2", "--label", "built=by-test", "--iidfile", iid, ctx)...)
 	id := readFile(t, iid)
-	for _, want := range []string{"[base 3/3] RUN echo base > /base.txt", "[final 2/31] MAINTAINER", "writing image " + id + " done", "naming to docker.io/library/corpus:1 done", "naming to docker.io/library/corpus:2 done"} {
+	for _, want := range []string{"[base 4/4] RUN echo base > /base.txt", "[final 2/36] MAINTAINER", "[Warning] One or more build-args [ALSO_UNUSED UNUSED] were not consumed", "writing image " + id + " done", "naming to docker.io/library/corpus:1 done", "naming to docker.io/library/corpus:2 done"} {
 		if !strings.Contains(progress, want) {
 			t.Errorf("progress lacks %q:\n%s", want, progress)
 		}
@@ -112,6 +114,11 @@ func TestBuildCorpus(t *testing.T) {
 	root := c.mountImage("corpus:1")
 	files := map[string]string{
 		"base.txt":             "base\n",
+		"meta-arg.txt":         "busybox\n",
+		"app/args.txt":         "linux/amd64 linux linux/amd64 spicy unset\n",
+		"app/net-none.txt":     "lo\n",
+		"app/net-host.txt":     hostInterfaces(t),
+		"app/group-from-image": "root:x:0:\nnogroup:x:65534:\n",
 		"from-base.txt":        "base\n",
 		"app/sub/a.txt":        "alpha\n",
 		"app/dir/d.txt":        "in dir\n",
@@ -220,19 +227,32 @@ func TestBuildCorpus(t *testing.T) {
 	}
 
 	// Rebuilding the unchanged context: every step cached, same image.
-	again := c.build("--iidfile", iid, "--label", "built=by-test", ctx)
+	again := c.build(append(args, "--iidfile", iid, "--label", "built=by-test", ctx)...)
 	if readFile(t, iid) != id {
 		t.Fatalf("unchanged rebuild gave %s, want %s", readFile(t, iid), id)
 	}
 	againStatus := stepStatus(t, again)
-	if len(againStatus) != 34 {
-		t.Errorf("rebuild showed %d steps, want 34:\n%s", len(againStatus), again)
+	if len(againStatus) != 40 {
+		t.Errorf("rebuild showed %d steps, want 40:\n%s", len(againStatus), again)
 	}
 	for step, status := range againStatus {
 		if status != "CACHED" && !strings.Contains(step, " FROM ") {
 			t.Errorf("unchanged rebuild ran %s", step)
 		}
 	}
+}
+
+// hostInterfaces lists the network interfaces of the test's namespace, as
+// the corpus's RUN --network=host step does.
+func hostInterfaces(t *testing.T) string {
+	t.Helper()
+	var names []string
+	for i, line := range strings.Split(readFile(t, "/proc/self/net/dev"), "\n") {
+		if name, _, ok := strings.Cut(line, ":"); ok && i >= 2 {
+			names = append(names, strings.TrimSpace(name))
+		}
+	}
+	return strings.Join(names, "\n") + "\n"
 }
 
 func TestBuildCacheInvalidation(t *testing.T) {
@@ -385,6 +405,9 @@ RUN exit 1
 		{"ADD --checksum=sha256:00 Dockerfile /x", "Dockerfile:2: ADD --checksum needs an http(s) source"},
 		{"RUN --mount=type=bind,source=nope,target=/x true", "Dockerfile:2: RUN --mount=type=bind,source=nope: nope: "},
 		{"RUN --security=insecure true", "Dockerfile:2: RUN --security is not supported"},
+		{"RUN --network=bridge true", `Dockerfile:2: invalid network mode "bridge"`},
+		{"FROM --platform=linux/arm64 busybox", "Dockerfile:2: FROM --platform=linux/arm64: only linux/amd64 can be built"},
+		{"COPY Dockerfile Dockerfile /nodir", "Dockerfile:2: When using COPY with more than one source file, the destination must be a directory and end with a /"},
 	} {
 		bad := t.TempDir()
 		os.WriteFile(filepath.Join(bad, "Dockerfile"), []byte("FROM busybox\n"+tc.line+"\n"), 0o644)
@@ -396,7 +419,8 @@ RUN exit 1
 		flag []string
 		want string
 	}{
-		{[]string{"--pull"}, "not supported"},
+		{[]string{"--progress", "fancy"}, `invalid --progress "fancy"`},
+		{[]string{"--network", "bridge"}, `network mode "bridge" not supported`},
 		{[]string{"--secret", "src=/etc/hostname"}, "invalid --secret"},
 		{[]string{"--secret", "id=x,src=/nonexistent"}, "no such file"},
 		{[]string{"--secret", "id=x,env=STRATA_TEST_UNSET_VAR"}, "is not set"},
@@ -895,5 +919,74 @@ func TestReadSecret(t *testing.T) {
 		if _, _, err := readSecret(bad); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
+	}
+}
+
+// An image of more layers than overlay takes as lowerdirs in one mount
+// option page still builds (every step mounts the whole chain) and runs.
+func TestBuildManyLayers(t *testing.T) {
+	c := newCLI(t)
+	c.importBusybox()
+	ctx := t.TempDir()
+	const layers = 125
+	var df strings.Builder
+	df.WriteString("FROM busybox\n")
+	for i := 1; i <= layers; i++ {
+		// Mostly COPY, which is cheap; some RUNs, the last one over all
+		// the layers before it.
+		if i%25 == 0 {
+			fmt.Fprintf(&df, "RUN echo run %d > /layers/r%03d\n", i, i)
+			continue
+		}
+		name := fmt.Sprintf("f%03d", i)
+		os.WriteFile(filepath.Join(ctx, name), []byte("copy "+name+"\n"), 0o644)
+		fmt.Fprintf(&df, "COPY %s /layers/\n", name)
+	}
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(df.String()), 0o644)
+	c.build("-t", "many", ctx)
+	if n := len(strings.Fields(strings.Trim(c.ok("inspect", "--format", "{{.RootFS.Layers}}", "many"), "[]\n"))); n != layers+1 {
+		t.Fatalf("%d layers, want %d", n, layers+1)
+	}
+	out := c.ok("run", "--rm", "many", "cat", "/layers/f001", "/layers/f063", "/layers/r100", "/layers/f124", "/layers/r125")
+	if want := "copy f001\ncopy f063\nrun 100\ncopy f124\nrun 125\n"; out != want {
+		t.Errorf("run over %d layers printed %q, want %q", layers+1, out, want)
+	}
+	if ps := c.ok("ps", "-a", "-q"); ps != "" {
+		t.Errorf("--rm left containers: %q", ps)
+	}
+}
+
+// -q prints the image ID and nothing else; `# escape=` changes the escape
+// character (and is still a directive after `# syntax=`: a comment there
+// would end the directives); --network none is the RUN default that RUN
+// --network overrides.
+func TestBuildQuietEscapeNetwork(t *testing.T) {
+	c := newCLI(t)
+	c.importBusybox()
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("# syntax=docker/dockerfile:1\n# escape=`\n"+`FROM busybox
+ENV WINPATH=C:\dir `+"`"+`
+# A comment inside a continued instruction is dropped.
+    NEXT=2
+RUN sed -n 's/^ *\([^:]*\):.*/\1/p' /proc/net/dev > /default.txt
+RUN --network=host sed -n 's/^ *\([^:]*\):.*/\1/p' /proc/net/dev > /host.txt
+`), 0o644)
+	out, errs, code := c.run(nil, "build", "-q", "--network", "none", "-t", "q", ctx)
+	if code != 0 || errs != "" || !regexp.MustCompile(`^sha256:[0-9a-f]{64}\n$`).MatchString(out) {
+		t.Fatalf("build -q: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if id := c.ok("inspect", "--format", "{{.Id}}", "q"); id != out {
+		t.Errorf("-q printed %q, the image is %q", out, id)
+	}
+	env := c.ok("inspect", "--format", "{{.Config.Env}}", "q")
+	if !strings.Contains(env, `WINPATH=C:\dir NEXT=2`) {
+		t.Errorf("with escape=`, env %s", env)
+	}
+	root := c.mountImage("q")
+	if got := readFile(t, filepath.Join(root, "default.txt")); got != "lo\n" {
+		t.Errorf("RUN under --network none saw interfaces %q", got)
+	}
+	if got, want := readFile(t, filepath.Join(root, "host.txt")), hostInterfaces(t); got != want {
+		t.Errorf("RUN --network=host under --network none saw %q, want %q", got, want)
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -231,5 +233,45 @@ func TestPullOnTerminal(t *testing.T) {
 	out, err = exec.Command("script", "-qec", cmdline, "/dev/null").CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "digest mismatch") {
 		t.Errorf("failing pull on a terminal: %v\n%q", err, out)
+	}
+}
+
+// A build pulls a FROM image the store lacks, keeps using the stored one
+// afterwards, and with --pull fetches the registry's newer image.
+func TestBuildPullsBaseImages(t *testing.T) {
+	c := newCLI(t)
+	reg := rt.Start(t)
+	base := rt.LayerFromFile(t, busyboxTar(t))
+	marker := func(v string) v1.Layer {
+		return rt.Layer(t, rt.Tar(t, rt.File{Name: "version", Body: v + "\n"}), rt.Gzip)
+	}
+	reg.Push(t, "base/bb:latest", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, marker("one")))
+	ref := reg.Ref("base/bb:latest")
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+ref+"\nRUN cp /version /seen\nCMD [\"cat\", \"/seen\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := c.run(nil, "build", "--progress", "plain", "-t", "app", dir)
+	if code != 0 || !strings.Contains(out+errs, "[internal] pull "+ref) {
+		t.Fatalf("the missing base was not pulled (exit %d):\n%s%s", code, out, errs)
+	}
+	if got := c.ok("run", "--rm", "app"); got != "one\n" {
+		t.Fatalf("app sees %q", got)
+	}
+
+	reg.Push(t, "base/bb:latest", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, marker("two")))
+	c.ok("build", "--progress", "plain", "-t", "app", dir)
+	if got := c.ok("run", "--rm", "app"); got != "one\n" {
+		t.Fatalf("without --pull the stored base must be used; app sees %q", got)
+	}
+	c.ok("build", "--pull", "--progress", "plain", "-t", "app", dir)
+	if got := c.ok("run", "--rm", "app"); got != "two\n" {
+		t.Fatalf("--pull did not fetch the newer base; app sees %q", got)
+	}
+	// A base no registry has fails the FROM line clearly.
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+reg.Ref("base/none:x")+"\n"), 0o644)
+	if _, errs, code := c.run(nil, "build", dir); code == 0 || !strings.Contains(errs, "Dockerfile:1: FROM") || !strings.Contains(errs, "not found") {
+		t.Fatalf("missing base: exit %d, %q", code, errs)
 	}
 }

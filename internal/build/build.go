@@ -78,6 +78,10 @@ type Options struct {
 	BuildContexts map[string]string
 	// Squash merges the layers the final stage adds to its base into one.
 	Squash bool
+	// Pull fetches every named base image from its registry before use,
+	// even when the store has it. Without it, only missing images are
+	// pulled.
+	Pull bool
 
 	// Events receives the progress of the build; nil discards it. Calls
 	// are serialized.
@@ -117,6 +121,9 @@ type builder struct {
 	steps  atomic.Int64
 	evMu   sync.Mutex
 	usedMu sync.Mutex
+
+	pullMu sync.Mutex
+	pulls  map[string]*pulled
 }
 
 func newBuilder(s *store.Store, opts Options) (*builder, error) {

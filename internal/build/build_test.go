@@ -308,3 +308,17 @@ func TestPruneCache(t *testing.T) {
 		t.Fatalf("after prune: %d cached", n)
 	}
 }
+
+func TestParseErrorsNameTheLine(t *testing.T) {
+	for df, want := range map[string]string{
+		"FROM busybox\nBOGUS x\n":                    "Dockerfile:2: unknown instruction: BOGUS",
+		"FROM busybox\nRUN --network=bridge true\n":  `Dockerfile:2: invalid network mode "bridge"`,
+		"# escape=`\nFROM busybox\nENV A=1 \\\n B\n": `Dockerfile:3: Syntax error - can't find = in "\\"`,
+		"FROM busybox\n\nENV A=1 `\n B=2\n":          "Dockerfile:3: Syntax error - can't find = in \"`\"",
+	} {
+		_, err := parseDockerfile("Dockerfile", strings.NewReader(df))
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", df, err, want)
+		}
+	}
+}

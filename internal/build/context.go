@@ -274,7 +274,7 @@ func (b *builder) resolveOrigin(ctx context.Context, from string, stage int, isS
 		}
 		ref = bc.image
 	}
-	img, err := b.s.Images.Get(ctx, ref)
+	img, err := b.imageFor(ctx, ref)
 	if err != nil {
 		return origin{}, err
 	}

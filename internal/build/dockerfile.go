@@ -1,6 +1,7 @@
 package build
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -26,16 +27,30 @@ type dockerfile struct {
 func parseDockerfile(name string, r io.Reader) (*dockerfile, error) {
 	res, err := parser.Parse(r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, parseError(name, err)
 	}
 	stages, meta, err := instructions.Parse(res.AST, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", name, errLine(err), err)
+		return nil, parseError(name, err)
 	}
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("%s: file with no instructions", name)
 	}
 	return &dockerfile{name: name, escape: res.EscapeToken, stages: stages, metaArgs: meta}, nil
+}
+
+// parseError names the line of a parser error the way every other error
+// does ("Dockerfile:2: ..."). The message inside a location drops the
+// parser's own "dockerfile parse error on line 2:" prefix.
+func parseError(name string, err error) error {
+	var le *parser.LocationError
+	if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
+		return fmt.Errorf("%s:%d: %w", name, le.Locations[0][0].Start.Line, le.Unwrap())
+	}
+	if line := errLine(err); line > 0 {
+		return fmt.Errorf("%s:%d: %w", name, line, err)
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // errLine digs the line out of a parser error that carries a location.

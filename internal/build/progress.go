@@ -86,13 +86,9 @@ func (b *builder) fail(r stepRef, err error) error {
 //	#3 0.412 cc -o app main.c
 //	#3 DONE 1.2s
 type PlainPrinter struct {
-	mu sync.Mutex
-	w  io.Writer
-	// Headers, when set, repeats a step's header line before its output
-	// whenever another step printed in between (the tty mode).
-	Headers bool
-	last    int
-	starts  map[int]time.Time
+	mu     sync.Mutex
+	w      io.Writer
+	starts map[int]time.Time
 }
 
 // NewPlainPrinter prints to w.
@@ -104,10 +100,6 @@ func NewPlainPrinter(w io.Writer) *PlainPrinter {
 func (p *PlainPrinter) Event(e Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.Headers && e.Step != 0 && e.Kind != EventStart && p.last != e.Step {
-		fmt.Fprintf(p.w, "#%d %s\n", e.Step, e.Name)
-	}
-	p.last = e.Step
 	switch e.Kind {
 	case EventStart:
 		p.starts[e.Step] = e.Time

@@ -123,11 +123,8 @@ func (b *builder) from(ctx context.Context, sp *stagePlan, st *stageState, deps 
 			}
 			name = bc.image
 		}
-		img, err := b.s.Images.Get(ctx, name)
+		img, err := b.imageFor(ctx, name)
 		if err != nil {
-			if isNotFound(err) {
-				return b.df.at(sp.stage.Location, "FROM %s: no such image in the store (strata cannot pull yet: import or build it first)", sp.base)
-			}
 			return b.df.at(sp.stage.Location, "FROM %s: %v", sp.base, err)
 		}
 		cfg, err := loadConfig(ctx, b.s, img.ID)
