@@ -431,7 +431,11 @@ func walkSource(root, rel string, ig *ignore) (match, error) {
 // touching a file does not invalidate the cache, changing it does.
 func digestMatch(h io.Writer, m match, owners bool) error {
 	fmt.Fprintf(h, "match %q dir=%v\n", m.name, m.isDir)
-	for _, e := range m.entries {
+	sums, err := fileDigests(m.entries)
+	if err != nil {
+		return err
+	}
+	for i, e := range m.entries {
 		fmt.Fprintf(h, "%q %o %q", e.rel, uint32(e.fi.Mode()), e.link)
 		if owners {
 			if st, ok := e.fi.Sys().(*syscall.Stat_t); ok {
@@ -439,17 +443,7 @@ func digestMatch(h io.Writer, m match, owners bool) error {
 			}
 		}
 		if e.fi.Mode().IsRegular() {
-			f, err := os.Open(e.abs)
-			if err != nil {
-				return err
-			}
-			fh := sha256.New()
-			_, err = io.Copy(fh, f)
-			f.Close()
-			if err != nil {
-				return fmt.Errorf("read %s: %w", e.abs, err)
-			}
-			fmt.Fprintf(h, " %d %x", e.fi.Size(), fh.Sum(nil))
+			fmt.Fprintf(h, " %d %x", e.fi.Size(), sums[i][:])
 		}
 		fmt.Fprintln(h)
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/snapshot"
 )
 
 // heredocSources writes `COPY <<EOF dest` bodies to files and selects them.
@@ -88,7 +88,8 @@ type copyMode struct {
 
 // copy runs COPY or ADD: the selected sources are written into the step's
 // snapshot, mounted, so paths resolve through the lower layers' symlinks
-// as in docker. With --link they are written into an empty snapshot whose
+// as in docker (on overlay, files below directories the copy creates go
+// straight to the upper dir: see copyfast.go). With --link they are written into an empty snapshot whose
 // layer is then laid on the parent.
 func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, sd instructions.SourcesAndDest, chown, chmod string, src *sources, cm copyMode) (*layer.Layer, error) {
 	name := "COPY"
@@ -127,6 +128,11 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 		return nil, b.df.at(loc, "%s --chown=%s: %v", name, chown, err)
 	}
 	c := copier{root: w.rootfs, own: own, mode: mode, keepOwners: src.fromImage}
+	if b.s.Snapshots.Whiteouts() == snapshot.WhiteoutsOverlay {
+		if c.upper, err = b.s.Snapshots.Dir(ctx, w.key); err != nil {
+			return nil, err
+		}
+	}
 	for _, m := range src.matches {
 		var err error
 		switch {
@@ -164,7 +170,11 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 
 // copier writes entries into a root filesystem.
 type copier struct {
-	root       string
+	root string
+	// upper, when set, is the overlay upper dir of the snapshot mounted
+	// at root: files below directories the copy creates go there directly
+	// (see writeDir).
+	upper      string
 	own        owner
 	mode       *uint32
 	keepOwners bool
@@ -227,20 +237,59 @@ func (c *copier) mkdirAll(p string) (string, error) {
 }
 
 // tree copies a directory's contents (not the directory itself) to dest.
+// Entries come parents first; below a directory this copy created, names
+// cannot exist yet, so they are written without looking (by the copy
+// pool), and everything else goes through file, which merges with or
+// replaces what the image has.
 func (c *copier) tree(m match, dest string) error {
 	existed := c.isDir(dest)
 	full, err := c.mkdirAll(dest)
 	if err != nil {
 		return err
 	}
+	// fresh maps a directory (relative to dest) this copy made to where
+	// its entries are created.
+	fresh := map[string]string{}
+	if !existed {
+		fresh[""] = c.writeDir(full)
+	}
+	pool := newCopyPool(c)
 	var dirs []entry
 	for _, e := range m.entries[1:] {
-		if err := c.file(e, path.Join(dest, e.rel)); err != nil {
-			return err
+		parent, name := path.Split(e.rel)
+		at, isFresh := fresh[strings.TrimSuffix(parent, "/")]
+		switch {
+		case isFresh && e.fi.IsDir():
+			p := filepath.Join(at, name)
+			if err := os.Mkdir(p, 0o755); err != nil {
+				pool.wait()
+				return err
+			}
+			if err := c.meta(p, e); err != nil {
+				pool.wait()
+				return err
+			}
+			fresh[e.rel] = p
+		case isFresh:
+			if !pool.add(copyJob{e: e, dst: filepath.Join(at, name)}) {
+				return pool.wait()
+			}
+		default:
+			made, err := c.fileAt(e, path.Join(dest, e.rel))
+			if err != nil {
+				pool.wait()
+				return err
+			}
+			if made != "" {
+				fresh[e.rel] = c.writeDir(made)
+			}
 		}
 		if e.fi.IsDir() {
 			dirs = append(dirs, e)
 		}
+	}
+	if err := pool.wait(); err != nil {
+		return err
 	}
 	// Directory times last: writing children changed them.
 	for i := len(dirs) - 1; i >= 0; i-- {
@@ -264,12 +313,19 @@ func (c *copier) tree(m match, dest string) error {
 
 // file writes one entry (file, directory, symlink) at target.
 func (c *copier) file(e entry, target string) error {
+	_, err := c.fileAt(e, target)
+	return err
+}
+
+// fileAt is file, and returns the host path of the directory it created
+// when e is a directory not merged into an existing one ("" otherwise).
+func (c *copier) fileAt(e entry, target string) (string, error) {
 	if _, err := c.mkdirAll(path.Dir(path.Clean("/" + target))); err != nil {
-		return err
+		return "", err
 	}
 	p, err := c.resolve(target)
 	if err != nil {
-		return err
+		return "", err
 	}
 	old, err := os.Lstat(p)
 	exists := err == nil
@@ -277,46 +333,27 @@ func (c *copier) file(e entry, target string) error {
 	switch {
 	case mode.IsDir():
 		if exists && old.IsDir() {
-			return nil // merge into the existing directory
+			return "", nil // merge into the existing directory
 		}
 		if exists {
 			if err := os.Remove(p); err != nil {
-				return err
+				return "", err
 			}
 		}
 		if err := os.Mkdir(p, 0o755); err != nil {
-			return err
+			return "", err
 		}
-		return c.meta(p, e)
-	case mode&os.ModeSymlink != 0:
+		return p, c.meta(p, e)
+	case mode&os.ModeSymlink != 0, mode.IsRegular():
 		if exists {
 			if err := os.RemoveAll(p); err != nil {
-				return err
+				return "", err
 			}
 		}
-		if err := os.Symlink(e.link, p); err != nil {
-			return err
-		}
-		uid, gid := c.owner(e)
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return err
-		}
-		return setTimes(p, e.fi.ModTime())
-	case mode.IsRegular():
-		if exists {
-			if err := os.RemoveAll(p); err != nil {
-				return err
-			}
-		}
-		if err := copyFile(e.abs, p); err != nil {
-			return err
-		}
-		if err := c.meta(p, e); err != nil {
-			return err
-		}
-		return setTimes(p, e.fi.ModTime())
+		var buf []byte
+		return "", c.writeNew(copyJob{e: e, dst: p}, &buf)
 	}
-	return fmt.Errorf("%s: cannot copy %s", e.rel, mode.Type())
+	return "", fmt.Errorf("%s: cannot copy %s", e.rel, mode.Type())
 }
 
 func (c *copier) owner(e entry) (int, int) {
@@ -337,38 +374,7 @@ func (c *copier) meta(p string, e entry) error {
 	if err := os.Lchown(p, uid, gid); err != nil {
 		return err
 	}
-	perm := uint32(e.fi.Mode().Perm())
-	m := e.fi.Mode()
-	if m&os.ModeSetuid != 0 {
-		perm |= unix.S_ISUID
-	}
-	if m&os.ModeSetgid != 0 {
-		perm |= unix.S_ISGID
-	}
-	if m&os.ModeSticky != 0 {
-		perm |= unix.S_ISVTX
-	}
-	if c.mode != nil {
-		perm = *c.mode
-	}
-	return unix.Chmod(p, perm)
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return unix.Chmod(p, c.perm(e))
 }
 
 func setTimes(p string, t time.Time) error {
