@@ -255,21 +255,7 @@ func (m *Manager) setState(id string, st State) error {
 
 // List returns every container, newest first, reconciled like Get.
 func (m *Manager) List(ctx context.Context) ([]Container, error) {
-	var out []Container
-	err := m.store.DB.View(func(tx *bolt.Tx) error {
-		cb := tx.Bucket([]byte(containersBucket))
-		if cb == nil {
-			return nil
-		}
-		return cb.ForEach(func(k, v []byte) error {
-			var c Container
-			if err := json.Unmarshal(v, &c); err != nil {
-				return fmt.Errorf("decode container %s: %w", k, err)
-			}
-			out = append(out, c)
-			return nil
-		})
-	})
+	out, err := m.listRecords()
 	if err != nil {
 		return nil, err
 	}

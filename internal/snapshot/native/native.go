@@ -74,12 +74,9 @@ func (n *Snapshotter) View(ctx context.Context, key, parent string) ([]snapshot.
 }
 
 func (n *Snapshotter) Mounts(ctx context.Context, key string) ([]snapshot.Mount, error) {
-	sn, err := n.Get(ctx, key)
+	sn, err := n.Mountable(ctx, key)
 	if err != nil {
 		return nil, err
-	}
-	if sn.Kind == snapshot.KindCommitted {
-		return nil, fmt.Errorf("mounts of snapshot %s: committed snapshots are not mounted; make a view", key)
 	}
 	return mounts(sn), nil
 }

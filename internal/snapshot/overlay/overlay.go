@@ -78,12 +78,9 @@ func (o *Snapshotter) create(ctx context.Context, key, parent string, kind snaps
 }
 
 func (o *Snapshotter) Mounts(ctx context.Context, key string) ([]snapshot.Mount, error) {
-	sn, err := o.Get(ctx, key)
+	sn, err := o.Mountable(ctx, key)
 	if err != nil {
 		return nil, err
-	}
-	if sn.Kind == snapshot.KindCommitted {
-		return nil, fmt.Errorf("mounts of snapshot %s: committed snapshots are not mounted; make a view", key)
 	}
 	return mounts(sn), nil
 }

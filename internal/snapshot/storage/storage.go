@@ -202,6 +202,19 @@ func (s *Store) tempDir() (dir string, unlock func(), err error) {
 	return dir, func() { unix.Close(fd) }, nil
 }
 
+// Mountable returns an active or view snapshot; committed snapshots are
+// never mounted themselves (a view is made over them).
+func (s *Store) Mountable(ctx context.Context, key string) (Snapshot, error) {
+	sn, err := s.Get(ctx, key)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	if sn.Kind == snapshot.KindCommitted {
+		return Snapshot{}, fmt.Errorf("mounts of snapshot %s: committed snapshots are not mounted; make a view", key)
+	}
+	return sn, nil
+}
+
 // Get returns the snapshot key with its parent chain.
 func (s *Store) Get(ctx context.Context, key string) (Snapshot, error) {
 	var sn Snapshot
