@@ -48,6 +48,11 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 		if err != nil {
 			return a.size, fmt.Errorf("apply layer to %s: read tar: %w", root, err)
 		}
+		if opts.EntryRead != nil {
+			if err := opts.EntryRead(hdr); err != nil {
+				return a.size, fmt.Errorf("apply layer to %s: entry %q: %w", root, hdr.Name, err)
+			}
+		}
 		if err := a.entry(hdr, tr); err != nil {
 			return a.size, fmt.Errorf("apply layer to %s: entry %q: %w", root, hdr.Name, err)
 		}

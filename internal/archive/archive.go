@@ -26,6 +26,7 @@
 package archive
 
 import (
+	"archive/tar"
 	"errors"
 	"sync"
 	"time"
@@ -62,12 +63,26 @@ type ApplyOptions struct {
 	// create implicitly (a parent missing from the tar) take their owner, mode
 	// and xattrs from the lower layers, so the upper copy does not mask them.
 	Lower []string
+	// EntryRead, when set, is called with each header as soon as it has been
+	// read, before the entry is applied; an error stops Apply. Apply's
+	// reader never reads ahead, so the bytes read from r up to that moment
+	// end exactly with the header (after the previous payload's padding and
+	// any extended headers), and the entry's stored payload comes next:
+	// hdr.Size bytes, none for links, directories and devices, fewer for GNU
+	// sparse files. A consumer teeing r can index the stream this way
+	// without parsing it again. Apply also reads r to its end.
+	EntryRead func(hdr *tar.Header) error
 }
 
 // DiffOptions tunes the tar writers.
 type DiffOptions struct {
 	// SourceDateEpoch, when set, clamps every mtime to at most this.
 	SourceDateEpoch *time.Time
+	// EntryWritten, when set, is called right after each entry's header
+	// (with any PAX records before it) has been written to the writer, with
+	// the name and payload size it declares; size payload bytes follow. A
+	// consumer of the stream can index it this way without parsing it again.
+	EntryWritten func(name string, size int64) error
 }
 
 // ErrBreakout is wrapped by Apply errors for entries whose name or hardlink

@@ -17,31 +17,26 @@ type xattr struct {
 }
 
 // readXattrs returns the xattrs of path (a final symlink is not followed),
-// sorted by name.
+// sorted by name. It runs once per file of every diff, so it asks with a
+// buffer that fits the usual list instead of asking for the size first: a
+// file without xattrs costs one llistxattr.
 func readXattrs(path string) ([]xattr, error) {
+	var stack [256]byte
+	list, err := xattrCall(stack[:], func(b []byte) (int, error) { return unix.Llistxattr(path, b) })
+	if err == unix.ENOTSUP {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "llistxattr", Path: path, Err: err}
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
 	var names []string
-	for {
-		size, err := unix.Llistxattr(path, nil)
-		if err == unix.ENOTSUP || size == 0 {
-			return nil, nil
+	for _, name := range bytes.Split(list, []byte{0}) {
+		if len(name) > 0 {
+			names = append(names, string(name))
 		}
-		if err != nil {
-			return nil, &os.PathError{Op: "llistxattr", Path: path, Err: err}
-		}
-		buf := make([]byte, size)
-		n, err := unix.Llistxattr(path, buf)
-		if err == unix.ERANGE {
-			continue // grew in between
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "llistxattr", Path: path, Err: err}
-		}
-		for _, name := range bytes.Split(buf[:n], []byte{0}) {
-			if len(name) > 0 {
-				names = append(names, string(name))
-			}
-		}
-		break
 	}
 	sort.Strings(names)
 	xs := make([]xattr, 0, len(names))
@@ -59,21 +54,27 @@ func readXattrs(path string) ([]xattr, error) {
 }
 
 func lgetxattr(path, name string) ([]byte, error) {
-	for {
-		size, err := unix.Lgetxattr(path, name, nil)
-		if err != nil {
+	var stack [128]byte
+	v, err := xattrCall(stack[:], func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+	return bytes.Clone(v), err
+}
+
+// xattrCall runs a list/get xattr call with buf, and when that is too small
+// asks for the size and retries until the value stops growing in between.
+// The result may alias buf.
+func xattrCall(buf []byte, call func([]byte) (int, error)) ([]byte, error) {
+	n, err := call(buf)
+	for err == unix.ERANGE {
+		if n, err = call(nil); err != nil {
 			return nil, err
 		}
-		v := make([]byte, size)
-		n, err := unix.Lgetxattr(path, name, v)
-		if err == unix.ERANGE {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return v[:n], nil
+		buf = make([]byte, n)
+		n, err = call(buf)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
 }
 
 // node is one entry of a tree being diffed.

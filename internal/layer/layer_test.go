@@ -64,7 +64,7 @@ func makeTar(t *testing.T, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
-func newStore(t *testing.T, drv string) *Store {
+func newStore(t testing.TB, drv string) *Store {
 	t.Helper()
 	root := t.TempDir()
 	db, err := metadata.Open(filepath.Join(root, "metadata.db"))
