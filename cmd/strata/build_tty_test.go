@@ -153,7 +153,9 @@ COPY --from=b /etc/passwd /b
 	<-out.done
 	s := out.buf.String()
 	fs := frames(s)
-	if len(fs) < 3 {
+	// One cursor-up (two frames) already proves a redraw in place; whether
+	// a frame came before the live one depends on when the first tick fell.
+	if len(fs) < 2 {
 		t.Fatalf("output was not redrawn in place (%d frames):\n%q", len(fs), s)
 	}
 	final := strings.ReplaceAll(fs[len(fs)-1], "\r\n", "\n") // the pty's onlcr

@@ -162,7 +162,8 @@ func dirOf(p string) string {
 func isTerminal(f *os.File) bool { return runtime.IsTerminal(f) }
 
 func newCpCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var follow bool
+	c := &cobra.Command{
 		Use:   "cp CONTAINER:SRC_PATH DEST_PATH|-\n  strata cp SRC_PATH|- CONTAINER:DEST_PATH",
 		Short: "Copy files/folders between a container and the local filesystem",
 		Args:  exactArgs(2),
@@ -182,21 +183,23 @@ func newCpCmd(g *globals) *cobra.Command {
 			return m.WithRootfs(c.Context(), ctr, func(rootfs string) error {
 				if srcCtr != "" {
 					if dstPath == "-" {
-						full, err := (cp.Endpoint{Root: rootfs, Path: srcPath}).Resolve()
+						full, err := (cp.Endpoint{Root: rootfs, Path: srcPath, FollowLink: follow}).ResolveSource()
 						if err != nil {
 							return err
 						}
 						return cp.WriteTar(c.Context(), c.OutOrStdout(), full, baseName(full))
 					}
-					return cp.Copy(c.Context(), cp.Endpoint{Root: rootfs, Path: srcPath}, cp.Endpoint{Root: "/", Path: dstPath})
+					return cp.Copy(c.Context(), cp.Endpoint{Root: rootfs, Path: srcPath, FollowLink: follow}, cp.Endpoint{Root: "/", Path: dstPath})
 				}
 				if srcPath == "-" {
 					return cp.Extract(c.Context(), os.Stdin, cp.Endpoint{Root: rootfs, Path: dstPath})
 				}
-				return cp.Copy(c.Context(), cp.Endpoint{Root: "/", Path: srcPath}, cp.Endpoint{Root: rootfs, Path: dstPath})
+				return cp.Copy(c.Context(), cp.Endpoint{Root: "/", Path: srcPath, FollowLink: follow}, cp.Endpoint{Root: rootfs, Path: dstPath})
 			})
 		},
 	}
+	c.Flags().BoolVarP(&follow, "follow-link", "L", false, "always follow symbol link in SRC_PATH")
+	return c
 }
 
 // splitCpArg splits "CONTAINER:PATH"; a local path has no container part

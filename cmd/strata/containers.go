@@ -20,8 +20,14 @@ func imageUsers(s *store.Store) store.ImageUsers {
 	return container.NewManager(s, defaultRuntime()).Users
 }
 
-func containerCount(ctx context.Context, s *store.Store) (int, error) {
-	return container.NewManager(s, defaultRuntime()).Count(ctx)
+func containerCount(ctx context.Context, s *store.Store) (all, running int, err error) {
+	ctrs, err := container.NewManager(s, defaultRuntime()).List(ctx)
+	for _, ctr := range ctrs {
+		if ctr.State.Status == container.StatusRunning {
+			running++
+		}
+	}
+	return len(ctrs), running, err
 }
 
 // defaultRuntime is the OCI runtime for new containers: STRATA_RUNTIME, or runc.
@@ -73,12 +79,17 @@ const psTable = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.St
 func newPsCmd(g *globals) *cobra.Command {
 	var all, quiet, noTrunc bool
 	var format string
+	var filters []string
 	c := &cobra.Command{
 		Use:   "ps [OPTIONS]",
 		Short: "List containers",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
-			_, m, err := g.containers(c)
+			f, err := parsePsFilter(filters)
+			if err != nil {
+				return err
+			}
+			s, m, err := g.containers(c)
 			if err != nil {
 				return err
 			}
@@ -86,10 +97,18 @@ func newPsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			imageIDs, ancestors, err := psImages(c.Context(), s, f)
+			if err != nil {
+				return err
+			}
+			all = all || f.showsAll()
 			now := time.Now()
 			var rows []psRow
 			for _, ctr := range ctrs {
 				if !all && ctr.State.Status != container.StatusRunning {
+					continue
+				}
+				if !f.match(ctr, ancestors(ctr.Image), imageIDs) {
 					continue
 				}
 				rows = append(rows, toPsRow(ctr, now, noTrunc))
@@ -104,6 +123,7 @@ func newPsCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "only display container IDs")
 	c.Flags().BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	c.Flags().StringVar(&format, "format", "", "format output using a Go template, 'table ...' or 'json'")
+	c.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter output based on conditions provided (id, name, status, exited, ancestor, label)")
 	return c
 }
 

@@ -14,9 +14,15 @@ import (
 
 // templateFuncs are the functions docker's --format templates offer.
 var templateFuncs = template.FuncMap{
+	// Docker's json leaves <, > and & alone: commands are full of them.
 	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return "", err
+		}
+		return strings.TrimSuffix(b.String(), "\n"), nil
 	},
 	"join":  strings.Join,
 	"split": strings.Split,

@@ -92,20 +92,23 @@ func newImagesCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			match := func(repo, tag string) bool { return true }
-			if len(args) == 1 {
-				pattern := args[0]
-				match = func(repo, tag string) bool {
-					ok, _ := reference.FamiliarMatch(pattern, mustParse(repo, tag))
-					if !ok && !strings.Contains(pattern, ":") {
-						ok = repo == pattern
-					}
-					return ok
-				}
-			}
-			dangling, err := parseDanglingFilter(filters)
+			dangling, patterns, err := parseImageFilters(filters)
 			if err != nil {
 				return err
+			}
+			// The argument is docker's reference filter under another name.
+			patterns = append(patterns, args...)
+			match := func(repo, tag string) bool {
+				if len(patterns) == 0 {
+					return true
+				}
+				for _, pattern := range patterns {
+					ok, _ := reference.FamiliarMatch(pattern, mustParse(repo, tag))
+					if ok || !strings.Contains(pattern, ":") && repo == pattern {
+						return true
+					}
+				}
+				return false
 			}
 			hasChild := map[string]bool{}
 			for _, img := range imgs {
@@ -144,7 +147,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 	f.BoolVar(&digests, "digests", false, "show digests")
 	f.BoolVar(&noTrunc, "no-trunc", false, "don't truncate output")
 	f.StringVar(&format, "format", "", "format output using a Go template or 'json'")
-	f.StringArrayVarP(&filters, "filter", "f", nil, "filter output (dangling=true|false)")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "filter output (dangling=true|false, reference=PATTERN)")
 	return c
 }
 
@@ -156,19 +159,22 @@ func mustParse(repo, tag string) reference.Reference {
 	return n
 }
 
-// parseDanglingFilter understands docker's dangling filter; others are refused
-// rather than ignored.
-func parseDanglingFilter(filters []string) (*bool, error) {
-	var out *bool
+// parseImageFilters understands docker's dangling and reference filters;
+// others are refused rather than ignored.
+func parseImageFilters(filters []string) (dangling *bool, references []string, err error) {
 	for _, f := range filters {
 		k, v, _ := strings.Cut(f, "=")
-		if k != "dangling" || (v != "true" && v != "false") {
-			return nil, fmt.Errorf("invalid filter %q (supported: dangling=true|false)", f)
+		switch {
+		case k == "dangling" && (v == "true" || v == "false"):
+			b := v == "true"
+			dangling = &b
+		case k == "reference" && v != "":
+			references = append(references, v)
+		default:
+			return nil, nil, fmt.Errorf("invalid filter %q (supported: dangling=true|false, reference=PATTERN)", f)
 		}
-		b := v == "true"
-		out = &b
 	}
-	return out, nil
+	return dangling, references, nil
 }
 
 // imageRows gives one row per tag (docker's layout), or one <none> row.
@@ -249,7 +255,7 @@ func newRmiCmd(g *globals) *cobra.Command {
 			}
 			var failed error
 			for _, ref := range args {
-				res, err := s.RemoveImage(c.Context(), ref, force, imageUsers(s))
+				res, err := s.RemoveImage(c.Context(), ref, force, !noPrune, imageUsers(s))
 				for _, u := range res.Untagged {
 					fmt.Fprintln(c.OutOrStdout(), "Untagged:", u)
 				}
@@ -458,12 +464,11 @@ func printInspect(w io.Writer, format string, objs []any) error {
 		if objs == nil {
 			objs = []any{}
 		}
-		b, err := json.MarshalIndent(objs, "", "    ")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(w, string(b))
-		return nil
+		// Docker's daemon writes JSON without HTML escaping.
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "    ")
+		return enc.Encode(objs)
 	}
 	tmpl, _, err := parseFormat(format)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -46,8 +48,20 @@ func (f *createFlags) register(c *cobra.Command) {
 func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, error) {
 	cfg := container.Config{
 		Cmd: cmd, WorkingDir: f.workdir, User: f.user, Hostname: f.hostname,
-		Binds: f.volumes, Network: f.network, ReadOnly: f.readOnly,
+		Binds: slices.Clone(f.volumes), Network: f.network, ReadOnly: f.readOnly,
 		Tty: f.tty, OpenStdin: f.interactive, AutoRemove: f.rm, Runtime: f.runtime,
+	}
+	for i, v := range cfg.Binds {
+		// Like docker 23 and later, a host path starting with "." is
+		// relative to the current directory (a bare name would be a
+		// named volume, which strata does not have).
+		if host, rest, ok := strings.Cut(v, ":"); ok && strings.HasPrefix(host, ".") {
+			abs, err := filepath.Abs(host)
+			if err != nil {
+				return cfg, fmt.Errorf("volume %s: %w", v, err)
+			}
+			cfg.Binds[i] = abs + ":" + rest
+		}
 	}
 	if c.Flags().Changed("entrypoint") {
 		cfg.EntrypointSet = true
@@ -181,6 +195,11 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageError{cmd: c.CommandPath(), err: err}
 			}
+			if !detach {
+				if err := checkTty(cfg.OpenStdin, cfg.Tty); err != nil {
+					return err
+				}
+			}
 			s, m, err := g.containers(c)
 			if err != nil {
 				return err
@@ -202,6 +221,16 @@ func newRunCmd(g *globals) *cobra.Command {
 	f.register(c)
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "run the container in the background and print its ID")
 	return c
+}
+
+// checkTty refuses, as docker does, to wire a pipe or file to a container's
+// terminal: the pty would never see the end of the input and the container
+// would wait for more forever.
+func checkTty(stdin, tty bool) error {
+	if stdin && tty && !isTerminal(os.Stdin) {
+		return exitError{code: 1, err: errors.New("the input device is not a TTY")}
+	}
+	return nil
 }
 
 // runAttached runs ctr in the foreground; strata's exit status becomes the
@@ -260,6 +289,9 @@ func newStartCmd(g *globals) *cobra.Command {
 				}
 				ctr, err := m.Get(c.Context(), args[0])
 				if err != nil {
+					return err
+				}
+				if err := checkTty(interactive, ctr.Config.Tty); err != nil {
 					return err
 				}
 				return runAttached(c, m, ctr, interactive)

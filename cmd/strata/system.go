@@ -33,6 +33,8 @@ type infoData struct {
 	Images        int
 	Layers        int
 	Containers    int
+	Running       int
+	Stopped       int
 	Version       string
 	OSType        string
 	Architecture  string
@@ -61,10 +63,11 @@ func newInfoCmd(g *globals) *cobra.Command {
 				Root: s.Root, Driver: s.Driver(), Runtime: defaultRuntime(), Images: len(imgs), Layers: layers,
 				Version: version, OSType: runtime.GOOS, Architecture: runtime.GOARCH,
 			}
-			d.Containers, err = containerCount(c.Context(), s)
+			d.Containers, d.Running, err = containerCount(c.Context(), s)
 			if err != nil {
 				return err
 			}
+			d.Stopped = d.Containers - d.Running
 			if p, err := exec.LookPath(d.Runtime); err == nil {
 				d.RuntimeBinary = p
 			} else {
@@ -76,6 +79,7 @@ func newInfoCmd(g *globals) *cobra.Command {
 			var b strings.Builder
 			fmt.Fprintf(&b, "Server:\n")
 			fmt.Fprintf(&b, " Containers: %d\n", d.Containers)
+			fmt.Fprintf(&b, "  Running: %d\n  Paused: 0\n  Stopped: %d\n", d.Running, d.Stopped)
 			fmt.Fprintf(&b, " Images: %d\n", d.Images)
 			fmt.Fprintf(&b, " Layers: %d\n", d.Layers)
 			fmt.Fprintf(&b, " Server Version: strata %s\n", d.Version)

@@ -294,6 +294,13 @@ func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Like docker, a missing host path becomes an empty directory
+		// rather than a failed start.
+		if _, err := os.Lstat(bind.Source); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(bind.Source, 0o755); err != nil {
+				return nil, fmt.Errorf("create bind source %s: %w", bind.Source, err)
+			}
+		}
 		o.Binds = append(o.Binds, bind)
 	}
 	var err error

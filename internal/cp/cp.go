@@ -27,6 +27,10 @@ import (
 type Endpoint struct {
 	Root string
 	Path string
+	// FollowLink makes a source whose last element is a symlink copy the
+	// link's target (`cp -L`); otherwise the link itself is copied, as in
+	// docker. Destinations always follow.
+	FollowLink bool
 }
 
 // Resolve is the endpoint's path on the host, resolved inside Root.
@@ -37,6 +41,34 @@ func (e Endpoint) Resolve() (string, error) {
 	return securejoin.SecureJoin(e.Root, e.Path)
 }
 
+// ResolveSource is the endpoint's path on the host when it is the source of
+// a copy: like Resolve, but a final symlink stays unresolved unless
+// FollowLink is set or the path ends in "/" or "/." (which name what the
+// link points to, as they do for the kernel).
+func (e Endpoint) ResolveSource() (string, error) {
+	base := path.Base(e.Path)
+	follow := e.FollowLink || strings.HasSuffix(e.Path, "/") || base == "." || base == ".."
+	if e.Root == "/" {
+		full, err := filepath.Abs(e.Path)
+		if err != nil || !follow {
+			return full, err
+		}
+		if target, err := filepath.EvalSymlinks(full); err == nil {
+			return target, nil
+		}
+		return full, nil // missing: Copy reports it
+	}
+	if follow {
+		return e.Resolve()
+	}
+	clean := path.Clean("/" + e.Path)
+	dir, err := securejoin.SecureJoin(e.Root, path.Dir(clean))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, path.Base(clean)), nil
+}
+
 // Copy copies src to dst with docker cp's rules:
 //   - a file onto a missing path creates it (its parent must exist), onto a
 //     file overwrites it, onto a directory goes inside it;
@@ -44,13 +76,16 @@ func (e Endpoint) Resolve() (string, error) {
 //     onto a directory goes inside it, or with SRC ending in "/." its
 //     contents do; onto a file is an error.
 func Copy(ctx context.Context, src, dst Endpoint) error {
-	srcFull, err := src.Resolve()
+	srcFull, err := src.ResolveSource()
 	if err != nil {
 		return err
 	}
 	sfi, err := os.Lstat(srcFull)
 	if err != nil {
 		return fmt.Errorf("could not find the file %s: %w", src.Path, err)
+	}
+	if strings.HasSuffix(src.Path, "/") && !sfi.IsDir() {
+		return fmt.Errorf("%s: not a directory", src.Path)
 	}
 	contentsOnly := sfi.IsDir() && (strings.HasSuffix(src.Path, "/.") || src.Path == ".")
 	dstFull, err := dst.Resolve()

@@ -122,3 +122,29 @@ func TestContainerSymlinksStayInside(t *testing.T) {
 		t.Fatal("file not placed at the in-root resolution of the path")
 	}
 }
+
+// Like docker cp, a source symlink is copied as a link unless followed with
+// -L; a followed link still resolves inside the container's root.
+func TestSourceSymlinks(t *testing.T) {
+	ctx := context.Background()
+	_, ctr := setup(t)
+	if err := os.Symlink("/etc/passwd", filepath.Join(ctr, "lnk")); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if err := Copy(ctx, Endpoint{Root: ctr, Path: "/lnk"}, Endpoint{Root: "/", Path: filepath.Join(out, "asis")}); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(filepath.Join(out, "asis")); err != nil || target != "/etc/passwd" {
+		t.Fatalf("link copied as %q, %v; want the link itself", target, err)
+	}
+	if err := Copy(ctx, Endpoint{Root: ctr, Path: "/lnk", FollowLink: true}, Endpoint{Root: "/", Path: filepath.Join(out, "followed")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(out, "followed")); got != "root" {
+		t.Fatalf("followed link: %q, want the container's /etc/passwd", got)
+	}
+	if err := Copy(ctx, Endpoint{Root: ctr, Path: "/etc/passwd/"}, Endpoint{Root: "/", Path: filepath.Join(out, "x")}); err == nil {
+		t.Error("a file named with a trailing slash was copied")
+	}
+}

@@ -26,8 +26,10 @@ type ImageUsers func(ctx context.Context, id digest.Digest) ([]string, error)
 
 // RemoveImage is `rmi`: a name removes that name (and the image with its
 // last name); an ID removes the image, which must have at most one
-// repository unless force. Layers no image uses any more are removed too.
-func (s *Store) RemoveImage(ctx context.Context, ref string, force bool, users ImageUsers) (RemoveResult, error) {
+// repository unless force. With prune, as in docker, the image's untagged
+// parents go too, up to the first one that has a name, another child or a
+// user. Layers no image uses any more are removed last.
+func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool, users ImageUsers) (RemoveResult, error) {
 	var res RemoveResult
 	err := s.Exclusive(ctx, func() error {
 		img, err := s.Images.Get(ctx, ref)
@@ -73,8 +75,26 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force bool, users I
 		if err != nil {
 			return err
 		}
-		if len(kids) > 0 && !force {
-			return fmt.Errorf("conflict: unable to delete %s (cannot be forced) - image has dependent child images", image.ShortID(img.ID))
+		if len(kids) > 0 {
+			// A hard conflict, as in docker: -f or a name only take the
+			// image's names; the image stays for its children.
+			if (!force && byName == nil) || len(img.Names) == 0 {
+				return fmt.Errorf("conflict: unable to delete %s (cannot be forced) - image has dependent child images", image.ShortID(img.ID))
+			}
+			for _, n := range img.Names {
+				if byName != nil && len(img.Names) > 1 && n == byName.String() {
+					continue // untagged above
+				}
+				named, err := image.ParseNamed(n)
+				if err != nil {
+					return err
+				}
+				if _, err := s.Images.Untag(ctx, named); err != nil {
+					return err
+				}
+				res.Untagged = append(res.Untagged, image.Familiar(n))
+			}
+			return nil
 		}
 		for _, n := range img.Names {
 			if byName != nil && n == byName.String() {
@@ -89,11 +109,52 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force bool, users I
 			return err
 		}
 		res.Deleted = append(res.Deleted, img.ID)
+		if prune {
+			gone, err := s.pruneParents(ctx, img.Parent, mounted, users)
+			res.Deleted = append(res.Deleted, gone...)
+			if err != nil {
+				return err
+			}
+		}
 		layers, err := s.CollectLayers(ctx)
 		res.Deleted = append(res.Deleted, layers...)
 		return err
 	})
 	return res, err
+}
+
+// pruneParents deletes id and its ancestors while each is an untagged
+// image nothing else needs, and returns what it deleted.
+func (s *Store) pruneParents(ctx context.Context, id digest.Digest, mounted []digest.Digest, users ImageUsers) ([]digest.Digest, error) {
+	var deleted []digest.Digest
+	for id != "" {
+		img, err := s.Images.Get(ctx, id.String())
+		if IsNoSuchImage(err) {
+			return deleted, nil
+		}
+		if err != nil {
+			return deleted, err
+		}
+		if len(img.Names) > 0 || slices.Contains(mounted, id) {
+			return deleted, nil
+		}
+		kids, err := s.Images.Children(ctx, id)
+		if err != nil || len(kids) > 0 {
+			return deleted, err
+		}
+		if users != nil {
+			us, err := users(ctx, id)
+			if err != nil || len(us) > 0 {
+				return deleted, err
+			}
+		}
+		if err := s.Images.Delete(ctx, id); err != nil {
+			return deleted, err
+		}
+		deleted = append(deleted, id)
+		id = img.Parent
+	}
+	return deleted, nil
 }
 
 // refIsName returns the normalized name when ref named img by a name rather
