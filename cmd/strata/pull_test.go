@@ -275,3 +275,37 @@ func TestBuildPullsBaseImages(t *testing.T) {
 		t.Fatalf("missing base: exit %d, %q", code, errs)
 	}
 }
+
+// run pulls an image the store lacks, as docker does; --pull never and
+// --pull always change that.
+func TestRunPullsMissingImage(t *testing.T) {
+	c := newCLI(t)
+	reg := rt.Start(t)
+	base := rt.LayerFromFile(t, busyboxTar(t))
+	marker := func(v string) v1.Layer {
+		return rt.Layer(t, rt.Tar(t, rt.File{Name: "version", Body: v + "\n"}), rt.Gzip)
+	}
+	reg.Push(t, "app/bb:latest", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, marker("one")))
+	ref := reg.Ref("app/bb:latest")
+
+	if _, errs, code := c.run(nil, "run", "--rm", "--pull", "never", ref, "true"); code != 125 || !strings.Contains(errs, "No such image") {
+		t.Fatalf("--pull never with a missing image: exit %d %q", code, errs)
+	}
+	out, errs, code := c.run(nil, "run", "--rm", ref, "cat", "/version")
+	if code != 0 || out != "one\n" {
+		t.Fatalf("run of a missing image: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if !strings.Contains(errs, "Unable to find image '"+ref+"' locally") || !strings.Contains(errs, "Pull complete") {
+		t.Fatalf("run did not report its pull: %q", errs)
+	}
+	reg.Push(t, "app/bb:latest", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, marker("two")))
+	if out := c.ok("run", "--rm", ref, "cat", "/version"); out != "one\n" {
+		t.Fatalf("a stored image must be used as it is by default: %q", out)
+	}
+	if out := c.ok("run", "--rm", "--pull", "always", ref, "cat", "/version"); out != "two\n" {
+		t.Fatalf("--pull always did not fetch the new image: %q", out)
+	}
+	if _, errs, code := c.run(nil, "create", "--pull", "sometimes", ref); code != 125 || !strings.Contains(errs, "invalid pull option") {
+		t.Fatalf("bad --pull: exit %d %q", code, errs)
+	}
+}

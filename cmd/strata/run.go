@@ -9,16 +9,20 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/container"
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/registry"
 	"github.com/strata-project/strata/internal/store"
 )
 
 // createFlags are the flags `create` and `run` share, with docker's names.
 type createFlags struct {
 	name, workdir, user, entrypoint, network, hostname, runtime string
+	pull                                                        string
 	env, envFiles, volumes                                      []string
 	interactive, tty, readOnly, rm                              bool
 }
@@ -41,6 +45,7 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-TTY")
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem as read only")
 	fl.BoolVar(&f.rm, "rm", false, "automatically remove the container when it exits")
+	fl.StringVar(&f.pull, "pull", "missing", `pull image before running ("always", "missing", "never")`)
 }
 
 // config turns the flags and the command after the image into a container
@@ -163,13 +168,13 @@ func newCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageError{cmd: c.CommandPath(), err: err}
 			}
-			_, m, err := g.containers(c)
+			s, m, err := g.containers(c)
 			if err != nil {
 				return err
 			}
-			ctr, err := m.Create(c.Context(), args[0], f.name, cfg)
+			ctr, err := createContainer(c, s, m, args[0], f, cfg)
 			if err != nil {
-				return exitError{code: 125, err: err}
+				return err
 			}
 			fmt.Fprintln(c.OutOrStdout(), ctr.ID)
 			return nil
@@ -204,9 +209,9 @@ func newRunCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctr, err := m.Create(c.Context(), args[0], f.name, cfg)
+			ctr, err := createContainer(c, s, m, args[0], f, cfg)
 			if err != nil {
-				return exitError{code: 125, err: err}
+				return err
 			}
 			if detach {
 				if err := startDetached(c, s, m, ctr); err != nil {
@@ -221,6 +226,42 @@ func newRunCmd(g *globals) *cobra.Command {
 	f.register(c)
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "run the container in the background and print its ID")
 	return c
+}
+
+// createContainer makes the container, pulling its image as --pull says:
+// "missing" (docker's default) only when the store lacks it, "always"
+// first, "never" not at all. Pull progress goes to stderr, like docker's.
+func createContainer(c *cobra.Command, s *store.Store, m *container.Manager, ref string, f *createFlags, cfg container.Config) (container.Container, error) {
+	ctx := c.Context()
+	switch f.pull {
+	case "always":
+		if err := pullForRun(c, s, ref); err != nil {
+			return container.Container{}, exitError{code: 125, err: err}
+		}
+	case "missing", "never":
+	default:
+		return container.Container{}, usageError{cmd: c.CommandPath(), err: fmt.Errorf("invalid pull option: %q: must be one of \"always\", \"missing\" or \"never\"", f.pull)}
+	}
+	ctr, err := m.Create(ctx, ref, f.name, cfg)
+	if err != nil && f.pull == "missing" && store.IsNoSuchImage(err) && registry.Pullable(ref) {
+		named, _ := image.ParseNamed(ref)
+		fmt.Fprintf(c.ErrOrStderr(), "Unable to find image '%s' locally\n", reference.FamiliarString(named))
+		if err := pullForRun(c, s, ref); err != nil {
+			return container.Container{}, exitError{code: 125, err: err}
+		}
+		ctr, err = m.Create(ctx, ref, f.name, cfg)
+	}
+	if err != nil {
+		return container.Container{}, exitError{code: 125, err: err}
+	}
+	return ctr, nil
+}
+
+func pullForRun(c *cobra.Command, s *store.Store, ref string) error {
+	pr := newPullPrinter(c.ErrOrStderr())
+	_, err := registry.Pull(c.Context(), s, ref, registry.Options{Progress: pr.Event})
+	pr.Close(err)
+	return err
 }
 
 // checkTty refuses, as docker does, to wire a pipe or file to a container's

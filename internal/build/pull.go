@@ -21,34 +21,11 @@ type pulled struct {
 func (b *builder) imageFor(ctx context.Context, ref string) (image.Image, error) {
 	if !b.opts.Pull {
 		img, err := b.s.Images.Get(ctx, ref)
-		if err == nil || !isNotFound(err) || !pullable(ref) {
+		if err == nil || !isNotFound(err) || !registry.Pullable(ref) {
 			return img, err
 		}
 	}
 	return b.pull(ctx, ref)
-}
-
-// pullable tells whether ref names a repository (which a registry may
-// have) rather than an image ID.
-func pullable(ref string) bool {
-	_, err := image.ParseNamed(ref)
-	if err != nil {
-		return false
-	}
-	_, isID := looksLikeImageID(ref)
-	return !isID
-}
-
-func looksLikeImageID(s string) (string, bool) {
-	if len(s) != 64 && len(s) != 71 {
-		return "", false
-	}
-	for _, c := range s[len(s)-64:] {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return "", false
-		}
-	}
-	return s, true
 }
 
 // pull fetches ref once per build, as its own progress step.

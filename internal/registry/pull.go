@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/distribution/reference"
@@ -476,4 +477,22 @@ func serialize(fn func(Event)) func(Event) {
 		defer mu.Unlock()
 		fn(e)
 	}
+}
+
+// Pullable tells whether ref names a repository a registry may have, as
+// opposed to an image ID or ID prefix, which only the store knows.
+func Pullable(ref string) bool {
+	if _, err := image.ParseNamed(ref); err != nil {
+		return false
+	}
+	hex := strings.TrimPrefix(ref, "sha256:")
+	if len(hex) != 64 {
+		return true
+	}
+	for _, c := range hex {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return true
+		}
+	}
+	return false
 }
