@@ -21,6 +21,7 @@ import (
 
 	"github.com/strata-project/strata/internal/archive"
 	"github.com/strata-project/strata/internal/compression"
+	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/runtime"
 	"github.com/strata-project/strata/internal/snapshot"
@@ -98,7 +99,7 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 	}
 	dest := sd.DestPath
 	destIsDir := strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.") || dest == "." || dest == ".."
-	dest = joinWorkdir(st.cfg.Config.WorkingDir, dest)
+	dest = image.JoinWorkdir(st.cfg.Config.WorkingDir, dest)
 	if dest == "/" || cm.parents {
 		destIsDir = true
 	}

@@ -41,6 +41,8 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/image"
 )
 
 // CacheMountsDir is the directory under the store root that holds the
@@ -66,7 +68,7 @@ func (b *builder) mountPlans(ctx context.Context, sp *stagePlan, st *stageState,
 	for _, m := range instructions.GetMounts(c) {
 		p := mountPlan{m: m, id: m.CacheID}
 		if m.Target != "" {
-			p.target = joinWorkdir(st.cfg.Config.WorkingDir, m.Target)
+			p.target = image.JoinWorkdir(st.cfg.Config.WorkingDir, m.Target)
 		}
 		switch m.Type {
 		case instructions.MountTypeSecret:

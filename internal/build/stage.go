@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path"
 	"sort"
 	"strings"
 
@@ -402,17 +401,6 @@ func runCommandLine(st *stageState, c *instructions.RunCommand) []string {
 		return append(append([]string{}, shellOf(st.cfg)...), strings.Join(c.CmdLine, " "))
 	}
 	return c.CmdLine
-}
-
-// joinWorkdir resolves p against the current working directory.
-func joinWorkdir(cur, p string) string {
-	if !path.IsAbs(p) {
-		if cur == "" {
-			cur = "/"
-		}
-		p = path.Join(cur, p)
-	}
-	return path.Clean(p)
 }
 
 func isNotFound(err error) bool { return store.IsNoSuchImage(err) }

@@ -201,7 +201,7 @@ func (b *builder) execute(ctx context.Context, ref stepRef, sp *stagePlan, st *s
 	case *instructions.OnbuildCommand:
 		ic.OnBuild = append(ic.OnBuild, c.Expression)
 	case *instructions.WorkdirCommand:
-		ic.WorkingDir = joinWorkdir(ic.WorkingDir, c.Path)
+		ic.WorkingDir = image.JoinWorkdir(ic.WorkingDir, c.Path)
 		l, err := b.workdir(ctx, st, ic.WorkingDir)
 		return cfg, l, err
 	case *instructions.RunCommand:

@@ -2,6 +2,7 @@ package image
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -79,7 +80,7 @@ func ApplyChange(cfg *ocispec.ImageConfig, change string) error {
 			cfg.Volumes[v] = struct{}{}
 		}
 	case *instructions.WorkdirCommand:
-		cfg.WorkingDir = joinWorkdir(cfg.WorkingDir, c.Path)
+		cfg.WorkingDir = JoinWorkdir(cfg.WorkingDir, c.Path)
 	case *instructions.StopSignalCommand:
 		cfg.StopSignal = c.Signal
 	case *instructions.OnbuildCommand:
@@ -101,29 +102,14 @@ func commandLine(c instructions.ShellDependantCmdLine) []string {
 	return append([]string{}, c.CmdLine...)
 }
 
-// joinWorkdir resolves a WORKDIR relative to the current one.
-func joinWorkdir(cur, p string) string {
-	if strings.HasPrefix(p, "/") || cur == "" {
-		if !strings.HasPrefix(p, "/") {
-			p = "/" + p
+// JoinWorkdir resolves a WORKDIR p against the current working directory,
+// as docker does ("" counts as "/").
+func JoinWorkdir(cur, p string) string {
+	if !path.IsAbs(p) {
+		if cur == "" {
+			cur = "/"
 		}
-		return cleanPath(p)
+		p = path.Join(cur, p)
 	}
-	return cleanPath(cur + "/" + p)
-}
-
-func cleanPath(p string) string {
-	parts := []string{}
-	for _, s := range strings.Split(p, "/") {
-		switch s {
-		case "", ".":
-		case "..":
-			if len(parts) > 0 {
-				parts = parts[:len(parts)-1]
-			}
-		default:
-			parts = append(parts, s)
-		}
-	}
-	return "/" + strings.Join(parts, "/")
+	return path.Clean(p)
 }
