@@ -231,6 +231,9 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	b.rt = rt
+	if err := sweepDeadSteps(ctx, rt, b.s.Root); err != nil {
+		return Result{}, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

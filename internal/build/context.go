@@ -293,7 +293,7 @@ func (b *builder) openOrigin(ctx context.Context, o origin) (string, func(), err
 
 // view mounts the layers chain read-only and returns where.
 func (b *builder) view(ctx context.Context, chain digest.Digest) (string, func(), error) {
-	dir := filepath.Join(b.s.Root, "build", "steps", randomHex(8))
+	dir := b.stepDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}

@@ -29,7 +29,7 @@ import (
 
 // heredocSources writes `COPY <<EOF dest` bodies to files and selects them.
 func (b *builder) heredocSources(sd instructions.SourcesAndDest) (*sources, error) {
-	dir := filepath.Join(b.s.Root, "build", "steps", randomHex(8))
+	dir := b.stepDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

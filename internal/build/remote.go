@@ -63,7 +63,7 @@ func (b *builder) download(ctx context.Context, src *sources, rawURL, checksum s
 	if name == "/" || name == "." || name == "" {
 		return match{}, fmt.Errorf("cannot name the file: the URL has no path (give a destination file name)")
 	}
-	dir := filepath.Join(b.s.Root, "build", "steps", randomHex(8))
+	dir := b.stepDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return match{}, err
 	}
