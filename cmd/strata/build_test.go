@@ -217,6 +217,10 @@ func TestBuildCorpus(t *testing.T) {
 	if len(dcfg.Config.OnBuild) != 1 || dcfg.Config.Shell[1] != "-e" {
 		t.Errorf("onbuild %v shell %v", dcfg.Config.OnBuild, dcfg.Config.Shell)
 	}
+	// inspect shows them as docker does.
+	if got := strings.TrimSpace(c.ok("image", "inspect", "--format", "{{index .Config.Healthcheck.Test 0}} {{len .Config.OnBuild}} {{index .Config.Shell 1}}", id)); got != "CMD-SHELL 1 -e" {
+		t.Errorf("inspect Healthcheck/OnBuild/Shell: %q", got)
+	}
 
 	// ONBUILD triggers run in a build FROM the image.
 	child := t.TempDir()

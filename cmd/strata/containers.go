@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -86,6 +87,9 @@ func newPsCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
 			f, err := parsePsFilter(filters)
+			if errors.Is(err, errFilterFormat) {
+				return usageError{cmd: c.CommandPath(), err: err}
+			}
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-project/strata/internal/container"
@@ -296,25 +297,27 @@ type inspectImage struct {
 }
 
 type inspectConfig struct {
-	Hostname     string              `json:"Hostname"`
-	Domainname   string              `json:"Domainname"`
-	User         string              `json:"User"`
-	AttachStdin  bool                `json:"AttachStdin"`
-	AttachStdout bool                `json:"AttachStdout"`
-	AttachStderr bool                `json:"AttachStderr"`
-	ExposedPorts map[string]struct{} `json:"ExposedPorts"`
-	Tty          bool                `json:"Tty"`
-	OpenStdin    bool                `json:"OpenStdin"`
-	StdinOnce    bool                `json:"StdinOnce"`
-	Env          []string            `json:"Env"`
-	Cmd          []string            `json:"Cmd"`
-	Image        string              `json:"Image"`
-	Volumes      map[string]struct{} `json:"Volumes"`
-	WorkingDir   string              `json:"WorkingDir"`
-	Entrypoint   []string            `json:"Entrypoint"`
-	OnBuild      []string            `json:"OnBuild"`
-	Labels       map[string]string   `json:"Labels"`
-	StopSignal   string              `json:"StopSignal,omitempty"`
+	Hostname     string                        `json:"Hostname"`
+	Domainname   string                        `json:"Domainname"`
+	User         string                        `json:"User"`
+	AttachStdin  bool                          `json:"AttachStdin"`
+	AttachStdout bool                          `json:"AttachStdout"`
+	AttachStderr bool                          `json:"AttachStderr"`
+	ExposedPorts map[string]struct{}           `json:"ExposedPorts"`
+	Tty          bool                          `json:"Tty"`
+	OpenStdin    bool                          `json:"OpenStdin"`
+	StdinOnce    bool                          `json:"StdinOnce"`
+	Env          []string                      `json:"Env"`
+	Cmd          []string                      `json:"Cmd"`
+	Image        string                        `json:"Image"`
+	Volumes      map[string]struct{}           `json:"Volumes"`
+	WorkingDir   string                        `json:"WorkingDir"`
+	Entrypoint   []string                      `json:"Entrypoint"`
+	OnBuild      []string                      `json:"OnBuild"`
+	Healthcheck  *dockerspec.HealthcheckConfig `json:"Healthcheck,omitempty"`
+	Shell        []string                      `json:"Shell,omitempty"`
+	Labels       map[string]string             `json:"Labels"`
+	StopSignal   string                        `json:"StopSignal,omitempty"`
 }
 
 type inspectDriver struct {
@@ -372,7 +375,21 @@ func lookupImage(c *cobra.Command, s *store.Store, ref string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return toInspect(img, s.Driver()), nil
+	v := toInspect(img, s.Driver())
+	// docker's Healthcheck, OnBuild and Shell are not in the OCI config
+	// type; builder images carry them in the raw config.
+	raw, err := s.Content.ReadAll(c.Context(), img.ID)
+	if err != nil {
+		return nil, err
+	}
+	var extra dockerspec.DockerOCIImage
+	if err := json.Unmarshal(raw, &extra); err != nil {
+		return nil, fmt.Errorf("image %s config: %w", image.ShortID(img.ID), err)
+	}
+	v.Config.Healthcheck = extra.Config.Healthcheck
+	v.Config.OnBuild = extra.Config.OnBuild
+	v.Config.Shell = extra.Config.Shell
+	return v, nil
 }
 
 func lookupContainer(c *cobra.Command, s *store.Store, ref string) (any, error) {

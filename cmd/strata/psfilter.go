@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -14,6 +15,10 @@ import (
 	"github.com/strata-project/strata/internal/store"
 )
 
+// errFilterFormat is a --filter value without "=": a command-line mistake,
+// which docker reports with exit status 125.
+var errFilterFormat = errors.New("bad format of filter (expected name=value)")
+
 // psFilter is `ps --filter`: values of one key are alternatives, different
 // keys must all hold, as in docker.
 type psFilter map[string][]string
@@ -24,7 +29,7 @@ func parsePsFilter(args []string) (psFilter, error) {
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok {
-			return nil, fmt.Errorf("bad format of filter (expected name=value)")
+			return nil, errFilterFormat
 		}
 		k = strings.ToLower(strings.TrimSpace(k))
 		switch k {

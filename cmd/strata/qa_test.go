@@ -115,6 +115,9 @@ func TestPsFilter(t *testing.T) {
 	if _, errs, code := c.run(nil, "ps", "-f", "bogus=1"); code == 0 || !strings.Contains(errs, "invalid filter 'bogus'") {
 		t.Fatalf("bad filter: exit %d, %q", code, errs)
 	}
+	if _, errs, code := c.run(nil, "ps", "-f", "name"); code != 125 || !strings.Contains(errs, "bad format of filter") {
+		t.Fatalf("filter without '=': exit %d, %q (docker exits 125)", code, errs)
+	}
 }
 
 // docker cp copies a symlink as a link; -L copies what it points to.
