@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-project/strata/internal/archive"
@@ -35,7 +36,7 @@ func newCommitCmd(g *globals) *cobra.Command {
 				}
 				opts.Ref = ref
 			}
-			s, _, ctr, err := g.container(c, args[0])
+			s, m, ctr, err := g.container(c, args[0])
 			if err != nil {
 				return err
 			}
@@ -44,7 +45,17 @@ func newCommitCmd(g *globals) *cobra.Command {
 			if argv, err := runtime.Args(ctr.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd); err == nil {
 				opts.CreatedBy = strings.Join(argv, " ")
 			}
-			id, err := s.CommitContainer(c.Context(), opts)
+			var id digest.Digest
+			commit := func() error {
+				var err error
+				id, err = s.CommitContainer(c.Context(), opts)
+				return err
+			}
+			if pause {
+				err = m.Frozen(c.Context(), ctr, commit)
+			} else {
+				err = commit()
+			}
 			if err != nil {
 				return err
 			}
@@ -56,10 +67,7 @@ func newCommitCmd(g *globals) *cobra.Command {
 	f.StringArrayVarP(&changes, "change", "c", nil, "apply a Dockerfile instruction to the created image")
 	f.StringVarP(&message, "message", "m", "", "commit message")
 	f.StringVarP(&author, "author", "a", "", `author (e.g. "John Hannibal Smith <hannibal@a-team.com>")`)
-	// strata reads the writable layer without freezing the container;
-	// docker's default pause is accepted because a commit here is always
-	// taken from the files as they are when read.
-	f.BoolVarP(&pause, "pause", "p", true, "pause the container during commit (strata never freezes it; the flag is accepted for compatibility)")
+	f.BoolVarP(&pause, "pause", "p", true, "pause the container during commit")
 	return c
 }
 

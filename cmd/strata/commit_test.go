@@ -3,8 +3,10 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -162,5 +164,25 @@ func TestCpBothWays(t *testing.T) {
 	}
 	if _, errs, code := c.run(nil, "cp", "cpbox:/nope", host); code == 0 || !strings.Contains(errs, "Error:") {
 		t.Fatalf("cp of a missing path: exit %d %q", code, errs)
+	}
+}
+
+// Committing a running container pauses it for the commit (docker's
+// default) and leaves it running afterwards, not frozen.
+func TestCommitRunningContainerResumesIt(t *testing.T) {
+	c := newBusyboxCLI(t)
+	id := strings.TrimSpace(c.ok("run", "-d", "--name", "busy", "busybox", "sleep", "1000"))
+	c.ok("commit", "-c", "CMD [\"cat\", \"/etc/passwd\"]", "busy", "snap:1")
+	c.ok("commit", "--pause=false", "busy", "snap:2")
+	out, err := exec.Command("runc", "--root", filepath.Join(c.root, "runtime", "runc"), "state", id).Output()
+	if err != nil {
+		t.Fatalf("runc state: %v", err)
+	}
+	var st struct{ Status string }
+	if err := json.Unmarshal(out, &st); err != nil || st.Status != "running" {
+		t.Fatalf("after commit the container is %q (%v), want running", st.Status, err)
+	}
+	if got := c.ok("run", "--rm", "snap:1"); !strings.HasPrefix(got, "root:x:0:0") {
+		t.Fatalf("committed image runs: %q", got)
 	}
 }

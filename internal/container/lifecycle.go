@@ -165,6 +165,27 @@ func (m *Manager) signal(ctx context.Context, c Container, sig syscall.Signal, a
 	return err
 }
 
+// Frozen runs fn with c's processes paused when it is running, so that
+// what fn reads of its files (commit) is not changing underneath; the
+// container resumes afterwards whatever fn returned.
+func (m *Manager) Frozen(ctx context.Context, c Container, fn func() error) error {
+	if c.State.Status != StatusRunning {
+		return fn()
+	}
+	rt, err := runtime.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
+	if err != nil {
+		return err
+	}
+	switch err := rt.Pause(ctx, c.ID); {
+	case errors.Is(err, runtime.ErrNotRunning) || errors.Is(err, runtime.ErrNotExist):
+		return fn() // it ended meanwhile: nothing to freeze
+	case err != nil:
+		return fmt.Errorf("pause container %s: %w", c.ID[:12], err)
+	}
+	defer rt.Resume(context.WithoutCancel(ctx), c.ID)
+	return fn()
+}
+
 // Wait blocks until c is not running and returns its exit code (docker's
 // default "not-running" condition: a created container returns at once).
 func (m *Manager) Wait(ctx context.Context, c Container) (int, error) {

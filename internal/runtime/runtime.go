@@ -246,6 +246,18 @@ func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal, all b
 	return err
 }
 
+// Pause freezes every process of the container (cgroup freezer).
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	_, err := r.run(ctx, "pause", id, "pause", id)
+	return err
+}
+
+// Resume thaws a paused container.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	_, err := r.run(ctx, "resume", id, "resume", id)
+	return err
+}
+
 // Delete removes the runtime's record of the container (and its cgroups).
 // force also kills a container that is still running.
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
