@@ -72,8 +72,6 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.squash, "squash", false, "squash the layers the final stage adds to its base into a single new layer")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	fl.StringArrayVar(&f.buildContexts, "build-context", nil, "additional named build context: NAME=DIR or NAME=docker-image://REF")
-	// A flag docker has that strata cannot honour yet: accepted by name so
-	// that using it gives a clear error instead of "unknown flag".
 	fl.BoolVar(&f.pull, "pull", false, "always attempt to pull a newer version of the base images")
 	return c
 }
@@ -322,6 +320,9 @@ func newBuilderCmd(g *globals) *cobra.Command {
 		},
 	}
 	prune.Flags().BoolP("force", "f", false, "do not prompt for confirmation (strata never prompts)")
+	// docker's -a widens prune from unused to all cache; strata's cache
+	// records are all removable, so prune always removes everything.
+	prune.Flags().BoolP("all", "a", false, "remove all build cache (what strata's prune always does)")
 	c.AddCommand(prune)
 	return c
 }

@@ -358,3 +358,19 @@ func TestConcurrentProcessesShareOneStore(t *testing.T) {
 		c.ok("umount", tag)
 	}
 }
+
+func TestImportPlatform(t *testing.T) {
+	c := newCLI(t)
+	tarPath := busyboxTar(t)
+	c.ok("import", tarPath, "plain")
+	if got := strings.TrimSpace(c.ok("inspect", "--format", "{{.Os}}/{{.Architecture}}", "plain")); got != "linux/amd64" {
+		t.Fatalf("default platform %q", got)
+	}
+	c.ok("import", "--platform", "linux/arm64/v8", tarPath, "arm")
+	if got := strings.TrimSpace(c.ok("inspect", "--format", "{{.Os}}/{{.Architecture}}/{{.Variant}}", "arm")); got != "linux/arm64/v8" {
+		t.Fatalf("--platform gave %q", got)
+	}
+	if _, errs, code := c.run(nil, "import", "--platform", "linux", tarPath, "bad"); code == 0 || !strings.Contains(errs, "invalid platform") {
+		t.Fatalf("bad platform: exit %d %q", code, errs)
+	}
+}

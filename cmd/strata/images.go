@@ -20,13 +20,13 @@ import (
 
 func newImportCmd(g *globals) *cobra.Command {
 	var changes []string
-	var message string
+	var message, platform string
 	c := &cobra.Command{
 		Use:   "import [OPTIONS] file|- [REPOSITORY[:TAG]]",
 		Short: "Import the contents from a tarball to create a filesystem image",
 		Args:  rangeArgs(1, 2),
 		RunE: func(c *cobra.Command, args []string) error {
-			opts := store.ImportOptions{Source: args[0], Changes: changes, Message: message}
+			opts := store.ImportOptions{Source: args[0], Changes: changes, Message: message, Platform: platform}
 			if len(args) == 2 {
 				ref, err := image.ParseTagged(args[1])
 				if err != nil {
@@ -57,7 +57,7 @@ func newImportCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringArrayVarP(&changes, "change", "c", nil, "apply a Dockerfile instruction to the created image")
 	c.Flags().StringVarP(&message, "message", "m", "", "set a commit message for the imported image")
-	c.Flags().String("platform", "", "set platform (only linux/amd64 is supported)")
+	c.Flags().StringVar(&platform, "platform", "", "set the image's platform (os/arch[/variant]; default linux/amd64)")
 	return c
 }
 

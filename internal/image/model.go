@@ -112,6 +112,19 @@ const (
 	DefaultArch = "amd64"
 )
 
+// ParsePlatform reads "os/arch[/variant]" (docker's --platform).
+func ParsePlatform(s string) (ocispec.Platform, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return ocispec.Platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
+	}
+	p := ocispec.Platform{OS: strings.ToLower(parts[0]), Architecture: strings.ToLower(parts[1])}
+	if len(parts) == 3 {
+		p.Variant = strings.ToLower(parts[2])
+	}
+	return p, nil
+}
+
 // NormalizeEnv keeps the last value for each variable, in first-seen order,
 // the way docker merges ENV instructions and -e flags.
 func NormalizeEnv(env []string) []string {

@@ -6,19 +6,17 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-project/strata/internal/image"
 )
 
 // parsePlatform reads "os/arch[/variant]".
 func parsePlatform(s string) (v1.Platform, error) {
-	parts := strings.Split(s, "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return v1.Platform{}, fmt.Errorf("invalid platform %q: want os/arch[/variant]", s)
+	p, err := image.ParsePlatform(s)
+	if err != nil {
+		return v1.Platform{}, err
 	}
-	p := v1.Platform{OS: strings.ToLower(parts[0]), Architecture: strings.ToLower(parts[1])}
-	if len(parts) == 3 {
-		p.Variant = strings.ToLower(parts[2])
-	}
-	return p, nil
+	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}, nil
 }
 
 // matchPlatform picks want's entry from an index: os and architecture must

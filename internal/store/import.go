@@ -20,13 +20,22 @@ type ImportOptions struct {
 	Ref     reference.Named // tag for the new image, or nil
 	Changes []string        // Dockerfile instructions (--change)
 	Message string          // history comment (-m)
+	// Platform is the image's os/arch[/variant]; "" is linux/amd64.
+	Platform string
 }
 
 // Import makes a one-layer image from a root filesystem tarball (plain,
 // gzip, zstd, xz or bzip2). The tar is read once: decompressed, hashed,
 // recorded and extracted into the layer's snapshot in one pass.
 func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (digest.Digest, error) {
-	cfg := ocispec.Image{}
+	cfg := ocispec.Image{Platform: ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}}
+	if opts.Platform != "" {
+		p, err := image.ParsePlatform(opts.Platform)
+		if err != nil {
+			return "", err
+		}
+		cfg.Platform = p
+	}
 	for _, ch := range opts.Changes {
 		if err := image.ApplyChange(&cfg.Config, ch); err != nil {
 			return "", err
@@ -49,7 +58,6 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 			comment = "Imported from " + opts.Source
 		}
 		cfg.Created = &now
-		cfg.Platform = ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}
 		cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{l.DiffID}}
 		cfg.History = []ocispec.History{{Created: &now, Comment: comment}}
 		co := image.CreateOptions{Size: l.Size}
