@@ -21,51 +21,15 @@
 # OUT (results directory, default bench/build/results).
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-STRATA=${STRATA:-$repo/bin/strata}
-if [ -z "${DOCKER:-}" ]; then
-	if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
-fi
-PODMAN=${PODMAN:-podman}
 SIZE_MB=${SIZE_MB:-200}
 FILES=${FILES:-10000}
 RUNS_COLD=${RUNS_COLD:-3}
 RUNS_WARM=${RUNS_WARM:-5}
 RUNS_CHANGE=${RUNS_CHANGE:-3}
+NAME=build
+# shellcheck source=../engines.sh
+. "$(dirname "$0")/../engines.sh"
 OUT=${OUT:-$here/results}
-
-for tool in "$STRATA" "$DOCKER" dockerd "$PODMAN" hyperfine jq runc; do
-	command -v "$tool" >/dev/null || { echo "build.sh: $tool not found (apt-get install -y docker.io podman hyperfine jq runc; make build)" >&2; exit 1; }
-done
-
-work=$(mktemp -d /tmp/strata-bench-build.XXXXXX)
-dockerd_pid=""
-host_paths=(/dev/shm/libpod_lock /var/lib/containers /run/containers /run/libpod
-	/run/docker /run/containerd /etc/docker/key.json /etc/cni/net.d/cni.lock)
-absent=()
-for p in "${host_paths[@]}"; do [ -e "$p" ] || absent+=("$p"); done
-
-podman=("$PODMAN" --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
-	--events-backend none --cgroup-manager cgroupfs --runtime runc)
-docker=("$DOCKER" -H "unix://$work/docker.sock")
-strata=("$STRATA" --root "$work/strata")
-
-cleanup() {
-	set +e
-	if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
-		"${docker[@]}" system prune -af >/dev/null 2>&1
-		kill "$dockerd_pid"
-		while kill -0 "$dockerd_pid" 2>/dev/null; do sleep 0.2; done
-	fi
-	[ -d "$work/podman" ] && "${podman[@]}" system prune -af >/dev/null 2>&1
-	awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
-		sort -r | while read -r m; do umount -l "$m"; done
-	rm -rf "$work"
-	for p in "${absent[@]}"; do rm -rf "$p"; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 echo "== context: $FILES files, $SIZE_MB MB"
 ctx=$work/ctx
@@ -92,31 +56,18 @@ ENV PATH=/app/bin:$PATH
 EXPOSE 8080
 CMD ["app"]
 EOF
-"$repo/hack/busybox-rootfs.sh" "$work/busybox.tar"
 du -sh "$ctx" | cut -f1 | sed 's/^/context size: /'
 find "$ctx" -type f | wc -l | sed 's/^/context files: /'
 
-echo "== engines"
-mkdir -p "$work/strata" "$work/podman/tmp"
-"${strata[@]}" import "$work/busybox.tar" busybox:latest
-dockerd --bridge=none --iptables=false --ip6tables=false \
-	--data-root "$work/docker" --exec-root "$work/docker-exec" \
-	--host "unix://$work/docker.sock" --pidfile "$work/docker.pid" >"$work/dockerd.log" 2>&1 &
-dockerd_pid=$!
-for _ in $(seq 1 100); do
-	"${docker[@]}" version >/dev/null 2>&1 && break
-	kill -0 "$dockerd_pid" 2>/dev/null || { cat "$work/dockerd.log" >&2; exit 1; }
-	sleep 0.2
-done
-"${docker[@]}" import "$work/busybox.tar" busybox:latest
-"${podman[@]}" import "$work/busybox.tar" busybox:latest >/dev/null
+echo "== engines: strata, docker (own dockerd), podman"
+start_engines
 
 # Build and prune commands per engine, as strings for hyperfine (run through
 # its shell, so env assignments work).
 b_strata="${strata[*]} build -q --network none -t bench:latest $ctx"
 b_classic="DOCKER_BUILDKIT=0 ${docker[*]} build -q --network none -t bench:classic $ctx"
 b_buildkit="DOCKER_BUILDKIT=1 ${docker[*]} build -q --network none -t bench:buildkit $ctx"
-b_podman="${podman[*]} build -q --network none --ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=32768:32768 -t bench:latest $ctx"
+b_podman="${podman[*]} build -q --network none $podman_ulimits -t bench:latest $ctx"
 p_strata="${strata[*]} rmi -f bench:latest >/dev/null 2>&1; ${strata[*]} builder prune -af >/dev/null 2>&1; true"
 p_classic="${docker[*]} rmi -f bench:classic >/dev/null 2>&1; ${docker[*]} image prune -f >/dev/null 2>&1; true"
 p_buildkit="${docker[*]} rmi -f bench:buildkit >/dev/null 2>&1; ${docker[*]} builder prune -af >/dev/null 2>&1; true"
@@ -144,7 +95,7 @@ echo "== check: /app/etc/file-count and CMD output in each image"
 check=("${strata[*]} run --rm --network none bench:latest"
 	"${docker[*]} run --rm --network none bench:classic"
 	"${docker[*]} run --rm --network none bench:buildkit"
-	"${podman[*]} run --rm --network none --ulimit nofile=$(ulimit -Hn):$(ulimit -Hn) --ulimit nproc=32768:32768 bench:latest")
+	"${podman[*]} run --rm --network none $podman_ulimits bench:latest")
 for i in "${use[@]}"; do
 	echo "${names[$i]}: $(${check[$i]} cat /app/etc/file-count) files, CMD says $(${check[$i]} | tr -d '\r')"
 done
@@ -152,11 +103,7 @@ done
 echo "== versions"
 mkdir -p "$OUT"
 {
-	echo "strata: $("$STRATA" version 2>/dev/null | sed -n 's/^ *Version: *//p' | head -1)"
-	echo "docker: $("${docker[@]}" version --format 'client {{.Client.Version}}, server {{.Server.Version}}')"
-	echo "podman: $("${podman[@]}" version --format '{{.Client.Version}}') (buildah inside), runtime $(runc --version | head -1)"
-	echo "hyperfine: $(hyperfine --version)"
-	echo "kernel: $(uname -r), cores: $(nproc)"
+	engine_versions
 	echo "context: $(du -sh "$ctx" | cut -f1), $(find "$ctx" -type f | wc -l) files"
 	echo "engines measured: $(for i in "${use[@]}"; do printf '%s ' "${names[$i]}"; done)"
 } | tee "$OUT/build-versions.txt"

@@ -1,0 +1,88 @@
+# engines.sh: sourced by the bench scripts. Sets up strata, a private dockerd
+# and a private podman store side by side in one temp dir, each with the
+# busybox base image imported, and removes everything on exit.
+#
+# Before sourcing: NAME (for messages). After: $work, $repo, arrays strata,
+# docker and podman (the engine commands with their private roots),
+# $podman_ulimits (flags podman's containers need on this host), $dockerd_pid.
+
+here=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+STRATA=${STRATA:-$repo/bin/strata}
+if [ -z "${DOCKER:-}" ]; then
+	# /usr/local/bin may hold a newer docker client than the Debian daemon.
+	if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
+fi
+PODMAN=${PODMAN:-podman}
+
+for tool in "$STRATA" "$DOCKER" dockerd "$PODMAN" hyperfine jq runc; do
+	command -v "$tool" >/dev/null || { echo "$NAME: $tool not found (apt-get install -y docker.io podman hyperfine jq runc; make build)" >&2; exit 1; }
+done
+
+work=$(mktemp -d "/tmp/strata-bench-$NAME.XXXXXX")
+dockerd_pid=""
+# Paths outside the work dir that dockerd, containerd and podman create even
+# with their roots redirected (lock files, shim sockets, caches, key.json);
+# the ones that did not exist before this run are removed at the end.
+host_paths=(/dev/shm/libpod_lock /var/lib/containers /run/containers /run/libpod
+	/run/docker /run/containerd /etc/docker/key.json /etc/cni/net.d/cni.lock)
+absent=()
+for p in "${host_paths[@]}"; do [ -e "$p" ] || absent+=("$p"); done
+
+strata=("$STRATA" --root "$work/strata")
+docker=("$DOCKER" -H "unix://$work/docker.sock")
+podman=("$PODMAN" --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
+	--events-backend none --cgroup-manager cgroupfs --runtime runc)
+# podman (unlike docker and strata) sets RLIMIT_NOFILE/NPROC in the spec, to
+# values above what a process without CAP_SYS_RESOURCE may set here; give it
+# the limits the other engines' containers inherit (capped where the
+# conmon-started runc could not raise them further).
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+if [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; then nproc=32768; fi
+podman_ulimits="--ulimit nofile=$nofile:$nofile --ulimit nproc=$nproc:$nproc"
+
+cleanup() {
+	set +e
+	if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+		"${docker[@]}" system prune -af >/dev/null 2>&1
+		kill "$dockerd_pid"
+		# dockerd stops its own containerd and unmounts its layers on SIGTERM.
+		while kill -0 "$dockerd_pid" 2>/dev/null; do sleep 0.2; done
+	fi
+	[ -d "$work/podman" ] && "${podman[@]}" system prune -af >/dev/null 2>&1
+	# Anything an engine left mounted under the work dir, deepest first.
+	awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
+		sort -r | while read -r m; do umount -l "$m"; done
+	rm -rf "$work"
+	for p in "${absent[@]}"; do rm -rf "$p"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_engines imports the busybox base into all three (starting dockerd).
+start_engines() {
+	"$repo/hack/busybox-rootfs.sh" "$work/busybox.tar"
+	mkdir -p "$work/strata" "$work/podman/tmp"
+	"${strata[@]}" import "$work/busybox.tar" busybox:latest
+	dockerd --bridge=none --iptables=false --ip6tables=false \
+		--data-root "$work/docker" --exec-root "$work/docker-exec" \
+		--host "unix://$work/docker.sock" --pidfile "$work/docker.pid" >"$work/dockerd.log" 2>&1 &
+	dockerd_pid=$!
+	for _ in $(seq 1 100); do
+		"${docker[@]}" version >/dev/null 2>&1 && break
+		kill -0 "$dockerd_pid" 2>/dev/null || { cat "$work/dockerd.log" >&2; exit 1; }
+		sleep 0.2
+	done
+	"${docker[@]}" import "$work/busybox.tar" busybox:latest
+	"${podman[@]}" import "$work/busybox.tar" busybox:latest >/dev/null
+}
+
+# engine_versions prints each engine's version, for the results.
+engine_versions() {
+	echo "strata: $("$STRATA" version 2>/dev/null | head -3 | tr '\n' ' ')"
+	echo "docker: $("${docker[@]}" version --format 'client {{.Client.Version}}, server {{.Server.Version}}')"
+	echo "podman: $("${podman[@]}" version --format '{{.Client.Version}}'), runtime $(runc --version | head -1)"
+	echo "hyperfine: $(hyperfine --version)"
+	echo "kernel: $(uname -r), cores: $(nproc)"
+}
