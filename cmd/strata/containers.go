@@ -176,6 +176,11 @@ func eachContainer(c *cobra.Command, g *globals, refs []string, fn func(*contain
 	if err != nil {
 		return err
 	}
+	return forEachContainer(c, m, refs, fn)
+}
+
+// forEachContainer is eachContainer with the manager already open.
+func forEachContainer(c *cobra.Command, m *container.Manager, refs []string, fn func(*container.Manager, container.Container) error) error {
 	var failed error
 	for _, ref := range refs {
 		ctr, err := m.Get(c.Context(), ref)

@@ -236,16 +236,20 @@ func TestPullOnTerminal(t *testing.T) {
 	}
 }
 
+// pushVersion pushes base plus a layer holding /version = v as repo:tag.
+func pushVersion(t *testing.T, reg *rt.Registry, ref string, base v1.Layer, v string) {
+	t.Helper()
+	version := rt.Layer(t, rt.Tar(t, rt.File{Name: "version", Body: v + "\n"}), rt.Gzip)
+	reg.Push(t, ref, rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, version))
+}
+
 // A build pulls a FROM image the store lacks, keeps using the stored one
 // afterwards, and with --pull fetches the registry's newer image.
 func TestBuildPullsBaseImages(t *testing.T) {
 	c := newCLI(t)
 	reg := rt.Start(t)
 	base := rt.LayerFromFile(t, busyboxTar(t))
-	marker := func(v string) v1.Layer {
-		return rt.Layer(t, rt.Tar(t, rt.File{Name: "version", Body: v + "\n"}), rt.Gzip)
-	}
-	reg.Push(t, "base/bb:latest", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, marker("one")))
+	pushVersion(t, reg, "base/bb:latest", base, "one")
 	ref := reg.Ref("base/bb:latest")
 
 	dir := t.TempDir()
@@ -260,7 +264,7 @@ func TestBuildPullsBaseImages(t *testing.T) {
 		t.Fatalf("app sees %q", got)
 	}
 
-	reg.Push(t, "base/bb:latest", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, marker("two")))
+	pushVersion(t, reg, "base/bb:latest", base, "two")
 	c.ok("build", "--progress", "plain", "-t", "app", dir)
 	if got := c.ok("run", "--rm", "app"); got != "one\n" {
 		t.Fatalf("without --pull the stored base must be used; app sees %q", got)
@@ -282,10 +286,7 @@ func TestRunPullsMissingImage(t *testing.T) {
 	c := newCLI(t)
 	reg := rt.Start(t)
 	base := rt.LayerFromFile(t, busyboxTar(t))
-	marker := func(v string) v1.Layer {
-		return rt.Layer(t, rt.Tar(t, rt.File{Name: "version", Body: v + "\n"}), rt.Gzip)
-	}
-	reg.Push(t, "app/bb:latest", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, marker("one")))
+	pushVersion(t, reg, "app/bb:latest", base, "one")
 	ref := reg.Ref("app/bb:latest")
 
 	if _, errs, code := c.run(nil, "run", "--rm", "--pull", "never", ref, "true"); code != 125 || !strings.Contains(errs, "No such image") {
@@ -298,7 +299,7 @@ func TestRunPullsMissingImage(t *testing.T) {
 	if !strings.Contains(errs, "Unable to find image '"+ref+"' locally") || !strings.Contains(errs, "Pull complete") {
 		t.Fatalf("run did not report its pull: %q", errs)
 	}
-	reg.Push(t, "app/bb:latest", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, marker("two")))
+	pushVersion(t, reg, "app/bb:latest", base, "two")
 	if out := c.ok("run", "--rm", ref, "cat", "/version"); out != "one\n" {
 		t.Fatalf("a stored image must be used as it is by default: %q", out)
 	}

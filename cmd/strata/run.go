@@ -337,20 +337,9 @@ func newStartCmd(g *globals) *cobra.Command {
 				}
 				return runAttached(c, m, ctr, interactive)
 			}
-			var failed error
-			for _, ref := range args {
-				ctr, err := m.Get(c.Context(), ref)
-				if err == nil {
-					err = startDetached(c, s, m, ctr)
-				}
-				if err != nil {
-					fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
-					failed = exitError{code: 1}
-					continue
-				}
-				fmt.Fprintln(c.OutOrStdout(), ref)
-			}
-			return failed
+			return forEachContainer(c, m, args, func(m *container.Manager, ctr container.Container) error {
+				return startDetached(c, s, m, ctr)
+			})
 		},
 	}
 	c.Flags().BoolVarP(&attach, "attach", "a", false, "attach STDOUT/STDERR and forward signals")

@@ -31,7 +31,21 @@ func (r *Runtime) ForwardSignals(id string, sigs ...os.Signal) (stop func()) {
 	if len(sigs) == 0 {
 		sigs = ForwardedSignals
 	}
-	ch := make(chan os.Signal, 16)
+	return onSignals(16, sigs, func(s os.Signal) {
+		sig, ok := s.(syscall.Signal)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_ = r.Kill(ctx, id, sig, false)
+		cancel()
+	})
+}
+
+// onSignals calls fn for each of sigs that strata receives, one at a time,
+// until stop is called; once stop returns fn is not running and never will.
+func onSignals(buffer int, sigs []os.Signal, fn func(os.Signal)) (stop func()) {
+	ch := make(chan os.Signal, buffer)
 	signal.Notify(ch, sigs...)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -41,13 +55,7 @@ func (r *Runtime) ForwardSignals(id string, sigs ...os.Signal) (stop func()) {
 		for {
 			select {
 			case s := <-ch:
-				sig, ok := s.(syscall.Signal)
-				if !ok {
-					continue
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				_ = r.Kill(ctx, id, sig, false)
-				cancel()
+				fn(s)
 			case <-done:
 				return
 			}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -51,30 +49,7 @@ func Resize(master, tty *os.File) error {
 // used and may be closed.
 func ForwardResize(master, tty *os.File) (stop func()) {
 	_ = Resize(master, tty)
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGWINCH)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-ch:
-				_ = Resize(master, tty)
-			case <-done:
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			close(done)
-			wg.Wait()
-		})
-	}
+	return onSignals(1, []os.Signal{syscall.SIGWINCH}, func(os.Signal) { _ = Resize(master, tty) })
 }
 
 // Attach connects a container's pty master to the user's streams: in is
