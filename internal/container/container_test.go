@@ -3,15 +3,18 @@ package container
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
 
+	"github.com/strata-project/strata/internal/runtime"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -168,6 +171,70 @@ func TestCreateGetUsersWithRootfsRemove(t *testing.T) {
 		t.Fatalf("reuse of a removed name: %v", err)
 	}
 	if err := m.Remove(ctx, c2, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Frozen pauses a running container for the duration of fn (commit --pause)
+// and resumes it after.
+func TestFrozenPausesAndResumes(t *testing.T) {
+	m, s := newManager(t)
+	ctx := context.Background()
+	imgs, err := s.Images.List(ctx)
+	if err != nil || len(imgs) != 1 {
+		t.Fatalf("images: %v %v", imgs, err)
+	}
+	c, err := m.Create(ctx, imgs[0].ID.String(), "frozen", Config{Cmd: []string{"sh", "-c", "echo up; exec sleep 1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Remove(context.Background(), c, true) })
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.RunAttached(ctx, c, AttachIO{Stdin: devnull, Stdout: pw, Stderr: pw})
+		pw.Close()
+		done <- err
+	}()
+	line := make([]byte, 3)
+	if _, err := io.ReadFull(pr, line); err != nil || string(line) != "up\n" {
+		t.Fatalf("container did not start: %q %v", line, err)
+	}
+	if c, err = m.Get(ctx, c.ID); err != nil || c.State.Status != StatusRunning {
+		t.Fatalf("status %v %v", c.State.Status, err)
+	}
+	rt, err := runtime.New("runc", m.runtimeRoot("runc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var during runtime.Status
+	if err := m.Frozen(ctx, c, func() error {
+		st, err := rt.State(ctx, c.ID)
+		during = st.Status
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := rt.State(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during != runtime.StatusPaused || after.Status != runtime.StatusRunning {
+		t.Fatalf("status during fn %q, after %q; want paused, running", during, after.Status)
+	}
+	if err := m.Kill(ctx, c, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 }
