@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/strata-project/strata/internal/build"
+	"github.com/strata-project/strata/internal/builder"
 	"github.com/strata-project/strata/internal/image"
 )
 
@@ -42,7 +42,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 				return err
 			}
 			finish := f.progressPrinter(c, &opts)
-			res, err := build.Build(c.Context(), s, opts)
+			res, err := builder.Build(c.Context(), s, opts)
 			finish(err != nil)
 			if err != nil {
 				return err
@@ -78,7 +78,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 
 // progressPrinter sets opts.Events to print the progress --progress and
 // -q ask for. finish ends the output (the tty view's final frame).
-func (f *buildFlags) progressPrinter(c *cobra.Command, opts *build.Options) (finish func(failed bool)) {
+func (f *buildFlags) progressPrinter(c *cobra.Command, opts *builder.Options) (finish func(failed bool)) {
 	w := c.ErrOrStderr()
 	switch {
 	case f.quiet:
@@ -94,17 +94,17 @@ func (f *buildFlags) progressPrinter(c *cobra.Command, opts *build.Options) (fin
 				return cols, rows
 			}
 		}
-		p := build.NewTTYPrinter(w, size)
+		p := builder.NewTTYPrinter(w, size)
 		opts.Events = p.Event
 		return p.Close
 	}
-	opts.Events = build.NewPlainPrinter(w).Event
+	opts.Events = builder.NewPlainPrinter(w).Event
 	return func(bool) {}
 }
 
 // options turns the flags into build options, rejecting what strata does
 // not implement. cleanup removes what reading stdin made.
-func (f *buildFlags) options(c *cobra.Command, contextPath string) (opts build.Options, cleanup func(), err error) {
+func (f *buildFlags) options(c *cobra.Command, contextPath string) (opts builder.Options, cleanup func(), err error) {
 	usage := func(format string, args ...any) error {
 		return usageError{cmd: c.CommandPath(), err: fmt.Errorf(format, args...)}
 	}
@@ -132,11 +132,11 @@ func (f *buildFlags) options(c *cobra.Command, contextPath string) (opts build.O
 	}
 	cleanup = func() { os.RemoveAll(tmp) }
 	if f.file == "-" {
-		opts.Dockerfile, err = build.StdinDockerfile(c.InOrStdin(), tmp)
+		opts.Dockerfile, err = builder.StdinDockerfile(c.InOrStdin(), tmp)
 		opts.DockerfileName = "Dockerfile"
 		return opts, cleanup, err
 	}
-	ctxDir, dockerfile, err := build.StdinContext(c.Context(), c.InOrStdin(), tmp)
+	ctxDir, dockerfile, err := builder.StdinContext(c.Context(), c.InOrStdin(), tmp)
 	if err != nil {
 		return opts, cleanup, err
 	}
@@ -156,18 +156,18 @@ func (f *buildFlags) options(c *cobra.Command, contextPath string) (opts build.O
 }
 
 // buildOptions reads the flags that do not involve stdin.
-func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath string) (build.Options, error) {
+func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath string) (builder.Options, error) {
 	switch f.progress {
 	case "auto", "plain", "tty":
 	default:
-		return build.Options{}, usage("invalid --progress %q: want auto, plain or tty", f.progress)
+		return builder.Options{}, usage("invalid --progress %q: want auto, plain or tty", f.progress)
 	}
 	switch f.network {
 	case "", "default", "host", "none":
 	default:
-		return build.Options{}, usage("network mode %q not supported (use host or none)", f.network)
+		return builder.Options{}, usage("network mode %q not supported (use host or none)", f.network)
 	}
-	opts := build.Options{
+	opts := builder.Options{
 		ContextDir: contextPath,
 		Target:     f.target,
 		NoCache:    f.noCache,
@@ -308,7 +308,7 @@ func newBuilderCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := build.PruneCache(c.Context(), s)
+			res, err := builder.PruneCache(c.Context(), s)
 			if err != nil {
 				return err
 			}

@@ -26,7 +26,7 @@ func syscallTime(sec int64) time.Time { return time.Unix(sec, 0) }
 func corpusContext(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ctx")
-	if out, err := exec.Command("cp", "-a", "../../internal/build/testdata/corpus", dir).CombinedOutput(); err != nil {
+	if out, err := exec.Command("cp", "-a", "../../internal/builder/testdata/corpus", dir).CombinedOutput(); err != nil {
 		t.Fatalf("copy corpus: %v %s", err, out)
 	}
 	f, err := os.Create(filepath.Join(dir, "files", "archive.tar"))

@@ -13,7 +13,7 @@ import (
 	"github.com/strata-project/strata/internal/container"
 	"github.com/strata-project/strata/internal/cp"
 	"github.com/strata-project/strata/internal/image"
-	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -42,7 +42,7 @@ func newCommitCmd(g *globals) *cobra.Command {
 			}
 			opts.SnapshotKey, opts.Image = ctr.SnapshotKey, ctr.Image
 			opts.Config = effectiveConfig(ctr)
-			if argv, err := runtime.Args(ctr.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd); err == nil {
+			if argv, err := oci.Args(ctr.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd); err == nil {
 				opts.CreatedBy = strings.Join(argv, " ")
 			}
 			var id digest.Digest
@@ -167,7 +167,7 @@ func dirOf(p string) string {
 	return "."
 }
 
-func isTerminal(f *os.File) bool { return runtime.IsTerminal(f) }
+func isTerminal(f *os.File) bool { return oci.IsTerminal(f) }
 
 func newCpCmd(g *globals) *cobra.Command {
 	var follow bool

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-project/strata/internal/container"
-	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -149,7 +149,7 @@ func toPsRow(ctr container.Container, now time.Time, noTrunc bool) psRow {
 
 // containerArgs is the command line the container runs (or would run).
 func containerArgs(ctr container.Container) []string {
-	args, _ := runtime.Args(ctr.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd)
+	args, _ := oci.Args(ctr.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd)
 	return args
 }
 
@@ -221,7 +221,7 @@ func newKillCmd(g *globals) *cobra.Command {
 		Short: "Kill one or more running containers",
 		Args:  minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			sig, err := runtime.ParseSignal(sigName)
+			sig, err := oci.ParseSignal(sigName)
 			if err != nil {
 				return usageError{cmd: c.CommandPath(), err: err}
 			}

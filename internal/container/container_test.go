@@ -14,7 +14,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
-	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -212,11 +212,11 @@ func TestFrozenPausesAndResumes(t *testing.T) {
 	if c, err = m.Get(ctx, c.ID); err != nil || c.State.Status != StatusRunning {
 		t.Fatalf("status %v %v", c.State.Status, err)
 	}
-	rt, err := runtime.New("runc", m.runtimeRoot("runc"))
+	rt, err := oci.New("runc", m.runtimeRoot("runc"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var during runtime.Status
+	var during oci.Status
 	if err := m.Frozen(ctx, c, func() error {
 		st, err := rt.State(ctx, c.ID)
 		during = st.Status
@@ -228,7 +228,7 @@ func TestFrozenPausesAndResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if during != runtime.StatusPaused || after.Status != runtime.StatusRunning {
+	if during != oci.StatusPaused || after.Status != oci.StatusRunning {
 		t.Fatalf("status during fn %q, after %q; want paused, running", during, after.Status)
 	}
 	if err := m.Kill(ctx, c, syscall.SIGKILL); err != nil {

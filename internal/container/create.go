@@ -13,7 +13,7 @@ import (
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
-	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/oci"
 )
 
 // Create makes a container from image imageRef: its record, its writable
@@ -25,16 +25,16 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 		}
 	}
 	for _, b := range cfg.Binds {
-		if _, err := runtime.ParseBind(b); err != nil {
+		if _, err := oci.ParseBind(b); err != nil {
 			return Container{}, err
 		}
 	}
 	switch cfg.Network {
 	case "":
-		cfg.Network = runtime.NetworkHost
-	case runtime.NetworkHost, runtime.NetworkNone:
+		cfg.Network = oci.NetworkHost
+	case oci.NetworkHost, oci.NetworkNone:
 	default:
-		return Container{}, fmt.Errorf("network %q is not supported (use %q or %q; strata has no bridge networking)", cfg.Network, runtime.NetworkHost, runtime.NetworkNone)
+		return Container{}, fmt.Errorf("network %q is not supported (use %q or %q; strata has no bridge networking)", cfg.Network, oci.NetworkHost, oci.NetworkNone)
 	}
 	if cfg.Runtime == "" {
 		cfg.Runtime = m.defaultRuntime
@@ -51,7 +51,7 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 		if err != nil {
 			return err
 		}
-		if _, err := runtime.Args(img.Config.Config, cfg.Entrypoint, cfg.EntrypointSet, cfg.Cmd); err != nil {
+		if _, err := oci.Args(img.Config.Config, cfg.Entrypoint, cfg.EntrypointSet, cfg.Cmd); err != nil {
 			return err
 		}
 		if cfg.Hostname == "" {
@@ -140,7 +140,7 @@ func (m *Manager) discard(ctx context.Context, c Container) {
 // defaultHostname is docker's: the host's own name on the host network,
 // otherwise the short container ID.
 func defaultHostname(id, network string) string {
-	if network == runtime.NetworkHost {
+	if network == oci.NetworkHost {
 		if h, err := os.Hostname(); err == nil && h != "" {
 			return h
 		}
@@ -151,7 +151,7 @@ func defaultHostname(id, network string) string {
 // hostsFile is the host's /etc/hosts on the host network (names the host
 // resolves keep resolving), else a loopback-only file naming the container.
 func hostsFile(network, hostname string) []byte {
-	if network == runtime.NetworkHost {
+	if network == oci.NetworkHost {
 		if b, err := os.ReadFile("/etc/hosts"); err == nil && len(b) > 0 {
 			return b
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/moby/sys/mountinfo"
 
 	"github.com/strata-project/strata/internal/metadata"
-	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
 )
 
@@ -114,7 +114,7 @@ func (m *Manager) Stop(ctx context.Context, c Container, timeout time.Duration) 
 		return nil
 	}
 	done := runnerDone(lock)
-	sig, err := runtime.StopSignal(c.ImageConfig.StopSignal)
+	sig, err := oci.StopSignal(c.ImageConfig.StopSignal)
 	if err != nil {
 		sig = syscall.SIGTERM
 	}
@@ -154,12 +154,12 @@ func (m *Manager) Kill(ctx context.Context, c Container, sig syscall.Signal) err
 // signal delivers sig through the runtime; a container that has just ended
 // is not an error.
 func (m *Manager) signal(ctx context.Context, c Container, sig syscall.Signal, all bool) error {
-	rt, err := runtime.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
+	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
 	if err != nil {
 		return err
 	}
 	err = rt.Kill(ctx, c.ID, sig, all)
-	if errors.Is(err, runtime.ErrNotRunning) || errors.Is(err, runtime.ErrNotExist) {
+	if errors.Is(err, oci.ErrNotRunning) || errors.Is(err, oci.ErrNotExist) {
 		return nil
 	}
 	return err
@@ -172,12 +172,12 @@ func (m *Manager) Frozen(ctx context.Context, c Container, fn func() error) erro
 	if c.State.Status != StatusRunning {
 		return fn()
 	}
-	rt, err := runtime.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
+	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
 	if err != nil {
 		return err
 	}
 	switch err := rt.Pause(ctx, c.ID); {
-	case errors.Is(err, runtime.ErrNotRunning) || errors.Is(err, runtime.ErrNotExist):
+	case errors.Is(err, oci.ErrNotRunning) || errors.Is(err, oci.ErrNotExist):
 		return fn() // it ended meanwhile: nothing to freeze
 	case err != nil:
 		return fmt.Errorf("pause container %s: %w", c.ID[:12], err)
@@ -237,7 +237,7 @@ func (m *Manager) Remove(ctx context.Context, c Container, force bool) error {
 // Each step tolerates what an earlier, interrupted removal already did, and
 // the record goes last, so a failed rm can be repeated.
 func (m *Manager) removeLocked(ctx context.Context, c Container) error {
-	if rt, err := runtime.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime)); err == nil {
+	if rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime)); err == nil {
 		m.deleteRuntimeState(ctx, rt, c.ID)
 	}
 	dir := m.Dir(c.ID)
@@ -274,8 +274,8 @@ func (m *Manager) reconcile(ctx context.Context, c Container) (Container, error)
 		return cur, err
 	}
 	code := 255 // unknown: nobody saw the process end
-	if rt, err := runtime.New(cur.Config.Runtime, m.runtimeRoot(cur.Config.Runtime)); err == nil {
-		if st, err := rt.State(ctx, cur.ID); err == nil && st.Status == runtime.StatusRunning {
+	if rt, err := oci.New(cur.Config.Runtime, m.runtimeRoot(cur.Config.Runtime)); err == nil {
+		if st, err := rt.State(ctx, cur.ID); err == nil && st.Status == oci.StatusRunning {
 			code = 128 + int(syscall.SIGKILL)
 		}
 		m.deleteRuntimeState(ctx, rt, cur.ID)

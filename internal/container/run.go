@@ -13,7 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
 )
 
@@ -48,7 +48,7 @@ func startError(err error) *StartError {
 // streams connect the container's process to whoever runs it.
 type streams interface {
 	// io is what the runtime gives the process when there is no terminal.
-	io() (runtime.IO, error)
+	io() (oci.IO, error)
 	// created runs once the runtime created the container, before its
 	// process starts; master is the pty master with a terminal, else nil.
 	created(master *os.File) error
@@ -92,7 +92,7 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 			_ = m.removeLocked(cleanupCtx, c)
 		}
 	}()
-	rt, err := runtime.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
+	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
 	if err != nil {
 		return -1, &StartError{Code: 125, Err: err}
 	}
@@ -113,7 +113,7 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 	if err != nil {
 		return -1, m.failStart(c, err)
 	}
-	if err := runtime.WriteBundle(m.Dir(id), spec); err != nil {
+	if err := oci.WriteBundle(m.Dir(id), spec); err != nil {
 		return -1, m.failStart(c, err)
 	}
 
@@ -167,7 +167,7 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 // container as running and returns its init pid. This process is made a
 // child subreaper first, so the init process, whose parent (the runtime)
 // exits after create, becomes our child and we can wait for its status.
-func (m *Manager) createAndStart(ctx context.Context, rt *runtime.Runtime, c Container, o runOptions) (pid int, err error) {
+func (m *Manager) createAndStart(ctx context.Context, rt *oci.Runtime, c Container, o runOptions) (pid int, err error) {
 	if err := becomeSubreaper(); err != nil {
 		o.streams.exited()
 		return 0, err
@@ -179,13 +179,13 @@ func (m *Manager) createAndStart(ctx context.Context, rt *runtime.Runtime, c Con
 	}
 	var master *os.File
 	if c.Config.Tty {
-		sock, err := runtime.NewConsoleSocket()
+		sock, err := oci.NewConsoleSocket()
 		if err != nil {
 			o.streams.exited()
 			return 0, err
 		}
 		defer sock.Close()
-		stdio = runtime.IO{Console: sock}
+		stdio = oci.IO{Console: sock}
 		got := make(chan error, 1)
 		go func() {
 			var err error
@@ -248,7 +248,7 @@ func (m *Manager) failStart(c Container, err error) error {
 }
 
 // deleteRuntimeState removes the runtime's record of the container, if any.
-func (m *Manager) deleteRuntimeState(ctx context.Context, rt *runtime.Runtime, id string) {
+func (m *Manager) deleteRuntimeState(ctx context.Context, rt *oci.Runtime, id string) {
 	// runc and crun keep one directory per container under their root;
 	// checking for it saves an exec of the runtime on every start.
 	if _, err := os.Stat(filepath.Join(rt.StateRoot, id)); err != nil {
@@ -279,7 +279,7 @@ func (m *Manager) mountRootfs(ctx context.Context, c Container, rootfs string) e
 // spec builds the runtime config for c over the mounted rootfs.
 func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 	dir := m.Dir(c.ID)
-	o := runtime.SpecOptions{
+	o := oci.SpecOptions{
 		Image:      c.ImageConfig,
 		Entrypoint: c.Config.Entrypoint, EntrypointSet: c.Config.EntrypointSet,
 		Cmd: c.Config.Cmd, Env: c.Config.Env, WorkingDir: c.Config.WorkingDir,
@@ -290,7 +290,7 @@ func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 		HostnamePath: filepath.Join(dir, "hostname"),
 	}
 	for _, b := range c.Config.Binds {
-		bind, err := runtime.ParseBind(b)
+		bind, err := oci.ParseBind(b)
 		if err != nil {
 			return nil, err
 		}
@@ -304,11 +304,11 @@ func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 		o.Binds = append(o.Binds, bind)
 	}
 	var err error
-	o.UID, o.GID, o.AdditionalGids, err = runtime.ResolveUser(rootfs, o.EffectiveUser())
+	o.UID, o.GID, o.AdditionalGids, err = oci.ResolveUser(rootfs, o.EffectiveUser())
 	if err != nil {
 		return nil, err
 	}
-	spec, err := runtime.Spec(o)
+	spec, err := oci.Spec(o)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,7 @@ import (
 	"os"
 	"sync"
 
-	"github.com/strata-project/strata/internal/runtime"
+	"github.com/strata-project/strata/internal/oci"
 )
 
 // AttachIO is the user's side of a foreground container: files, so the
@@ -35,15 +35,15 @@ type attachStreams struct {
 	closedWriter bool
 }
 
-func (a *attachStreams) io() (runtime.IO, error) {
-	stdio := runtime.IO{Stdout: a.user.Stdout, Stderr: a.user.Stderr}
+func (a *attachStreams) io() (oci.IO, error) {
+	stdio := oci.IO{Stdout: a.user.Stdout, Stderr: a.user.Stderr}
 	if a.user.Stdin != nil {
 		stdio.Stdin = a.user.Stdin
 	}
 	if a.user.Stderr != nil {
 		r, w, err := os.Pipe()
 		if err != nil {
-			return runtime.IO{}, fmt.Errorf("stderr pipe: %w", err)
+			return oci.IO{}, fmt.Errorf("stderr pipe: %w", err)
 		}
 		a.errR, a.errW = r, w
 		stdio.Stderr = w
@@ -72,18 +72,18 @@ func (a *attachStreams) created(master *os.File) error {
 	if a.user.Stdin != nil {
 		in = a.user.Stdin
 		// Raw mode, so Ctrl-C and friends reach the container as bytes.
-		restore, err := runtime.MakeRaw(a.user.Stdin)
+		restore, err := oci.MakeRaw(a.user.Stdin)
 		if err != nil {
 			return err
 		}
 		a.restore = restore
 	}
-	if runtime.IsTerminal(a.user.Stdout) {
-		a.stopResize = runtime.ForwardResize(master, a.user.Stdout)
-	} else if a.user.Stdin != nil && runtime.IsTerminal(a.user.Stdin) {
-		a.stopResize = runtime.ForwardResize(master, a.user.Stdin)
+	if oci.IsTerminal(a.user.Stdout) {
+		a.stopResize = oci.ForwardResize(master, a.user.Stdout)
+	} else if a.user.Stdin != nil && oci.IsTerminal(a.user.Stdin) {
+		a.stopResize = oci.ForwardResize(master, a.user.Stdin)
 	}
-	a.wait = runtime.Attach(master, in, a.user.Stdout)
+	a.wait = oci.Attach(master, in, a.user.Stdout)
 	return nil
 }
 
@@ -133,21 +133,21 @@ func (l *logStreams) open() error {
 	return nil
 }
 
-func (l *logStreams) io() (runtime.IO, error) {
+func (l *logStreams) io() (oci.IO, error) {
 	if err := l.open(); err != nil {
-		return runtime.IO{}, err
+		return oci.IO{}, err
 	}
 	var files [2]*os.File
 	for i := range files {
 		r, w, err := os.Pipe()
 		if err != nil {
-			return runtime.IO{}, fmt.Errorf("output pipe: %w", err)
+			return oci.IO{}, fmt.Errorf("output pipe: %w", err)
 		}
 		l.reads = append(l.reads, r)
 		l.pipes = append(l.pipes, w)
 		files[i] = w
 	}
-	return runtime.IO{Stdout: files[0], Stderr: files[1]}, nil
+	return oci.IO{Stdout: files[0], Stderr: files[1]}, nil
 }
 
 func (l *logStreams) created(master *os.File) error {

@@ -1,0 +1,451 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/strata-project/strata/internal/image"
+)
+
+// ignore is the context's .dockerignore.
+type ignore struct {
+	pm *patternmatcher.PatternMatcher // nil: nothing ignored
+}
+
+func loadIgnore(ctxDir string) (*ignore, error) {
+	f, err := os.Open(filepath.Join(ctxDir, ".dockerignore"))
+	if errors.Is(err, os.ErrNotExist) {
+		return &ignore{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	pats, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf(".dockerignore: %w", err)
+	}
+	if len(pats) == 0 {
+		return &ignore{}, nil
+	}
+	pm, err := patternmatcher.New(pats)
+	if err != nil {
+		return nil, fmt.Errorf(".dockerignore: %w", err)
+	}
+	return &ignore{pm: pm}, nil
+}
+
+// excluded tells whether rel (slash-separated, relative to the context
+// root) is left out of the context.
+func (ig *ignore) excluded(rel string) bool {
+	if ig == nil || ig.pm == nil || rel == "" || rel == "." {
+		return false
+	}
+	m, err := ig.pm.MatchesOrParentMatches(filepath.FromSlash(rel))
+	return err == nil && m
+}
+
+// mayInclude tells whether an excluded directory can still hold included
+// entries (a `!` exception below it), so it must be walked.
+func (ig *ignore) mayInclude() bool { return ig != nil && ig.pm != nil && ig.pm.Exclusions() }
+
+// entry is one file of a COPY source.
+type entry struct {
+	abs  string // where it is on this machine
+	rel  string // slash path below the matched source ("" = the source itself)
+	fi   os.FileInfo
+	link string
+}
+
+// match is one source path (after wildcard expansion) of a COPY.
+type match struct {
+	name    string // base name
+	isDir   bool
+	entries []entry // the source itself first, then the tree below, sorted
+	// keep is, for COPY --parents, the source's path as the copy keeps it
+	// under the destination ("" = copy as usual).
+	keep   string
+	remote bool // downloaded by ADD: never unpacked
+}
+
+// sources are the files a COPY/ADD step reads, and their digest.
+type sources struct {
+	matches   []match
+	digest    digest.Digest
+	fromImage bool        // keep owners (COPY --from); the context's become 0:0
+	mounts    []mountPlan // RUN --mount
+	release   func()      // unmounts a --from view
+}
+
+func (s *sources) close() {
+	if s != nil && s.release != nil {
+		s.release()
+		s.release = nil
+	}
+}
+
+// onClose adds f to what close releases; later additions run first.
+func (s *sources) onClose(f func()) {
+	prev := s.release
+	s.release = func() {
+		f()
+		if prev != nil {
+			prev()
+		}
+	}
+}
+
+// excludePatterns are COPY/ADD --exclude's patterns.
+func excludePatterns(c instructions.Command) []string {
+	switch c := c.(type) {
+	case *instructions.CopyCommand:
+		return c.ExcludePatterns
+	case *instructions.AddCommand:
+		return c.ExcludePatterns
+	}
+	return nil
+}
+
+// excludedMatch tells whether --exclude drops a matched source. A match is
+// tested by its name in the directory the source pattern names, and the
+// entries below a matched directory by their path relative to it (as
+// .dockerignore patterns are relative to the context).
+func excludedMatch(pm *patternmatcher.PatternMatcher, rel string) bool {
+	if pm == nil || rel == "" {
+		return false
+	}
+	ok, err := pm.MatchesOrParentMatches(path.Base(rel))
+	return err == nil && ok
+}
+
+// excludeBelow drops the entries below a directory match that --exclude
+// patterns name.
+func (m *match) excludeBelow(pm *patternmatcher.PatternMatcher) {
+	if pm == nil || !m.isDir {
+		return
+	}
+	kept := m.entries[:1]
+	for _, e := range m.entries[1:] {
+		if ok, err := pm.MatchesOrParentMatches(filepath.FromSlash(e.rel)); err == nil && ok {
+			continue
+		}
+		kept = append(kept, e)
+	}
+	m.entries = kept
+}
+
+// keptPath is the path COPY --parents recreates under the destination for
+// the source rel that pattern matched: rel itself, or, when the pattern
+// has a "/./" pivot, the part of rel after the pivot.
+func keptPath(pattern, rel string) string {
+	pattern = filepath.ToSlash(pattern)
+	if i := strings.Index(pattern, "/./"); i >= 0 {
+		pivot := strings.TrimPrefix(path.Clean("/"+pattern[:i]), "/")
+		if pivot != "" && strings.HasPrefix(rel, pivot+"/") {
+			return strings.TrimPrefix(rel, pivot+"/")
+		}
+	}
+	return rel
+}
+
+// selectSources resolves the sources of a COPY/ADD in the context or, with
+// --from, in a named build context or a stage's or image's root
+// filesystem, and digests them.
+func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructions.Command, sd instructions.SourcesAndDest, from string, deps map[int]*stageState) (*sources, error) {
+	if len(sd.SourceContents) > 0 {
+		return b.heredocSources(sd)
+	}
+	src := &sources{}
+	var o origin
+	if from != "" {
+		cp, _ := c.(*instructions.CopyCommand)
+		j, isStage := sp.copyFrom[cp]
+		var err error
+		if o, err = b.resolveOrigin(ctx, from, j, isStage, deps); err != nil {
+			return nil, b.df.at(c.Location(), "COPY --from=%s: %v", from, err)
+		}
+	} else {
+		o = origin{dir: b.opts.ContextDir, ig: b.ig}
+	}
+	root, release, err := b.openOrigin(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	src.fromImage = o.layers
+	src.onClose(release)
+	var excl *patternmatcher.PatternMatcher
+	if pats := excludePatterns(c); len(pats) > 0 {
+		if excl, err = patternmatcher.New(pats); err != nil {
+			src.close()
+			return nil, b.df.at(c.Location(), "%s --exclude: %v", strings.ToUpper(c.Name()), err)
+		}
+	}
+	cp, _ := c.(*instructions.CopyCommand)
+	parents := cp != nil && cp.Parents
+	h := sha256.New()
+	for _, p := range sd.SourcePaths {
+		if _, isAdd := c.(*instructions.AddCommand); isAdd && isHTTP(p) {
+			m, err := b.download(ctx, src, p, addChecksum(c))
+			if err != nil {
+				src.close()
+				return nil, b.df.at(c.Location(), "ADD %s: %v", p, err)
+			}
+			if err := digestMatch(h, m, false); err != nil {
+				src.close()
+				return nil, err
+			}
+			src.matches = append(src.matches, m)
+			continue
+		}
+		ms, err := globInRoot(root, p, o.ig)
+		if err != nil {
+			src.close()
+			return nil, b.df.at(c.Location(), "%v", err)
+		}
+		var kept []string
+		for _, rel := range ms {
+			if !excludedMatch(excl, rel) {
+				kept = append(kept, rel)
+			}
+		}
+		if len(kept) == 0 {
+			src.close()
+			return nil, b.df.at(c.Location(), "%s %s: %q: not found", strings.ToUpper(c.Name()), p, path.Clean("/"+p))
+		}
+		for _, rel := range kept {
+			m, err := walkSource(root, rel, o.ig)
+			if err != nil {
+				src.close()
+				return nil, b.df.at(c.Location(), "%v", err)
+			}
+			m.excludeBelow(excl)
+			if parents {
+				m.keep = keptPath(p, rel)
+				fmt.Fprintf(h, "keep %q\n", m.keep)
+			}
+			if err := digestMatch(h, m, src.fromImage); err != nil {
+				src.close()
+				return nil, err
+			}
+			src.matches = append(src.matches, m)
+		}
+	}
+	src.digest = digest.NewDigest(digest.SHA256, h)
+	return src, nil
+}
+
+// origin is where COPY --from and RUN --mount=type=bind read files: a
+// directory on this machine (the build context, a named build context) or
+// a stack of layers (a stage's or a stored image's root filesystem).
+type origin struct {
+	dir    string // "" for layers
+	ig     *ignore
+	layers bool
+	chain  digest.Digest
+	ident  string // names the layers in cache keys
+}
+
+// resolveOrigin finds what a --from names: an earlier stage (stage, when
+// isStage), a --build-context, or an image in the store.
+func (b *builder) resolveOrigin(ctx context.Context, from string, stage int, isStage bool, deps map[int]*stageState) (origin, error) {
+	if isStage {
+		chain := deps[stage].chainID()
+		return origin{layers: true, chain: chain, ident: "layers " + string(chain)}, nil
+	}
+	ref := from
+	if bc, ok := b.buildContext(from); ok {
+		if !bc.isImage {
+			return origin{dir: bc.dir, ig: bc.ig}, nil
+		}
+		ref = bc.image
+	}
+	img, err := b.imageFor(ctx, ref)
+	if err != nil {
+		return origin{}, err
+	}
+	return origin{layers: true, chain: image.ChainID(img.Config.RootFS.DiffIDs), ident: "image " + string(img.ID)}, nil
+}
+
+// openOrigin makes the origin's files readable at a path until release.
+// Layers are mounted as a throwaway writable snapshot: writes to it
+// (RUN --mount=type=bind,rw) are discarded.
+func (b *builder) openOrigin(ctx context.Context, o origin) (string, func(), error) {
+	if !o.layers {
+		return o.dir, func() {}, nil
+	}
+	return b.view(ctx, o.chain)
+}
+
+// view mounts the layers chain read-only and returns where.
+func (b *builder) view(ctx context.Context, chain digest.Digest) (string, func(), error) {
+	dir := b.stepDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, err
+	}
+	if chain == "" {
+		return dir, func() { os.RemoveAll(dir) }, nil
+	}
+	w, err := b.prepare(ctx, chain)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	os.RemoveAll(dir)
+	return w.rootfs, func() { b.discard(ctx, w) }, nil
+}
+
+// globInRoot expands a source path with wildcards inside root. Each
+// directory is resolved inside root, so image symlinks cannot lead out.
+// Ignored paths do not match.
+func globInRoot(root, pattern string, ig *ignore) ([]string, error) {
+	clean := strings.TrimPrefix(path.Clean("/"+filepath.ToSlash(pattern)), "/")
+	if clean == "" {
+		return []string{""}, nil
+	}
+	parts := strings.Split(clean, "/")
+	cur := []string{""}
+	for _, part := range parts {
+		var next []string
+		for _, dir := range cur {
+			if !hasMeta(part) {
+				rel := path.Join(dir, part)
+				p, err := securejoin.SecureJoin(root, rel)
+				if err != nil {
+					return nil, err
+				}
+				if _, err := os.Lstat(p); err == nil && !ig.excluded(rel) {
+					next = append(next, rel)
+				}
+				continue
+			}
+			d, err := securejoin.SecureJoin(root, dir)
+			if err != nil {
+				return nil, err
+			}
+			names, err := readNames(d)
+			if err != nil {
+				continue
+			}
+			for _, n := range names {
+				ok, err := path.Match(part, n)
+				if err != nil {
+					return nil, fmt.Errorf("bad pattern %q: %w", pattern, err)
+				}
+				rel := path.Join(dir, n)
+				if ok && !ig.excluded(rel) {
+					next = append(next, rel)
+				}
+			}
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
+
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	sort.Strings(names)
+	return names, err
+}
+
+// walkSource lists a matched source and, for a directory, the tree below
+// it (minus ignored paths), sorted so digests and copies are stable. The
+// source itself is followed if it is a symlink, inside root; entries below
+// it are not.
+func walkSource(root, rel string, ig *ignore) (match, error) {
+	abs, err := securejoin.SecureJoin(root, rel)
+	if err != nil {
+		return match{}, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return match{}, fmt.Errorf("%s: %w", rel, err)
+	}
+	m := match{name: path.Base("/" + rel), isDir: fi.IsDir()}
+	if rel == "" {
+		m.name = "."
+	}
+	m.entries = append(m.entries, entry{abs: abs, fi: fi})
+	if !fi.IsDir() {
+		return m, nil
+	}
+	var walk func(dir, sub string) error
+	walk = func(dir, sub string) error {
+		names, err := readNames(dir)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dir, err)
+		}
+		for _, n := range names {
+			p := filepath.Join(dir, n)
+			r := path.Join(sub, n)
+			ctxRel := path.Join(rel, r)
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return err
+			}
+			if ig.excluded(ctxRel) && !(fi.IsDir() && ig.mayInclude()) {
+				continue
+			}
+			e := entry{abs: p, rel: r, fi: fi}
+			if fi.Mode()&os.ModeSymlink != 0 {
+				if e.link, err = os.Readlink(p); err != nil {
+					return err
+				}
+			}
+			m.entries = append(m.entries, e)
+			if fi.IsDir() {
+				if err := walk(p, r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return m, walk(abs, "")
+}
+
+// digestMatch feeds one source's names, types, modes, link targets,
+// owners (for --from) and contents to h. Modification times are left out:
+// touching a file does not invalidate the cache, changing it does.
+func digestMatch(h io.Writer, m match, owners bool) error {
+	fmt.Fprintf(h, "match %q dir=%v\n", m.name, m.isDir)
+	sums, err := fileDigests(m.entries)
+	if err != nil {
+		return err
+	}
+	for i, e := range m.entries {
+		fmt.Fprintf(h, "%q %o %q", e.rel, uint32(e.fi.Mode()), e.link)
+		if owners {
+			if st, ok := e.fi.Sys().(*syscall.Stat_t); ok {
+				fmt.Fprintf(h, " %d:%d", st.Uid, st.Gid)
+			}
+		}
+		if e.fi.Mode().IsRegular() {
+			fmt.Fprintf(h, " %d %x", e.fi.Size(), sums[i][:])
+		}
+		fmt.Fprintln(h)
+	}
+	return nil
+}

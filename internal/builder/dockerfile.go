@@ -1,0 +1,250 @@
+package builder
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/strata-project/strata/internal/image"
+)
+
+// dockerfile is a parsed Dockerfile: its stages and the ARGs before the
+// first FROM.
+type dockerfile struct {
+	name     string // shown in errors: "Dockerfile:7: ..."
+	escape   rune
+	stages   []instructions.Stage
+	metaArgs []instructions.ArgCommand
+}
+
+func parseDockerfile(name string, r io.Reader) (*dockerfile, error) {
+	res, err := parser.Parse(r)
+	if err != nil {
+		return nil, parseError(name, err)
+	}
+	stages, meta, err := instructions.Parse(res.AST, nil)
+	if err != nil {
+		return nil, parseError(name, err)
+	}
+	if len(stages) == 0 {
+		return nil, fmt.Errorf("%s: file with no instructions", name)
+	}
+	return &dockerfile{name: name, escape: res.EscapeToken, stages: stages, metaArgs: meta}, nil
+}
+
+// parseError names the line of a parser error the way every other error
+// does ("Dockerfile:2: ..."). The message inside a location drops the
+// parser's own "dockerfile parse error on line 2:" prefix.
+func parseError(name string, err error) error {
+	var le *parser.LocationError
+	if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
+		return fmt.Errorf("%s:%d: %w", name, le.Locations[0][0].Start.Line, le.Unwrap())
+	}
+	if line := errLine(err); line > 0 {
+		return fmt.Errorf("%s:%d: %w", name, line, err)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// errLine digs the line out of a parser error that carries a location.
+func errLine(err error) int {
+	type located interface{ Location() []parser.Range }
+	for e := err; e != nil; {
+		if l, ok := e.(located); ok && len(l.Location()) > 0 {
+			return l.Location()[0].Start.Line
+		}
+		u, ok := e.(interface{ Unwrap() error })
+		if !ok {
+			break
+		}
+		e = u.Unwrap()
+	}
+	return 0
+}
+
+// at prefixes an error with the Dockerfile position of cmd.
+func (df *dockerfile) at(loc []parser.Range, format string, args ...any) error {
+	line := 0
+	if len(loc) > 0 {
+		line = loc[0].Start.Line
+	}
+	return fmt.Errorf("%s:%d: %s", df.name, line, fmt.Sprintf(format, args...))
+}
+
+// Predefined platform arguments: the only platform strata builds for.
+func platformArgs() map[string]string {
+	p := image.DefaultOS + "/" + image.DefaultArch
+	return map[string]string{
+		"TARGETPLATFORM": p, "TARGETOS": image.DefaultOS, "TARGETARCH": image.DefaultArch, "TARGETVARIANT": "",
+		"BUILDPLATFORM": p, "BUILDOS": image.DefaultOS, "BUILDARCH": image.DefaultArch, "BUILDVARIANT": "",
+	}
+}
+
+// stagePlan is one stage with its FROM resolved against the meta ARGs.
+type stagePlan struct {
+	index     int
+	name      string // stage name, or "stage-N"
+	stage     *instructions.Stage
+	base      string // expanded FROM argument
+	baseStage int    // index of the stage FROM names, or -1
+	deps      []int  // stages that must finish first (FROM, COPY --from)
+	copyFrom  map[*instructions.CopyCommand]int
+	mountFrom map[string]int // RUN --mount from= naming a stage
+}
+
+// plan resolves every stage's FROM and stage references, and returns the
+// stages the target needs, in Dockerfile order. metaEnv holds the meta ARGs
+// after --build-arg overrides.
+type plan struct {
+	stages  []*stagePlan
+	target  int
+	needed  []bool
+	metaEnv map[string]string
+	used    map[string]bool // build args some instruction consumed
+}
+
+func makePlan(df *dockerfile, buildArgs map[string]string, target string) (*plan, error) {
+	p := &plan{metaEnv: map[string]string{}, used: map[string]bool{}}
+	for k, v := range platformArgs() {
+		p.metaEnv[k] = v
+	}
+	lex := shell.NewLex(df.escape)
+	for _, a := range df.metaArgs {
+		for _, kv := range a.Args {
+			v, ok := buildArgs[kv.Key]
+			if ok {
+				p.used[kv.Key] = true
+			} else if kv.Value != nil {
+				ex, _, err := lex.ProcessWord(*kv.Value, envGetter(p.metaEnv))
+				if err != nil {
+					return nil, df.at(a.Location(), "ARG %s: %v", kv.Key, err)
+				}
+				v = ex
+			}
+			p.metaEnv[kv.Key] = v
+		}
+	}
+	for i := range df.stages {
+		st := &df.stages[i]
+		sp := &stagePlan{index: i, stage: st, name: st.Name, baseStage: -1, copyFrom: map[*instructions.CopyCommand]int{}, mountFrom: map[string]int{}}
+		if sp.name == "" {
+			sp.name = "stage-" + strconv.Itoa(i)
+		}
+		base, _, err := lex.ProcessWord(st.BaseName, envGetter(p.metaEnv))
+		if err != nil {
+			return nil, df.at(st.Location, "FROM %s: %v", st.BaseName, err)
+		}
+		if base == "" {
+			return nil, df.at(st.Location, "FROM %q expands to an empty name", st.BaseName)
+		}
+		sp.base = base
+		if j, ok := p.stageIndex(base, i); ok {
+			sp.baseStage = j
+			sp.deps = append(sp.deps, j)
+		}
+		if st.Platform != "" {
+			plat, _, err := lex.ProcessWord(st.Platform, envGetter(p.metaEnv))
+			if err != nil {
+				return nil, df.at(st.Location, "FROM --platform: %v", err)
+			}
+			if plat != image.DefaultOS+"/"+image.DefaultArch {
+				return nil, df.at(st.Location, "FROM --platform=%s: only %s/%s can be built", plat, image.DefaultOS, image.DefaultArch)
+			}
+		}
+		for _, c := range st.Commands {
+			if rc, ok := c.(*instructions.RunCommand); ok {
+				// from= is the one mount field set before expansion: it
+				// takes no variables.
+				for _, m := range instructions.GetMounts(rc) {
+					if m.From == "" {
+						continue
+					}
+					if j, ok := p.stageIndex(m.From, i); ok {
+						sp.mountFrom[m.From] = j
+						sp.deps = append(sp.deps, j)
+					} else if strings.EqualFold(m.From, st.Name) {
+						return nil, df.at(rc.Location(), "RUN --mount from=%s: a stage cannot mount itself", m.From)
+					}
+				}
+				continue
+			}
+			cp, ok := c.(*instructions.CopyCommand)
+			if !ok || cp.From == "" {
+				continue
+			}
+			from, _, err := lex.ProcessWord(cp.From, envGetter(p.metaEnv))
+			if err != nil {
+				return nil, df.at(cp.Location(), "COPY --from: %v", err)
+			}
+			cp.From = from
+			if j, ok := p.stageIndex(from, i); ok {
+				sp.copyFrom[cp] = j
+				sp.deps = append(sp.deps, j)
+			} else if n, err := strconv.Atoi(from); err == nil {
+				return nil, df.at(cp.Location(), "COPY --from=%d: stage %d does not come before this one", n, n)
+			} else if strings.EqualFold(from, st.Name) {
+				return nil, df.at(cp.Location(), "COPY --from=%s: a stage cannot copy from itself", from)
+			}
+		}
+		p.stages = append(p.stages, sp)
+	}
+	p.target = len(p.stages) - 1
+	if target != "" {
+		found := false
+		for _, sp := range p.stages {
+			if strings.EqualFold(sp.stage.Name, target) {
+				p.target, found = sp.index, true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("target stage %q could not be found", target)
+		}
+	}
+	p.needed = make([]bool, len(p.stages))
+	var mark func(int)
+	mark = func(i int) {
+		if p.needed[i] {
+			return
+		}
+		p.needed[i] = true
+		for _, d := range p.stages[i].deps {
+			mark(d)
+		}
+	}
+	mark(p.target)
+	return p, nil
+}
+
+// stageIndex finds the earlier stage that ref names: by name
+// (case-insensitive) or by number.
+func (p *plan) stageIndex(ref string, before int) (int, bool) {
+	for _, sp := range p.stages {
+		if sp.index < before && sp.stage.Name != "" && strings.EqualFold(sp.stage.Name, ref) {
+			return sp.index, true
+		}
+	}
+	if n, err := strconv.Atoi(ref); err == nil && n >= 0 && n < before {
+		return n, true
+	}
+	return 0, false
+}
+
+// envGetter adapts a map to the shell lexer.
+type envGetter map[string]string
+
+func (e envGetter) Get(k string) (string, bool) { v, ok := e[k]; return v, ok }
+func (e envGetter) Keys() []string {
+	ks := make([]string, 0, len(e))
+	for k := range e {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,63 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/registry"
+)
+
+// pulled is one pull of a build, shared by every stage that names the ref.
+type pulled struct {
+	done chan struct{}
+	img  image.Image
+	err  error
+}
+
+// imageFor finds the image ref names for FROM, COPY --from, RUN --mount
+// from= and docker-image:// contexts: pulled first with --pull, otherwise
+// the stored one, pulled only when the store lacks it, as docker does.
+func (b *builder) imageFor(ctx context.Context, ref string) (image.Image, error) {
+	if !b.opts.Pull {
+		img, err := b.s.Images.Get(ctx, ref)
+		if err == nil || !isNotFound(err) || !registry.Pullable(ref) {
+			return img, err
+		}
+	}
+	return b.pull(ctx, ref)
+}
+
+// pull fetches ref once per build, as its own progress step.
+func (b *builder) pull(ctx context.Context, ref string) (image.Image, error) {
+	b.pullMu.Lock()
+	if b.pulls == nil {
+		b.pulls = map[string]*pulled{}
+	}
+	p, ok := b.pulls[ref]
+	if ok {
+		b.pullMu.Unlock()
+		<-p.done
+		return p.img, p.err
+	}
+	p = &pulled{done: make(chan struct{})}
+	b.pulls[ref] = p
+	b.pullMu.Unlock()
+	defer close(p.done)
+
+	r := b.begin("", "[internal] pull "+ref)
+	p.img, p.err = registry.Pull(ctx, b.s, ref, registry.Options{Progress: func(e registry.Event) {
+		switch e.Kind {
+		case registry.LayerExists:
+			b.log(r, fmt.Sprintf("%s: already exists", image.ShortID(e.Layer)))
+		case registry.LayerDone:
+			b.log(r, fmt.Sprintf("%s: pull complete", image.ShortID(e.Layer)))
+		}
+	}})
+	if p.err != nil {
+		p.err = b.fail(r, fmt.Errorf("pull %s: %w", ref, p.err))
+		return p.img, p.err
+	}
+	b.done(r)
+	return p.img, nil
+}

@@ -1,0 +1,301 @@
+package builder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/archive"
+	"github.com/strata-project/strata/internal/layer"
+	"github.com/strata-project/strata/internal/oci"
+	"github.com/strata-project/strata/internal/snapshot"
+)
+
+// work is an active snapshot over a step's parent layers, mounted while the
+// step writes into it. Its key is a layer ingest key, so the snapshot of a
+// build that died is collected like any abandoned ingest.
+type work struct {
+	key     string
+	parent  digest.Digest
+	dir     string // per-step scratch dir under the store
+	rootfs  string
+	mounted bool
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// prepare makes and mounts a writable snapshot over parent ("" = empty).
+func (b *builder) prepare(ctx context.Context, parent digest.Digest) (*work, error) {
+	w := &work{key: layer.IngestKey(), parent: parent}
+	w.dir = b.stepDir()
+	w.rootfs = filepath.Join(w.dir, "rootfs")
+	mounts, err := b.s.Snapshots.Prepare(ctx, w.key, string(parent))
+	if err != nil {
+		return nil, fmt.Errorf("prepare snapshot on %s: %w", shortID(parent), err)
+	}
+	if err := os.MkdirAll(w.rootfs, 0o700); err != nil {
+		b.discard(ctx, w)
+		return nil, err
+	}
+	if err := snapshot.MountAll(mounts, w.rootfs); err != nil {
+		b.discard(ctx, w)
+		return nil, fmt.Errorf("mount build snapshot: %w", err)
+	}
+	w.mounted = true
+	return w, nil
+}
+
+func (w *work) unmount() error {
+	if !w.mounted {
+		return nil
+	}
+	if err := snapshot.UnmountAll(w.rootfs); err != nil {
+		return fmt.Errorf("unmount %s: %w", w.rootfs, err)
+	}
+	w.mounted = false
+	return nil
+}
+
+// discard drops a step's snapshot and scratch dir: nothing of a failed
+// step stays.
+func (b *builder) discard(ctx context.Context, w *work) {
+	ctx = context.WithoutCancel(ctx)
+	_ = w.unmount()
+	_ = b.s.Snapshots.Remove(ctx, w.key)
+	_ = os.RemoveAll(w.dir)
+}
+
+// commit turns the step's snapshot into its layer.
+func (b *builder) commit(ctx context.Context, w *work) (*layer.Layer, error) {
+	if err := w.unmount(); err != nil {
+		b.discard(ctx, w)
+		return nil, err
+	}
+	l, err := b.s.Layers.Commit(ctx, w.key, w.parent, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch})
+	if err != nil {
+		b.discard(ctx, w)
+		return nil, fmt.Errorf("commit layer: %w", err)
+	}
+	os.RemoveAll(w.dir)
+	return &l, nil
+}
+
+// run executes a RUN instruction with the OCI oci. The network is the
+// host's unless --network or RUN --network say none: strata has no bridge,
+// and RUN steps commonly need to download things.
+func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instructions.RunCommand, src *sources) (*layer.Layer, error) {
+	args := runCommandLine(st, c)
+	if len(c.Files) > 0 {
+		args = append(append([]string{}, shellOf(st.cfg)...), heredocScript(c))
+	}
+	network := b.opts.Network
+	for _, f := range c.FlagsUsed {
+		if f == "network" {
+			switch n := instructions.GetNetwork(c); n {
+			case "host", "none":
+				network = n
+			}
+		}
+	}
+	w, err := b.prepare(ctx, st.chainID())
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			b.discard(ctx, w)
+		}
+	}()
+	user := st.cfg.Config.User
+	uid, gid, groups, err := oci.ResolveUser(w.rootfs, user)
+	if err != nil {
+		return nil, b.df.at(c.Location(), "RUN: user %q: %v", user, err)
+	}
+	var plans []mountPlan
+	if src != nil {
+		plans = src.mounts
+	}
+	rm, err := b.setupMounts(ctx, w, plans)
+	if err != nil {
+		return nil, b.df.at(c.Location(), "%v", err)
+	}
+	defer rm.close()
+	env := append(runArgs(st), rm.env...)
+	spec, err := oci.Spec(oci.SpecOptions{
+		Image:         st.cfg.Config.ImageConfig,
+		EntrypointSet: true,
+		Cmd:           args,
+		Env:           env,
+		Network:       network,
+		Rootfs:        w.rootfs,
+		Hostname:      "strata-build",
+		UID:           uid, GID: gid, AdditionalGids: groups,
+	})
+	if err != nil {
+		return nil, b.df.at(c.Location(), "RUN: %v", err)
+	}
+	capRlimits(spec)
+	spec.Mounts = append(spec.Mounts, rm.mounts...)
+	// The runtime creates missing mount points (/proc, /dev, a --mount
+	// target and its missing parents) in the root; they are removed again
+	// so they do not end up in the layer.
+	seen := map[string]bool{}
+	var stubs []string
+	for _, m := range spec.Mounts {
+		for _, p := range missingPaths(w.rootfs, m.Destination) {
+			if !seen[p] {
+				seen[p] = true
+				stubs = append(stubs, p)
+			}
+		}
+	}
+	if cwd := spec.Process.Cwd; cwd != "" && cwd != "/" {
+		if p, err := securejoin.SecureJoin(w.rootfs, cwd); err == nil {
+			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+				// docker creates a missing WORKDIR for RUN; keep it.
+				_ = os.MkdirAll(p, 0o755)
+			}
+		}
+	}
+	bundle := filepath.Join(w.dir, "bundle")
+	if rm.secrets != "" {
+		bundle = filepath.Join(rm.secrets, "bundle") // config.json may hold a secret env
+	}
+	if err := oci.WriteBundle(bundle, spec); err != nil {
+		return nil, err
+	}
+	out := &lineWriter{emit: func(s string) { b.log(ref, s) }}
+	id := "strata-build-" + randomHex(6)
+	code, err := b.rt.Run(ctx, id, bundle, oci.IO{Stdout: out, Stderr: out})
+	out.flush()
+	_ = b.rt.Delete(context.WithoutCancel(ctx), id, true)
+	rm.close()
+	sort.Sort(sort.Reverse(sort.StringSlice(stubs)))
+	for _, p := range stubs {
+		removeStub(p)
+	}
+	if err != nil {
+		return nil, b.df.at(c.Location(), "RUN %s: %v%s", strings.Join(args, " "), err, lastOutput(out))
+	}
+	if code != 0 {
+		return nil, b.df.at(c.Location(), "process %q did not complete successfully: exit code: %d%s", strings.Join(args, " "), code, lastOutput(out))
+	}
+	l, err := b.commit(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return l, nil
+}
+
+// removeStub removes a mount point the runtime made, if it is still what
+// the runtime made: an empty directory or an empty file. A RUN that put
+// something there keeps it.
+func removeStub(p string) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return
+	}
+	if fi.Mode().IsRegular() && fi.Size() != 0 {
+		return
+	}
+	if fi.IsDir() || fi.Mode().IsRegular() {
+		_ = os.Remove(p) // a directory goes only if empty
+	}
+}
+
+func lastOutput(w *lineWriter) string {
+	lines := w.lastLines()
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\nlast output:\n  " + strings.Join(lines, "\n  ")
+}
+
+// heredocScript is the shell script of a RUN with heredocs: a bare
+// `RUN <<EOF` runs the heredoc's body; otherwise the shell gets the command
+// line with the heredocs after it, and interprets them itself.
+func heredocScript(c *instructions.RunCommand) string {
+	line := strings.TrimSpace(strings.Join(c.CmdLine, " "))
+	if len(c.Files) == 1 {
+		if h := parser.MustParseHeredoc(line); h != nil && h.Name == c.Files[0].Name {
+			data := c.Files[0].Data
+			if c.Files[0].Chomp {
+				data = parser.ChompHeredocContent(data)
+			}
+			return data
+		}
+	}
+	var sb strings.Builder
+	sb.WriteString(line)
+	for _, f := range c.Files {
+		sb.WriteByte('\n')
+		sb.WriteString(f.Data)
+		sb.WriteString(f.Name)
+	}
+	return sb.String()
+}
+
+// workdir creates the working directory when it is missing; a step that
+// creates nothing makes no layer.
+func (b *builder) workdir(ctx context.Context, st *stageState, dir string) (*layer.Layer, error) {
+	w, err := b.prepare(ctx, st.chainID())
+	if err != nil {
+		return nil, err
+	}
+	p, err := securejoin.SecureJoin(w.rootfs, dir)
+	if err != nil {
+		b.discard(ctx, w)
+		return nil, err
+	}
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		b.discard(ctx, w)
+		return nil, nil
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		b.discard(ctx, w)
+		return nil, fmt.Errorf("WORKDIR %s: %w", dir, err)
+	}
+	return b.commit(ctx, w)
+}
+
+// capRlimits lowers the spec's rlimits to what this process may grant: a
+// container cannot get a hard limit above its parent's, and runc fails the
+// start otherwise (sandboxes often cap RLIMIT_NOFILE below 1048576).
+func capRlimits(spec *specs.Spec) {
+	for i, r := range spec.Process.Rlimits {
+		if r.Type != "RLIMIT_NOFILE" {
+			continue
+		}
+		var cur unix.Rlimit
+		if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &cur); err != nil {
+			continue
+		}
+		if r.Hard > cur.Max {
+			spec.Process.Rlimits[i].Hard = cur.Max
+		}
+		if spec.Process.Rlimits[i].Soft > spec.Process.Rlimits[i].Hard {
+			spec.Process.Rlimits[i].Soft = spec.Process.Rlimits[i].Hard
+		}
+	}
+}

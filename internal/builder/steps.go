@@ -1,0 +1,233 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/layer"
+)
+
+// checkSupported rejects flags and forms the builder does not implement,
+// naming the Dockerfile line, rather than silently ignoring them.
+func (b *builder) checkSupported(c instructions.Command) error {
+	bad := func(what string) error {
+		return b.df.at(c.Location(), "%s is not supported", what)
+	}
+	switch c := c.(type) {
+	case *instructions.RunCommand:
+		for _, f := range c.FlagsUsed {
+			switch f {
+			case "network":
+				switch instructions.GetNetwork(c) {
+				case "default", "host", "none":
+				default:
+					return bad("RUN --network=" + instructions.GetNetwork(c))
+				}
+			case "mount":
+				for _, m := range instructions.GetMounts(c) {
+					switch {
+					case m.Type == instructions.MountTypeSSH:
+						return bad("RUN --mount=type=ssh")
+					case m.Type == instructions.MountTypeCache && m.From != "":
+						return bad("RUN --mount=type=cache,from=")
+					}
+				}
+			default:
+				return bad("RUN --" + f)
+			}
+		}
+		if len(c.Files) > 0 && !heredocRunnable(c) {
+			return bad("RUN with this heredoc form")
+		}
+	case *instructions.CopyCommand:
+		// --link, --parents and --exclude are implemented; --link gives
+		// the same files as a plain COPY (see copy).
+		if _, err := parseChmod(c.Chmod); err != nil {
+			return b.df.at(c.Location(), "COPY --chmod=%s: %v", c.Chmod, err)
+		}
+		if c.Link && !numericChown(c.Chown) {
+			return b.df.at(c.Location(), "COPY --link --chown=%s: names cannot be resolved in the empty filesystem a --link copy writes to: use numeric IDs", c.Chown)
+		}
+	case *instructions.AddCommand:
+		if c.Link && !numericChown(c.Chown) {
+			return b.df.at(c.Location(), "ADD --link --chown=%s: names cannot be resolved in the empty filesystem a --link copy writes to: use numeric IDs", c.Chown)
+		}
+		switch {
+		case c.KeepGitDir != nil:
+			return bad("ADD --keep-git-dir")
+		case c.Unpack != nil:
+			return bad("ADD --unpack")
+		}
+		for _, src := range c.SourcePaths {
+			if isRemote(src) && !isHTTP(src) {
+				return bad("ADD of a git source (" + src + ")")
+			}
+			if c.Checksum != "" && !isHTTP(src) {
+				return b.df.at(c.Location(), "ADD --checksum needs an http(s) source, not %s", src)
+			}
+		}
+		if c.Checksum != "" {
+			if _, err := parseChecksum(c.Checksum); err != nil {
+				return b.df.at(c.Location(), "ADD --checksum: %v", err)
+			}
+		}
+		if _, err := parseChmod(c.Chmod); err != nil {
+			return b.df.at(c.Location(), "ADD --chmod=%s: %v", c.Chmod, err)
+		}
+	}
+	return nil
+}
+
+func isRemote(src string) bool {
+	for _, p := range []string{"http://", "https://", "git://", "git@", "ssh://"} {
+		if strings.HasPrefix(src, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseChmod reads --chmod's octal mode; "" means keep the source's.
+func parseChmod(s string) (*uint32, error) {
+	if s == "" {
+		return nil, nil
+	}
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o7777 {
+		return nil, fmt.Errorf("invalid mode: want octal digits such as 0755")
+	}
+	m := uint32(v)
+	return &m, nil
+}
+
+// inputs are what a step's key needs beyond its instruction text: the
+// content of COPY/ADD sources and the ARGs a RUN sees.
+func (b *builder) inputs(ctx context.Context, sp *stagePlan, st *stageState, c instructions.Command, deps map[int]*stageState) ([]string, *sources, error) {
+	switch c := c.(type) {
+	case *instructions.RunCommand:
+		plans, err := b.mountPlans(ctx, sp, st, c, deps)
+		if err != nil {
+			return nil, nil, err
+		}
+		extra := append([]string{"args"}, runArgs(st)...)
+		for _, p := range plans {
+			extra = append(extra, p.key)
+		}
+		return extra, &sources{mounts: plans}, nil
+	case *instructions.CopyCommand:
+		src, err := b.selectSources(ctx, sp, c, c.SourcesAndDest, c.From, deps)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []string{"content " + string(src.digest)}, src, nil
+	case *instructions.AddCommand:
+		src, err := b.selectSources(ctx, sp, c, c.SourcesAndDest, "", deps)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []string{"content " + string(src.digest)}, src, nil
+	}
+	return nil, nil, nil
+}
+
+// execute runs a step that missed the cache and returns the new config and
+// the layer it made (nil for config-only steps).
+func (b *builder) execute(ctx context.Context, ref stepRef, sp *stagePlan, st *stageState, c instructions.Command, src *sources) (Config, *layer.Layer, error) {
+	cfg := st.cfg.clone()
+	ic := &cfg.Config
+	switch c := c.(type) {
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			ic.Env = append(ic.Env, kv.Key+"="+kv.Value)
+		}
+		ic.Env = image.NormalizeEnv(ic.Env)
+	case *instructions.LabelCommand:
+		if ic.Labels == nil {
+			ic.Labels = map[string]string{}
+		}
+		for _, kv := range c.Labels {
+			ic.Labels[kv.Key] = kv.Value
+		}
+	case *instructions.MaintainerCommand:
+		cfg.Author = c.Maintainer
+	case *instructions.ExposeCommand:
+		env := st.env()
+		for _, p := range c.Ports {
+			ports, err := st.lex.ProcessWords(p, env)
+			if err != nil {
+				return cfg, nil, b.df.at(c.Location(), "EXPOSE %s: %v", p, err)
+			}
+			for _, port := range ports {
+				if !strings.Contains(port, "/") {
+					port += "/tcp"
+				}
+				if ic.ExposedPorts == nil {
+					ic.ExposedPorts = map[string]struct{}{}
+				}
+				ic.ExposedPorts[port] = struct{}{}
+			}
+		}
+	case *instructions.VolumeCommand:
+		for _, v := range c.Volumes {
+			if v == "" {
+				return cfg, nil, b.df.at(c.Location(), "VOLUME specified can not be an empty string")
+			}
+			if ic.Volumes == nil {
+				ic.Volumes = map[string]struct{}{}
+			}
+			ic.Volumes[v] = struct{}{}
+		}
+	case *instructions.UserCommand:
+		ic.User = c.User
+	case *instructions.CmdCommand:
+		ic.Cmd = commandLine(cfg, c.ShellDependantCmdLine)
+	case *instructions.EntrypointCommand:
+		ic.Entrypoint = commandLine(cfg, c.ShellDependantCmdLine)
+		if !st.cmdSet {
+			// docker: an ENTRYPOINT drops the CMD inherited from the base.
+			ic.Cmd = nil
+		}
+	case *instructions.ShellCommand:
+		ic.Shell = append([]string{}, c.Shell...)
+	case *instructions.StopSignalCommand:
+		ic.StopSignal = c.Signal
+	case *instructions.HealthCheckCommand:
+		ic.Healthcheck = c.Health
+	case *instructions.OnbuildCommand:
+		ic.OnBuild = append(ic.OnBuild, c.Expression)
+	case *instructions.WorkdirCommand:
+		ic.WorkingDir = image.JoinWorkdir(ic.WorkingDir, c.Path)
+		l, err := b.workdir(ctx, st, ic.WorkingDir)
+		return cfg, l, err
+	case *instructions.RunCommand:
+		l, err := b.run(ctx, ref, st, c, src)
+		return cfg, l, err
+	case *instructions.CopyCommand:
+		l, err := b.copy(ctx, st, c.Location(), c.SourcesAndDest, c.Chown, c.Chmod, src, copyMode{parents: c.Parents, link: c.Link})
+		return cfg, l, err
+	case *instructions.AddCommand:
+		l, err := b.copy(ctx, st, c.Location(), c.SourcesAndDest, c.Chown, c.Chmod, src, copyMode{add: true, link: c.Link})
+		return cfg, l, err
+	default:
+		return cfg, nil, b.df.at(c.Location(), "%s is not supported", strings.ToUpper(c.Name()))
+	}
+	return cfg, nil, nil
+}
+
+// commandLine is CMD/ENTRYPOINT's exec form; the shell form runs through
+// the stage's shell.
+func commandLine(cfg Config, c instructions.ShellDependantCmdLine) []string {
+	if c.PrependShell {
+		return append(append([]string{}, shellOf(cfg)...), strings.Join(c.CmdLine, " "))
+	}
+	return append([]string{}, c.CmdLine...)
+}
+
+// heredocRunnable tells whether a RUN with heredocs has a form the
+// builder runs: the shell form (see heredocScript).
+func heredocRunnable(c *instructions.RunCommand) bool { return c.PrependShell }

@@ -1,0 +1,100 @@
+package oci
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ForwardedSignals are the signals ForwardSignals relays when given none.
+// SIGCHLD, SIGWINCH, SIGPIPE and SIGURG (used by the Go scheduler) concern
+// strata itself and are never relayed.
+var ForwardedSignals = []os.Signal{
+	syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2,
+}
+
+// ForwardSignals relays the given signals (ForwardedSignals when none) that
+// strata receives to the container's init process, while a foreground Run
+// is in progress, until stop is called. Relaying is best effort: a signal
+// that arrives before the container exists or after it has exited has no
+// process to go to and is dropped.
+func (r *Runtime) ForwardSignals(id string, sigs ...os.Signal) (stop func()) {
+	if len(sigs) == 0 {
+		sigs = ForwardedSignals
+	}
+	return onSignals(16, sigs, func(s os.Signal) {
+		sig, ok := s.(syscall.Signal)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_ = r.Kill(ctx, id, sig, false)
+		cancel()
+	})
+}
+
+// onSignals calls fn for each of sigs that strata receives, one at a time,
+// until stop is called; once stop returns fn is not running and never will.
+func onSignals(buffer int, sigs []os.Signal, fn func(os.Signal)) (stop func()) {
+	ch := make(chan os.Signal, buffer)
+	signal.Notify(ch, sigs...)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case s := <-ch:
+				fn(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(done)
+			wg.Wait()
+		})
+	}
+}
+
+// ParseSignal parses a signal the way `docker kill -s` and the image's
+// StopSignal spell it: "SIGTERM", "TERM", "term" or "15".
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal %q", s)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("invalid signal %q", s)
+}
+
+// StopSignal is the signal `stop` sends first: the image's StopSignal, or
+// SIGTERM.
+func StopSignal(imageStopSignal string) (syscall.Signal, error) {
+	if imageStopSignal == "" {
+		return syscall.SIGTERM, nil
+	}
+	return ParseSignal(imageStopSignal)
+}
