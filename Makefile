@@ -2,18 +2,25 @@
 GO      ?= go
 BIN     := bin/strata
 DEMO_ROOT ?= /var/lib/strata
-APT_PKGS := busybox-static runc docker-registry
 
 .PHONY: all setup deps build demo test vet clean
 
 all: build
 
-# deps installs what strata and its tests use from Debian, only when missing.
+# deps installs what strata and its tests use from Debian, only when missing:
+# runc (the runtime), passt (pasta: container networking), tini (--init),
+# busybox-static (the base of test images), docker-registry (a real registry
+# for push/pull tests), docker.io, podman and skopeo (interop peers), crun
+# (selectable runtime), bsdutils (script: a pty for terminal tests).
+DEB_PKGS := runc:runc pasta:passt tini:tini busybox:busybox-static \
+	docker-registry:docker-registry dockerd:docker.io podman:podman \
+	skopeo:skopeo crun:crun script:bsdutils
 deps:
 	@missing=""; \
-	command -v busybox >/dev/null 2>&1 || [ -x /bin/busybox ] || missing="$$missing busybox-static"; \
-	command -v runc >/dev/null 2>&1 || missing="$$missing runc"; \
-	command -v docker-registry >/dev/null 2>&1 || missing="$$missing docker-registry"; \
+	for pair in $(DEB_PKGS); do \
+		cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+		command -v $$cmd >/dev/null 2>&1 || [ -x /bin/$$cmd ] || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-project/strata/internal/testutil/requires"
 )
 
 func syscallTime(sec int64) time.Time { return time.Unix(sec, 0) }
@@ -443,10 +445,7 @@ RUN exit 1
 
 // Two builds on two empty stores with SOURCE_DATE_EPOCH give the same image.
 func TestBuildReproducible(t *testing.T) {
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("busybox not installed")
-	}
+	bb := requires.Command(t, "busybox")
 	ctx := t.TempDir()
 	data, _ := os.ReadFile(bb)
 	os.WriteFile(filepath.Join(ctx, "busybox"), data, 0o755)

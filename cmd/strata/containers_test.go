@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/strata-project/strata/internal/testutil/requires"
 )
 
 // These tests run real containers with runc on the busybox image.
@@ -17,9 +19,7 @@ import (
 // container left at the end of the test is force removed.
 func newBusyboxCLI(t *testing.T) *cli {
 	t.Helper()
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc not installed")
-	}
+	requires.Runc(t)
 	c := newCLI(t)
 	c.ok("import", "-c", `CMD ["/bin/sh"]`, busyboxTar(t), "busybox")
 	t.Cleanup(func() {
@@ -296,10 +296,7 @@ func TestRmiRefusesImageInUse(t *testing.T) {
 
 func TestRunTty(t *testing.T) {
 	c := newBusyboxCLI(t)
-	script, err := exec.LookPath("script")
-	if err != nil {
-		t.Skip("script (bsdutils) not installed")
-	}
+	script := requires.Command(t, "script")
 	// script gives strata a terminal, as a user's shell would.
 	line := strataBin + " --root " + c.root + " run --rm -t busybox sh -c 'tty; [ -t 1 ] && echo is-a-tty; exit 5'"
 	cmd := exec.Command(script, "-qec", line, "/dev/null")
@@ -331,9 +328,7 @@ func TestRunTty(t *testing.T) {
 }
 
 func TestRuntimeCrunErrorPassesThrough(t *testing.T) {
-	if _, err := exec.LookPath("crun"); err != nil {
-		t.Skip("crun not installed: nothing to pass through")
-	}
+	requires.Command(t, "crun")
 	c := newBusyboxCLI(t)
 	out, errs, code := c.run(nil, "run", "--rm", "--runtime", "crun", "busybox", "echo", "hi")
 	if code == 0 {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/strata-project/strata/internal/image"
@@ -202,9 +204,7 @@ func TestPullNameNormalization(t *testing.T) {
 
 // On a terminal the layers are drawn as live bars; the summary follows them.
 func TestPullOnTerminal(t *testing.T) {
-	if _, err := exec.LookPath("script"); err != nil {
-		t.Skip("needs script(1) for a pseudo-terminal")
-	}
+	requires.Command(t, "script")
 	c := newCLI(t)
 	reg := rt.Start(t)
 	img := pushBusybox(t, reg, rt.LayerFromFile(t, busyboxTar(t)))

@@ -16,14 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	"golang.org/x/sys/unix"
 )
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: chown, mknod, trusted.* xattrs, overlay mounts")
-	}
+	requires.Root(t)
 }
 
 // ent is one tar entry of a test archive.

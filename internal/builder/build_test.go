@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	digest "github.com/opencontainers/go-digest"
@@ -186,12 +188,7 @@ func TestHeredocScript(t *testing.T) {
 // openStore makes a store with a busybox image, for builds with real runc.
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("needs runc")
-	}
+	requires.Runc(t)
 	s, err := store.Open(context.Background(), store.Options{Root: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/patternmatcher"
 
@@ -77,9 +79,7 @@ func TestCacheMountSharing(t *testing.T) {
 }
 
 func TestCacheMountDirOwnerAndMode(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown")
-	}
+	requires.Root(t)
 	dir := filepath.Join(t.TempDir(), "c")
 	uid, gid, mode := uint64(123), uint64(456), uint64(0o710)
 	m := &instructions.Mount{UID: &uid, GID: &gid, Mode: &mode}

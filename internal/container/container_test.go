@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	"github.com/moby/sys/mountinfo"
 
 	"github.com/strata-project/strata/internal/oci"
@@ -74,13 +76,11 @@ func TestJSONLogRoundTripAndTail(t *testing.T) {
 // newManager opens a store in a temp dir with the busybox image imported.
 func newManager(t *testing.T) (*Manager, *store.Store) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount container layers")
-	}
+	requires.Root(t)
 	dir := t.TempDir()
 	tarPath := filepath.Join(dir, "busybox.tar")
 	if out, err := exec.Command("../../hack/busybox-rootfs.sh", tarPath).CombinedOutput(); err != nil {
-		t.Skipf("busybox-rootfs.sh: %v %s", err, out)
+		t.Fatalf("busybox-rootfs.sh: %v %s", err, out)
 	}
 	ctx := context.Background()
 	s, err := store.Open(ctx, store.Options{Root: filepath.Join(dir, "root")})

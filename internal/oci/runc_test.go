@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 )
@@ -31,12 +33,7 @@ var busyboxApplets = []string{
 
 func requireRunc(t *testing.T) *Runtime {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run containers")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc not installed")
-	}
+	requires.Runc(t)
 	rt, err := New("runc", filepath.Join(t.TempDir(), "state"))
 	if err != nil {
 		t.Fatal(err)
@@ -48,10 +45,7 @@ func requireRunc(t *testing.T) *Runtime {
 // symlinks, and passwd/group with root, app (1000) and extra (2000 ∋ app).
 func busyboxRootfs(t *testing.T) string {
 	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		t.Skip("busybox not installed")
-	}
+	bb := requires.Command(t, "busybox")
 	root := filepath.Join(t.TempDir(), "rootfs")
 	for _, d := range []string{"bin", "etc", "proc", "sys", "dev", "tmp", "home/app"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
@@ -659,12 +653,8 @@ func TestNewErrors(t *testing.T) {
 // Whatever the cause on a given machine, a crun failure must reach the
 // caller as crun's own message, not as "exit status 1".
 func TestCrunErrorIsReadable(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if _, err := os.Stat("/usr/bin/crun"); err != nil {
-		t.Skip("crun not installed (/usr/bin/crun); apt-get install crun to run this test")
-	}
+	requires.Root(t)
+	requires.Command(t, "crun")
 	rt, err := New("crun", filepath.Join(t.TempDir(), "state"))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	digest "github.com/opencontainers/go-digest"
@@ -21,9 +23,7 @@ import (
 
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("needs root: layers unpack into overlay snapshots")
-	}
+	requires.Root(t)
 	s, err := store.Open(context.Background(), store.Options{Root: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	"github.com/google/go-cmp/cmp"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
@@ -16,9 +18,7 @@ import (
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
+	requires.Root(t)
 }
 
 // target makes a mount point that is unmounted when the test ends, and

@@ -6,12 +6,11 @@ import (
 	"testing"
 
 	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/testutil/requires"
 )
 
 func TestOpen(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("detection mounts overlay and needs root")
-	}
+	requires.Root(t)
 	open := func(name, root string) string {
 		t.Helper()
 		db, err := metadata.Open(filepath.Join(root, "metadata.db"))

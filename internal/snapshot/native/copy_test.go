@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 )
@@ -73,9 +75,7 @@ func describe(t *testing.T, root string) (map[string]entry, map[string]uint64) {
 }
 
 func TestCopyTree(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for chown, mknod and trusted xattrs")
-	}
+	requires.Root(t)
 	src := filepath.Join(t.TempDir(), "src")
 	p := func(name string) string { return filepath.Join(src, name) }
 	must := func(err error) {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/strata-project/strata/internal/testutil/requires"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/metadata"
@@ -36,9 +38,7 @@ func TestSuite(t *testing.T) {
 // dir, which the layer differ does not read: with redirect_dir=off the
 // kernel refuses and tools fall back to copying.
 func TestRenameOfLowerDirIsRefused(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
+	requires.Root(t)
 	ctx := context.Background()
 	s := newTest(t)
 	if _, err := s.Prepare(ctx, "k", ""); err != nil {
