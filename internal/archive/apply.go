@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // Apply extracts the tar stream r into root (which exists). It reads r to EOF,
@@ -22,11 +24,11 @@ import (
 //
 // Files are not fsynced one by one; the caller syncs the filesystem once.
 func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (int64, error) {
-	rt, err := openRoot(root)
+	rt, err := rootfs.Open(root)
 	if err != nil {
 		return 0, fmt.Errorf("apply layer to %s: %w", root, err)
 	}
-	defer rt.close()
+	defer rt.Close()
 	buf := getBuf()
 	defer putBuf(buf)
 	a := &applier{
@@ -67,7 +69,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 }
 
 type applier struct {
-	root *inRoot
+	root *rootfs.Root
 	opts ApplyOptions
 	buf  []byte
 	size int64
@@ -157,7 +159,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return a.opaque(dir)
 	}
 
-	pfd, err := a.root.parent(dir, true, a.mkdirHook)
+	pfd, err := a.root.Parent(dir, true, a.mkdirHook)
 	if err != nil {
 		return fmt.Errorf("open parent dir: %w", err)
 	}
@@ -199,8 +201,8 @@ func (a *applier) replace(pfd int, base string, create func() error) error {
 	if err != unix.EEXIST {
 		return err
 	}
-	a.root.invalidate()
-	if err := removeAllAt(pfd, base); err != nil {
+	a.root.Invalidate()
+	if err := rootfs.RemoveAllAt(pfd, base); err != nil {
 		return fmt.Errorf("remove existing %s: %w", base, err)
 	}
 	return create()
@@ -263,11 +265,11 @@ func (a *applier) dir(pfd int, rel, base string, m meta) error {
 	err := unix.Mkdirat(pfd, base, 0o700)
 	if err == unix.EEXIST {
 		var st unix.Stat_t
-		if err = unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !isDir(&st) {
+		if err = unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && !rootfs.IsDir(&st) {
 			// A layer that deletes a lower dir and creates a new one of the
 			// same name: in an overlay layer the new dir must be opaque or
 			// the lower dir's contents would show through.
-			if a.opts.Whiteouts == WhiteoutOverlay && isWhiteoutDev(&st) {
+			if a.opts.Whiteouts == WhiteoutOverlay && rootfs.IsWhiteoutDev(&st) {
 				m.xattrs = append(m.xattrs, xattr{name: overlayOpaqueXattr, value: []byte("y")})
 			}
 			err = a.replace(pfd, base, func() error { return unix.Mkdirat(pfd, base, 0o700) })
@@ -357,7 +359,7 @@ func (a *applier) hardlink(pfd int, rel, base, linkname string) error {
 		return nil
 	}
 	tdir, tbase := splitRel(target)
-	tfd, err := a.root.openDir(tdir)
+	tfd, err := a.root.OpenDir(tdir)
 	if err == nil {
 		err = a.replace(pfd, base, func() error { return unix.Linkat(tfd, tbase, pfd, base, 0) })
 		unix.Close(tfd)
@@ -377,20 +379,20 @@ func (a *applier) hardlink(pfd int, rel, base, linkname string) error {
 // copyUp copies target from the lower layers into the root, as overlayfs
 // would before linking to it, and returns an O_PATH fd of its parent dir.
 func (a *applier) copyUp(target string) (int, error) {
-	le, err := lookupLower(a.opts.Lower, target)
+	le, err := rootfs.LookupLower(a.opts.Lower, target)
 	if err != nil {
 		return -1, err
 	}
 	if le == nil {
 		return -1, unix.ENOENT
 	}
-	if isDir(&le.st) {
+	if rootfs.IsDir(&le.Stat) {
 		return -1, fmt.Errorf("copy up %s: cannot hardlink a directory: %w", target, unix.EPERM)
 	}
 	tdir, tbase := splitRel(target)
-	tfd, err := a.root.openDir(tdir)
+	tfd, err := a.root.OpenDir(tdir)
 	if err == unix.ENOENT {
-		tfd, err = a.root.mkdirAll(tdir, a.mkdirHook)
+		tfd, err = a.root.MkdirAll(tdir, a.mkdirHook)
 	}
 	if err != nil {
 		return -1, fmt.Errorf("copy up %s: %w", target, err)
@@ -403,15 +405,15 @@ func (a *applier) copyUp(target string) (int, error) {
 	return tfd, nil
 }
 
-func (a *applier) copyUpEntry(tfd int, tbase string, le *lowerEntry) error {
-	xs, err := readXattrs(le.path)
+func (a *applier) copyUpEntry(tfd int, tbase string, le *rootfs.LowerEntry) error {
+	xs, err := readXattrs(le.Path)
 	if err != nil {
 		return err
 	}
-	m := statMeta(&le.st, xs)
-	switch le.st.Mode & unix.S_IFMT {
+	m := statMeta(&le.Stat, xs)
+	switch le.Stat.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		src, err := os.OpenFile(le.path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+		src, err := os.OpenFile(le.Path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 		if err != nil {
 			return err
 		}
@@ -432,7 +434,7 @@ func (a *applier) copyUpEntry(tfd int, tbase string, le *lowerEntry) error {
 			return err
 		}
 	case unix.S_IFLNK:
-		link, err := os.Readlink(le.path)
+		link, err := os.Readlink(le.Path)
 		if err != nil {
 			return err
 		}
@@ -443,7 +445,7 @@ func (a *applier) copyUpEntry(tfd int, tbase string, le *lowerEntry) error {
 			return err
 		}
 	default:
-		if err := a.mknod(tfd, tbase, le.st.Mode&unix.S_IFMT, int(le.st.Rdev)); err != nil {
+		if err := a.mknod(tfd, tbase, le.Stat.Mode&unix.S_IFMT, int(le.Stat.Rdev)); err != nil {
 			return err
 		}
 		if err := setMetaAt(tfd, tbase, m, true); err != nil {
@@ -457,15 +459,15 @@ func (a *applier) copyUpEntry(tfd int, tbase string, le *lowerEntry) error {
 // entry for it. In an overlay layer a fresh dir would mask the lower dir's
 // owner and mode, so it copies them from the lower layers when there.
 func (a *applier) mkdirHook(rel string, fd int) error {
-	le, err := lookupLower(a.opts.Lower, rel)
-	if err != nil || le == nil || !isDir(&le.st) {
+	le, err := rootfs.LookupLower(a.opts.Lower, rel)
+	if err != nil || le == nil || !rootfs.IsDir(&le.Stat) {
 		return err
 	}
-	xs, err := readXattrs(le.path)
+	xs, err := readXattrs(le.Path)
 	if err != nil {
 		return err
 	}
-	m := statMeta(&le.st, xs)
+	m := statMeta(&le.Stat, xs)
 	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -485,7 +487,7 @@ func (a *applier) whiteout(dir, name string) error {
 		return nil // whiteouts hide lower layers only, never their own layer
 	}
 	if a.opts.Whiteouts == WhiteoutOverlay {
-		pfd, err := a.root.parent(dir, true, a.mkdirHook)
+		pfd, err := a.root.Parent(dir, true, a.mkdirHook)
 		if err != nil {
 			return fmt.Errorf("open parent dir: %w", err)
 		}
@@ -497,15 +499,15 @@ func (a *applier) whiteout(dir, name string) error {
 		}
 		return nil
 	}
-	pfd, err := a.root.parent(dir, false, nil)
+	pfd, err := a.root.Parent(dir, false, nil)
 	if err == unix.ENOENT || err == unix.ENOTDIR {
 		return nil // nothing to delete
 	}
 	if err != nil {
 		return fmt.Errorf("open parent dir: %w", err)
 	}
-	a.root.invalidate()
-	if err := removeAllAt(pfd, name); err != nil {
+	a.root.Invalidate()
+	if err := rootfs.RemoveAllAt(pfd, name); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil
@@ -513,7 +515,7 @@ func (a *applier) whiteout(dir, name string) error {
 
 func (a *applier) opaque(dir string) error {
 	if a.opts.Whiteouts == WhiteoutOverlay {
-		dfd, err := a.root.parent(dir, true, a.mkdirHook)
+		dfd, err := a.root.Parent(dir, true, a.mkdirHook)
 		if err != nil {
 			return fmt.Errorf("open opaque dir: %w", err)
 		}
@@ -529,14 +531,14 @@ func (a *applier) opaque(dir string) error {
 		a.markWritten(dir)
 		return nil
 	}
-	dfd, err := a.root.parent(dir, false, nil)
+	dfd, err := a.root.Parent(dir, false, nil)
 	if err == unix.ENOENT || err == unix.ENOTDIR {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("open opaque dir: %w", err)
 	}
-	a.root.invalidate()
+	a.root.Invalidate()
 	if err := a.removeUnwritten(dfd, dir); err != nil {
 		return fmt.Errorf("empty opaque dir: %w", err)
 	}
@@ -560,7 +562,7 @@ func (a *applier) removeUnwritten(dfd int, dir string) error {
 	for _, n := range names {
 		child := joinRel(dir, n)
 		if _, ok := a.written[child]; !ok {
-			if err := removeAllAt(fd, n); err != nil {
+			if err := rootfs.RemoveAllAt(fd, n); err != nil {
 				return err
 			}
 			continue
@@ -569,7 +571,7 @@ func (a *applier) removeUnwritten(dfd int, dir string) error {
 		if err := unix.Fstatat(fd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err
 		}
-		if !isDir(&st) {
+		if !rootfs.IsDir(&st) {
 			continue
 		}
 		cfd, err := unix.Openat(fd, n, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -589,7 +591,7 @@ func (a *applier) restoreDirTimes() error {
 	for i := len(a.dirTimes) - 1; i >= 0; i-- {
 		d := a.dirTimes[i]
 		dir, base := splitRel(d.rel)
-		pfd, err := a.root.parent(dir, false, nil)
+		pfd, err := a.root.Parent(dir, false, nil)
 		if err == unix.ENOENT || err == unix.ENOTDIR {
 			continue // removed later in the layer
 		}
@@ -597,7 +599,7 @@ func (a *applier) restoreDirTimes() error {
 			return fmt.Errorf("restore times of %s: %w", d.rel, err)
 		}
 		var st unix.Stat_t
-		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || !isDir(&st) {
+		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || !rootfs.IsDir(&st) {
 			continue
 		}
 		if err := unix.UtimesNanoAt(pfd, base, d.ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -639,7 +641,7 @@ func setMetaAt(pfd int, base string, m meta, chmod bool) error {
 	if len(m.xattrs) == 0 {
 		return nil
 	}
-	p := procPath(pfd, base)
+	p := rootfs.ProcPath(pfd, base)
 	for _, x := range m.xattrs {
 		if err := unix.Lsetxattr(p, x.name, x.value, 0); err != nil && !ignorableXattrErr(x.name, err) {
 			return fmt.Errorf("set xattr %s: %w", x.name, err)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // capNetRaw is a VFS_CAP_REVISION_2 security.capability value granting
@@ -198,7 +200,7 @@ func TestApplyReplacesExisting(t *testing.T) {
 		dir("link-to-dir/"),
 	)
 	mustApply(t, root, data, ApplyOptions{})
-	if st := lstat(t, root+"/file-to-dir"); !isDir(&st) {
+	if st := lstat(t, root+"/file-to-dir"); !rootfs.IsDir(&st) {
 		t.Error("file-to-dir is not a dir")
 	}
 	if readFile(t, root+"/dir-to-file") != "new" {
@@ -216,7 +218,7 @@ func TestApplyReplacesExisting(t *testing.T) {
 	if st := lstat(t, root+"/link-to-file"); st.Mode&unix.S_IFMT != unix.S_IFREG {
 		t.Error("link-to-file is still a symlink")
 	}
-	if st := lstat(t, root+"/link-to-dir"); !isDir(&st) {
+	if st := lstat(t, root+"/link-to-dir"); !rootfs.IsDir(&st) {
 		t.Error("link-to-dir is still a symlink")
 	}
 }
@@ -263,10 +265,10 @@ func TestApplyWhiteoutOverlay(t *testing.T) {
 		file(".wh..wh.plnk", ""),
 	)
 	mustApply(t, root, data, ApplyOptions{Whiteouts: WhiteoutOverlay})
-	if st := lstat(t, root+"/etc/passwd"); !isWhiteoutDev(&st) {
+	if st := lstat(t, root+"/etc/passwd"); !rootfs.IsWhiteoutDev(&st) {
 		t.Errorf("etc/passwd mode %o rdev %d, want char 0/0", st.Mode, st.Rdev)
 	}
-	if !isOpaque(root + "/opq") {
+	if !rootfs.IsOpaque(root + "/opq") {
 		t.Error("opq not marked opaque")
 	}
 	if readFile(t, root+"/opq/new") != "n" {
@@ -292,7 +294,7 @@ func TestApplyWhiteoutThenSameNameDir(t *testing.T) {
 
 	layerDir := t.TempDir()
 	mustApply(t, layerDir, layer, ApplyOptions{Whiteouts: WhiteoutOverlay})
-	if !isOpaque(layerDir+"/d") || readFile(t, layerDir+"/d/new") != "n" {
+	if !rootfs.IsOpaque(layerDir+"/d") || readFile(t, layerDir+"/d/new") != "n" {
 		t.Error("overlay mode: re-created dir is not opaque")
 	}
 }

@@ -30,6 +30,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // WhiteoutMode says how Apply stores whiteouts.
@@ -106,7 +108,7 @@ const (
 
 	xattrPAXPrefix       = "SCHILY.xattr."
 	overlayXattrPrefix   = "trusted.overlay."
-	overlayOpaqueXattr   = "trusted.overlay.opaque"
+	overlayOpaqueXattr   = rootfs.OpaqueXattr
 	overlayRedirectXattr = "trusted.overlay.redirect"
 	overlayMetacopyXattr = "trusted.overlay.metacopy"
 )

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // ChangeKind is the kind of a change, as `docker diff` prints it.
@@ -48,7 +50,7 @@ func OverlayChanges(ctx context.Context, upper string, lowers []string, fn func(
 		case evDelete:
 			changes = append(changes, Change{Kind: ChangeDelete, Path: "/" + ev.rel})
 		case evAdd:
-			le, err := lookupLower(lowers, ev.rel)
+			le, err := rootfs.LookupLower(lowers, ev.rel)
 			if err != nil {
 				return err
 			}
@@ -84,15 +86,15 @@ func OverlayChanges(ctx context.Context, upper string, lowers []string, fn func(
 // hiddenByOpaque lists the lower entries directly inside dir that an opaque
 // upper dir hides and the upper does not have.
 func hiddenByOpaque(lowers []string, upper, dir string) ([]string, error) {
-	le, err := lookupLower(lowers, dir)
-	if err != nil || le == nil || !isDir(&le.st) {
+	le, err := rootfs.LookupLower(lowers, dir)
+	if err != nil || le == nil || !rootfs.IsDir(&le.Stat) {
 		return nil, err
 	}
-	lowerNames, err := mergedNames(le.dirs)
+	lowerNames, err := rootfs.MergedNames(le.Dirs)
 	if err != nil {
 		return nil, err
 	}
-	upperNames, err := readNames(upper + "/" + dir)
+	upperNames, err := rootfs.ReadNames(upper + "/" + dir)
 	if err != nil {
 		return nil, err
 	}

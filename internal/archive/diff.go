@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // WriteOverlayDiff writes the changeset tar of an overlay upper dir: 0/0 char
@@ -175,7 +177,7 @@ func (t *tarWriter) writeNode(n *node) error {
 		hdr.Devmajor = int64(unix.Major(n.st.Rdev))
 		hdr.Devminor = int64(unix.Minor(n.st.Rdev))
 	}
-	if hdr.Typeflag != tar.TypeDir && n.st.Nlink > 1 && !isWhiteoutDev(&n.st) {
+	if hdr.Typeflag != tar.TypeDir && n.st.Nlink > 1 && !rootfs.IsWhiteoutDev(&n.st) {
 		key := devIno{uint64(n.st.Dev), n.st.Ino}
 		if first, ok := t.links[key]; ok {
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0

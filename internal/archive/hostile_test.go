@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // hostileCase is a crafted layer that tries to touch something outside the
@@ -61,7 +63,7 @@ func wantWhitedOut(rel string) func(*testing.T, string, string, WhiteoutMode) {
 		switch {
 		case m == WhiteoutDelete && err == nil:
 			t.Errorf("%s not deleted", rel)
-		case m == WhiteoutOverlay && (err != nil || !isWhiteoutDev(&st)):
+		case m == WhiteoutOverlay && (err != nil || !rootfs.IsWhiteoutDev(&st)):
 			t.Errorf("%s is not a whiteout device: mode %o, %v", rel, st.Mode, err)
 		}
 	}
@@ -180,7 +182,7 @@ func hostileCases() []hostileCase {
 			check: func(t *testing.T, root, out string, m WhiteoutMode) {
 				if m == WhiteoutOverlay {
 					wantFile("keep", "k")(t, root, out, m)
-					if !isOpaque(root) {
+					if !rootfs.IsOpaque(root) {
 						t.Error("root not marked opaque")
 					}
 				} else if exists(root + "/lower-file") {

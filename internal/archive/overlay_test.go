@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 func mountOverlay(t *testing.T, target, opts string) {
@@ -67,10 +69,10 @@ func TestOverlayRoundTrip(t *testing.T) {
 	want := manifest(t, merged, false)
 	unmount(t, merged)
 
-	if st := lstat(t, upper+"/etc/group"); !isWhiteoutDev(&st) {
+	if st := lstat(t, upper+"/etc/group"); !rootfs.IsWhiteoutDev(&st) {
 		t.Fatalf("kernel did not leave a whiteout device: mode %o", st.Mode)
 	}
-	if !isOpaque(upper + "/opq") {
+	if !rootfs.IsOpaque(upper + "/opq") {
 		t.Fatal("kernel did not mark opq opaque")
 	}
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 type xattr struct {
@@ -95,7 +97,7 @@ func readNode(root, rel string, overlay bool) (*node, error) {
 	if err := unix.Lstat(n.path, &n.st); err != nil {
 		return nil, &os.PathError{Op: "lstat", Path: n.path, Err: err}
 	}
-	if isWhiteoutDev(&n.st) {
+	if rootfs.IsWhiteoutDev(&n.st) {
 		return n, nil
 	}
 	xs, err := readXattrs(n.path)
@@ -112,7 +114,7 @@ func readNode(root, rel string, overlay bool) (*node, error) {
 		}
 		switch x.name {
 		case overlayOpaqueXattr:
-			n.opaque = string(x.value) == "y" && isDir(&n.st)
+			n.opaque = string(x.value) == "y" && rootfs.IsDir(&n.st)
 		case overlayRedirectXattr, overlayMetacopyXattr:
 			return nil, fmt.Errorf("%s has %s: %w", n.path, x.name, ErrUnsupportedOverlay)
 		}
@@ -143,7 +145,7 @@ type event struct {
 // walkOverlay reports every entry of an overlay upper dir, depth first, names
 // sorted inside each dir. 0/0 char devices are deletions.
 func walkOverlay(ctx contextErr, upper, rel string, emit func(event) error) error {
-	names, err := readNames(upper + "/" + rel)
+	names, err := rootfs.ReadNames(upper + "/" + rel)
 	if err != nil {
 		return err
 	}
@@ -156,7 +158,7 @@ func walkOverlay(ctx contextErr, upper, rel string, emit func(event) error) erro
 		if err != nil {
 			return err
 		}
-		if isWhiteoutDev(&n.st) {
+		if rootfs.IsWhiteoutDev(&n.st) {
 			if err := emit(event{kind: evDelete, rel: crel}); err != nil {
 				return err
 			}
@@ -165,7 +167,7 @@ func walkOverlay(ctx contextErr, upper, rel string, emit func(event) error) erro
 		if err := emit(event{kind: evAdd, rel: crel, n: n}); err != nil {
 			return err
 		}
-		if !isDir(&n.st) {
+		if !rootfs.IsDir(&n.st) {
 			continue
 		}
 		if n.opaque {
@@ -216,13 +218,13 @@ func (w *treeWalker) walk() error {
 }
 
 func (w *treeWalker) dir(rel string, hasLower bool) error {
-	upNames, err := readNames(w.upper + "/" + rel)
+	upNames, err := rootfs.ReadNames(w.upper + "/" + rel)
 	if err != nil {
 		return err
 	}
 	var loNames []string
 	if hasLower {
-		if loNames, err = readNames(w.lower + "/" + rel); err != nil {
+		if loNames, err = rootfs.ReadNames(w.lower + "/" + rel); err != nil {
 			return err
 		}
 	}
@@ -275,7 +277,7 @@ func (w *treeWalker) dir(rel string, hasLower bool) error {
 				if err := w.changed(evModify, un, sameType); err != nil {
 					return err
 				}
-			case isDir(&un.st):
+			case rootfs.IsDir(&un.st):
 				w.pending = append(w.pending, &pendingDir{n: un})
 				err := w.dir(crel, true)
 				w.pending = w.pending[:len(w.pending)-1]
@@ -295,7 +297,7 @@ func (w *treeWalker) changed(kind eventKind, n *node, hasLower bool) error {
 	if err := w.emit(event{kind: kind, rel: n.rel, n: n}); err != nil {
 		return err
 	}
-	if !isDir(&n.st) {
+	if !rootfs.IsDir(&n.st) {
 		return nil
 	}
 	w.pending = append(w.pending, &pendingDir{n: n, done: true})

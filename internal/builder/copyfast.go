@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // The fast path of COPY for directory trees. Measured on this kind of host
@@ -166,18 +168,7 @@ func (c *copier) perm(e entry) uint32 {
 	if c.mode != nil {
 		return *c.mode
 	}
-	m := e.fi.Mode()
-	perm := uint32(m.Perm())
-	if m&os.ModeSetuid != 0 {
-		perm |= unix.S_ISUID
-	}
-	if m&os.ModeSetgid != 0 {
-		perm |= unix.S_ISGID
-	}
-	if m&os.ModeSticky != 0 {
-		perm |= unix.S_ISVTX
-	}
-	return perm
+	return rootfs.FileMode(e.fi.Mode())
 }
 
 // copyRegular copies src's bytes into a new file dst and sets its owner,

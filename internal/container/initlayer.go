@@ -2,14 +2,14 @@ package container
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-project/strata/internal/rootfs"
 	"github.com/strata-project/strata/internal/snapshot"
 )
 
@@ -61,98 +61,59 @@ func (m *Manager) prepareInit(ctx context.Context, id, parent string) (string, e
 	return initName(id), nil
 }
 
-// writeInitLayer creates in dir each mount point that no lower directory
-// (topmost first) has. A parent directory the lowers do have is recreated
-// with their mode and owner, so the merged view keeps its attributes.
+// writeInitLayer creates in dir each mount point that the merged lower
+// directories (topmost first) lack. Mount points are resolved in the merged
+// view the way the runtime resolves mount targets, inside the root: an image
+// whose /etc is a symlink to /somewhere gets /somewhere/hosts, inside the
+// root. Every write goes through a rootfs.Root, so nothing outside dir is
+// ever touched. A missing parent the lowers do have is created with their
+// owner and mode, so the merged view keeps its attributes.
 func writeInitLayer(dir string, lowers []string) error {
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	for _, mp := range mountPoints {
-		rel := strings.TrimSuffix(mp, "/")
 		isDir := strings.HasSuffix(mp, "/")
-		if st, ok := lookupLower(lowers, rel); ok {
-			if isDir && st.Mode&unix.S_IFMT == unix.S_IFDIR && !hasChildToCreate(rel, lowers) {
-				continue
-			}
-			if !isDir || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-				continue // the image has it (as whatever it is): leave it
-			}
-			if err := mkdirLike(filepath.Join(dir, rel), st); err != nil {
-				return err
-			}
-			continue
-		}
-		p := filepath.Join(dir, rel)
-		if isDir {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+		rel, le, err := rootfs.ResolveLower(lowers, strings.TrimSuffix(mp, "/"))
 		if err != nil {
-			return err
+			return fmt.Errorf("mount point /%s: %w", mp, err)
+		}
+		if le != nil || rel == "" {
+			continue // the image has it (as whatever it is): leave it
+		}
+		target := rel
+		if !isDir {
+			target = path.Dir(rel)
+		}
+		if target != "." {
+			fd, err := root.MkdirAll(target, likeLower(lowers))
+			if err != nil {
+				return fmt.Errorf("mount point /%s: %w", mp, err)
+			}
+			unix.Close(fd)
+		}
+		if isDir {
+			continue
+		}
+		f, err := root.OpenFile(rel, os.O_CREATE|os.O_WRONLY|unix.O_NOFOLLOW, 0o644)
+		if err != nil {
+			return fmt.Errorf("mount point /%s: %w", mp, err)
 		}
 		f.Close()
 	}
 	return nil
 }
 
-// hasChildToCreate tells whether some mount point under dir rel is missing
-// from the lowers, so rel itself must exist in the init layer.
-func hasChildToCreate(rel string, lowers []string) bool {
-	for _, mp := range mountPoints {
-		child := strings.TrimSuffix(mp, "/")
-		if strings.HasPrefix(child, rel+"/") {
-			if _, ok := lookupLower(lowers, child); !ok {
-				return true
-			}
+// likeLower gives a directory the init layer creates the owner and mode of
+// the lowers' copy, if they have one.
+func likeLower(lowers []string) rootfs.MkdirHook {
+	return func(rel string, fd int) error {
+		le, err := rootfs.LookupLower(lowers, rel)
+		if err != nil || le == nil || !rootfs.IsDir(&le.Stat) {
+			return err
 		}
+		return rootfs.SetOwnerMode(fd, int(le.Stat.Uid), int(le.Stat.Gid), le.Stat.Mode&0o7777)
 	}
-	return false
-}
-
-// lookupLower finds rel in the first lower that has it; an overlay whiteout
-// (char device 0/0) there means it is deleted.
-func lookupLower(lowers []string, rel string) (unix.Stat_t, bool) {
-	for _, l := range lowers {
-		var st unix.Stat_t
-		err := unix.Lstat(filepath.Join(l, rel), &st)
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-				continue
-			}
-			return st, false
-		}
-		if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
-			return st, false
-		}
-		return st, true
-	}
-	return unix.Stat_t{}, false
-}
-
-func mkdirLike(p string, st unix.Stat_t) error {
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		return err
-	}
-	if err := os.Lchown(p, int(st.Uid), int(st.Gid)); err != nil {
-		return err
-	}
-	return os.Chmod(p, os.FileMode(st.Mode&0o777)|modeBits(st.Mode))
-}
-
-func modeBits(m uint32) os.FileMode {
-	var out os.FileMode
-	if m&unix.S_ISUID != 0 {
-		out |= os.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		out |= os.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		out |= os.ModeSticky
-	}
-	return out
 }

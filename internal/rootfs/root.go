@@ -1,4 +1,4 @@
-package archive
+package rootfs
 
 import (
 	"fmt"
@@ -8,11 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inRoot resolves paths inside a root directory with the kernel's help.
-// Parent directories are resolved with openat2(RESOLVE_IN_ROOT): symlinks are
-// followed but ".." and absolute targets stop at the root. Callers then act on
-// the last component with *at syscalls that do not follow it.
-type inRoot struct {
+// Root is a directory held open by fd; every path given to its methods is
+// resolved inside it by the kernel at the moment of the call.
+type Root struct {
 	fd int // O_PATH fd of the root
 
 	// One cached parent: tar streams are ordered, so consecutive entries
@@ -23,33 +21,43 @@ type inRoot struct {
 	// what a cached path resolves to (a dir replaced by a symlink). The fd is
 	// closed lazily, on the next lookup, because the caller may still use it.
 	stale bool
+
+	name string
 }
 
-func openRoot(root string) (*inRoot, error) {
-	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// Open holds dir open as a Root. dir itself is opened by its host path (the
+// caller's trusted location of a rootfs or snapshot); nothing below it is.
+func Open(dir string) (*Root, error) {
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	return &inRoot{fd: fd, cacheFd: -1}, nil
+	return &Root{fd: fd, cacheFd: -1, name: dir}, nil
 }
 
-func (r *inRoot) close() {
+// Close releases the root fd.
+func (r *Root) Close() error {
 	r.dropCache()
-	unix.Close(r.fd)
+	return unix.Close(r.fd)
 }
 
-func (r *inRoot) dropCache() {
+// Name is the host path the root was opened by, for messages.
+func (r *Root) Name() string { return r.name }
+
+func (r *Root) dropCache() {
 	if r.cacheFd >= 0 {
 		unix.Close(r.cacheFd)
 	}
 	r.cacheFd, r.cachePath, r.stale = -1, "", false
 }
 
-func (r *inRoot) invalidate() { r.stale = true }
+// Invalidate tells the parent cache that entries were removed or replaced:
+// a cached path may now resolve elsewhere (a dir swapped for a symlink).
+func (r *Root) Invalidate() { r.stale = true }
 
-// openDir opens dir (relative, clean) inside the root as an O_PATH fd that
+// OpenDir opens dir (relative, clean) inside the root as an O_PATH fd that
 // the caller owns. Errors are raw errnos so callers can test for ENOENT.
-func (r *inRoot) openDir(dir string) (int, error) {
+func (r *Root) OpenDir(dir string) (int, error) {
 	if dir == "" {
 		return unix.Dup(r.fd)
 	}
@@ -67,10 +75,16 @@ func (r *inRoot) openDir(dir string) (int, error) {
 	return -1, unix.EAGAIN
 }
 
-// parent returns an fd for dir, owned by r and valid until the next call.
-// With mkdir, missing directories are created; mkdirHook then fills in their
-// metadata.
-func (r *inRoot) parent(dir string, mkdir bool, mkdirHook func(rel string, fd int) error) (int, error) {
+// MkdirHook fills in the metadata of a directory that MkdirAll or Parent had
+// to create: rel is its path in the root, fd an O_PATH fd of it.
+type MkdirHook func(rel string, fd int) error
+
+// Parent returns an O_PATH fd for dir, owned by r and valid until the next
+// call: consecutive calls for one dir (an ordered tar stream) reuse it. With
+// mkdir, missing directories are created; mkdirHook then fills in their
+// metadata. Callers act on names inside it with *at calls that do not follow
+// the last component.
+func (r *Root) Parent(dir string, mkdir bool, mkdirHook MkdirHook) (int, error) {
 	if dir == "" {
 		return r.fd, nil
 	}
@@ -78,9 +92,9 @@ func (r *inRoot) parent(dir string, mkdir bool, mkdirHook func(rel string, fd in
 		return r.cacheFd, nil
 	}
 	r.dropCache()
-	fd, err := r.openDir(dir)
+	fd, err := r.OpenDir(dir)
 	if err == unix.ENOENT && mkdir {
-		fd, err = r.mkdirAll(dir, mkdirHook)
+		fd, err = r.MkdirAll(dir, mkdirHook)
 	}
 	if err != nil {
 		return -1, err
@@ -89,9 +103,11 @@ func (r *inRoot) parent(dir string, mkdir bool, mkdirHook func(rel string, fd in
 	return fd, nil
 }
 
-// mkdirAll creates the missing components of dir, each with mkdirat on the
-// in-root fd of its parent, and returns an O_PATH fd for dir.
-func (r *inRoot) mkdirAll(dir string, hook func(rel string, fd int) error) (int, error) {
+// MkdirAll creates the missing components of dir (mode 0755, then hook),
+// each with mkdirat on the in-root fd of its parent, and returns an O_PATH fd
+// for dir that the caller owns. A symlink on the way is followed inside the
+// root, as a process chrooted there would.
+func (r *Root) MkdirAll(dir string, hook MkdirHook) (int, error) {
 	cur, err := unix.Dup(r.fd)
 	if err != nil {
 		return -1, err
@@ -106,7 +122,7 @@ func (r *inRoot) mkdirAll(dir string, hook func(rel string, fd int) error) (int,
 		start = i + 1
 		var next int
 		if !created {
-			next, err = r.openDir(prefix)
+			next, err = r.OpenDir(prefix)
 			if err == nil {
 				unix.Close(cur)
 				cur = next
@@ -123,7 +139,7 @@ func (r *inRoot) mkdirAll(dir string, hook func(rel string, fd int) error) (int,
 				// openat2 said ENOENT yet the name exists: a symlink whose
 				// target is missing. Creating the target is never needed by
 				// a well-formed layer, so refuse instead of guessing.
-				return -1, fmt.Errorf("parent %q is a dangling symlink: %w", prefix, unix.ENOENT)
+				return -1, &DanglingError{Prefix: prefix}
 			}
 			return -1, err
 		}
@@ -144,16 +160,26 @@ func (r *inRoot) mkdirAll(dir string, hook func(rel string, fd int) error) (int,
 	return cur, nil
 }
 
-// procPath names the entry base inside the directory open as dirfd, for the
+// DanglingError is MkdirAll's refusal to create a missing directory where
+// the path has a symlink whose target is missing.
+type DanglingError struct{ Prefix string }
+
+func (e *DanglingError) Error() string {
+	return fmt.Sprintf("parent %q is a dangling symlink: %v", e.Prefix, unix.ENOENT)
+}
+
+func (e *DanglingError) Unwrap() error { return unix.ENOENT }
+
+// ProcPath names the entry base inside the directory open as dirfd, for the
 // few syscalls that have no *at form (lsetxattr). The kernel resolves the
 // /proc magic link to the directory itself; base is not followed by l* calls.
-func procPath(dirfd int, base string) string {
+func ProcPath(dirfd int, base string) string {
 	return "/proc/self/fd/" + strconv.Itoa(dirfd) + "/" + base
 }
 
-// removeAllAt removes name inside dirfd, recursively for directories, never
+// RemoveAllAt removes name inside dirfd, recursively for directories, never
 // following symlinks. A missing name is not an error.
-func removeAllAt(dirfd int, name string) error {
+func RemoveAllAt(dirfd int, name string) error {
 	err := unix.Unlinkat(dirfd, name, 0)
 	if err == nil || err == unix.ENOENT {
 		return nil
@@ -178,7 +204,7 @@ func removeAllAt(dirfd int, name string) error {
 		return err
 	}
 	for _, n := range names {
-		if err := removeAllAt(fd, n); err != nil {
+		if err := RemoveAllAt(fd, n); err != nil {
 			f.Close()
 			return err
 		}

@@ -1,0 +1,255 @@
+package rootfs
+
+import (
+	"errors"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Clean turns any path a user or an image gives (absolute or relative, with
+// ".." or not) into the clean relative form the Root methods take: "" is the
+// root itself. ".." cannot climb above the root, as in a chroot.
+func Clean(p string) string {
+	return strings.TrimPrefix(path.Clean("/"+p), "/")
+}
+
+func (r *Root) openat2(rel string, flag int, mode uint32) (int, error) {
+	rel = Clean(rel)
+	if rel == "" {
+		rel = "."
+	}
+	how := unix.OpenHow{
+		Flags:   uint64(flag | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	if flag&(unix.O_CREAT|unix.O_TMPFILE) != 0 {
+		how.Mode = uint64(mode)
+	}
+	for range 16 {
+		fd, err := unix.Openat2(r.fd, rel, &how)
+		if err != unix.EAGAIN && err != unix.EINTR {
+			return fd, err
+		}
+	}
+	return -1, unix.EAGAIN
+}
+
+func (r *Root) pathErr(op, rel string, err error) error {
+	return &os.PathError{Op: op, Path: path.Join(r.name, Clean(rel)), Err: err}
+}
+
+// OpenFile opens rel like os.OpenFile. Every component, the last included,
+// is resolved inside the root; O_NOFOLLOW in flag keeps a final symlink from
+// being followed (ELOOP), O_CREAT|O_EXCL never follows one.
+func (r *Root) OpenFile(rel string, flag int, perm os.FileMode) (*os.File, error) {
+	fd, err := r.openat2(rel, flag, uint32(perm.Perm()))
+	if err != nil {
+		return nil, r.pathErr("open", rel, err)
+	}
+	return os.NewFile(uintptr(fd), path.Join(r.name, Clean(rel))), nil
+}
+
+// OpenPath is an O_PATH fd of rel that the caller owns, for *at calls
+// relative to it; follow says whether a final symlink is followed (in root).
+func (r *Root) OpenPath(rel string, follow bool) (int, error) {
+	flag := unix.O_PATH
+	if !follow {
+		flag |= unix.O_NOFOLLOW
+	}
+	fd, err := r.openat2(rel, flag, 0)
+	if err != nil {
+		return -1, r.pathErr("open", rel, err)
+	}
+	return fd, nil
+}
+
+// Lstat stats rel without following a final symlink.
+func (r *Root) Lstat(rel string) (unix.Stat_t, error) { return r.stat(rel, false) }
+
+// Stat stats rel, following a final symlink inside the root.
+func (r *Root) Stat(rel string) (unix.Stat_t, error) { return r.stat(rel, true) }
+
+func (r *Root) stat(rel string, follow bool) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	fd, err := r.OpenPath(rel, follow)
+	if err != nil {
+		return st, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fstat(fd, &st); err != nil {
+		return st, r.pathErr("stat", rel, err)
+	}
+	return st, nil
+}
+
+// parentOf opens rel's parent directory (O_PATH, caller owns) and returns
+// it with rel's last component.
+func (r *Root) parentOf(rel string) (int, string, error) {
+	dir, base := path.Split(Clean(rel))
+	if base == "" {
+		return -1, "", r.pathErr("open", rel, unix.EINVAL) // the root itself
+	}
+	fd, err := r.OpenDir(strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return -1, "", r.pathErr("open", dir, err)
+	}
+	return fd, base, nil
+}
+
+// Mkdir creates the directory rel with exactly perm (no umask); its parent
+// must exist.
+func (r *Root) Mkdir(rel string, perm os.FileMode) error {
+	pfd, base, err := r.parentOf(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+		return r.pathErr("mkdir", rel, err)
+	}
+	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return r.pathErr("open", rel, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, FileMode(perm)); err != nil {
+		return r.pathErr("chmod", rel, err)
+	}
+	return nil
+}
+
+// MkdirAllMode is MkdirAll for callers that only want the directories to
+// exist: missing ones get perm (no umask) and owner uid:gid.
+// A symlink on the way whose target is missing has its target created,
+// inside the root, as `mkdir -p` in a chroot would (WORKDIR /app where /app
+// is a dangling link).
+func (r *Root) MkdirAllMode(rel string, perm os.FileMode, uid, gid int) error {
+	hook := func(_ string, fd int) error { return SetOwnerMode(fd, uid, gid, FileMode(perm)) }
+	p := Clean(rel)
+	for range maxSymlinks {
+		fd, err := r.MkdirAll(p, hook)
+		var de *DanglingError
+		if !errors.As(err, &de) {
+			if err != nil {
+				return r.pathErr("mkdir", rel, err)
+			}
+			return unix.Close(fd)
+		}
+		target, err := r.Readlink(de.Prefix)
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(target, "/") {
+			target = path.Join(path.Dir(de.Prefix), target)
+		}
+		p = Clean(target + "/" + strings.TrimPrefix(p, de.Prefix))
+	}
+	return r.pathErr("mkdir", rel, unix.ELOOP)
+}
+
+// Lchown changes the owner of rel, not following a final symlink.
+func (r *Root) Lchown(rel string, uid, gid int) error {
+	fd, err := r.OpenPath(rel, false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+		return r.pathErr("lchown", rel, err)
+	}
+	return nil
+}
+
+// Chmod sets the mode of rel, not following a final symlink (a symlink's
+// mode means nothing on Linux: it is an error, EOPNOTSUPP).
+func (r *Root) Chmod(rel string, perm os.FileMode) error {
+	fd, err := r.OpenPath(rel, false)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := chmodFd(fd, FileMode(perm)); err != nil {
+		return r.pathErr("chmod", rel, err)
+	}
+	return nil
+}
+
+// SetOwnerMode chowns, then chmods (chown clears setuid/setgid) the inode
+// an O_PATH fd refers to, as MkdirHooks do.
+func SetOwnerMode(fd, uid, gid int, mode uint32) error {
+	if err := unix.Fchownat(fd, "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+		return err
+	}
+	return chmodFd(fd, mode)
+}
+
+// chmodFd chmods the inode an O_PATH fd refers to: fchmod refuses O_PATH
+// fds, the /proc magic link resolves to the inode itself, never a path.
+func chmodFd(fd int, mode uint32) error {
+	return unix.Fchmodat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), mode, 0)
+}
+
+// Symlink creates rel as a symlink to target, stored verbatim.
+func (r *Root) Symlink(target, rel string) error {
+	pfd, base, err := r.parentOf(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	if err := unix.Symlinkat(target, pfd, base); err != nil {
+		return r.pathErr("symlink", rel, err)
+	}
+	return nil
+}
+
+// Readlink reads the symlink rel (its parents resolved in the root).
+func (r *Root) Readlink(rel string) (string, error) {
+	pfd, base, err := r.parentOf(rel)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(pfd)
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(pfd, base, buf)
+	if err != nil {
+		return "", r.pathErr("readlink", rel, err)
+	}
+	return string(buf[:n]), nil
+}
+
+// RemoveAll removes rel and everything below it, never following a
+// symlink; a missing rel is not an error.
+func (r *Root) RemoveAll(rel string) error {
+	pfd, base, err := r.parentOf(rel)
+	if err != nil {
+		if pe, ok := err.(*os.PathError); ok && (pe.Err == unix.ENOENT || pe.Err == unix.ENOTDIR) {
+			return nil
+		}
+		return err
+	}
+	defer unix.Close(pfd)
+	r.Invalidate()
+	if err := RemoveAllAt(pfd, base); err != nil {
+		return r.pathErr("remove", rel, err)
+	}
+	return nil
+}
+
+// FileMode is perm with setuid/setgid/sticky in the kernel's bits.
+func FileMode(m os.FileMode) uint32 {
+	out := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		out |= unix.S_ISUID
+	}
+	if m&os.ModeSetgid != 0 {
+		out |= unix.S_ISGID
+	}
+	if m&os.ModeSticky != 0 {
+		out |= unix.S_ISVTX
+	}
+	return out
+}
