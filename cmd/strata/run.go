@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-project/strata/internal/container"
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/registry"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -25,6 +26,8 @@ type createFlags struct {
 	pull                                                        string
 	env, envFiles, volumes                                      []string
 	interactive, tty, readOnly, rm                              bool
+	security                                                    oci.Security
+	sysctls                                                     []string
 }
 
 func (f *createFlags) register(c *cobra.Command) {
@@ -46,6 +49,14 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem as read only")
 	fl.BoolVar(&f.rm, "rm", false, "automatically remove the container when it exits")
 	fl.StringVar(&f.pull, "pull", "missing", `pull image before running ("always", "missing", "never")`)
+	sec := &f.security
+	fl.BoolVar(&sec.Privileged, "privileged", false, "give extended privileges to this container")
+	fl.StringSliceVar(&sec.CapAdd, "cap-add", nil, "add Linux capabilities (ALL for all)")
+	fl.StringSliceVar(&sec.CapDrop, "cap-drop", nil, "drop Linux capabilities (ALL for all)")
+	fl.StringArrayVar(&sec.SecurityOpt, "security-opt", nil, "security options (seccomp=unconfined|PROFILE.json, no-new-privileges, apparmor=, label=, systempaths=unconfined)")
+	fl.StringArrayVar(&sec.Devices, "device", nil, "add a host device to the container (HOST[:CONTAINER[:rwm]])")
+	fl.StringArrayVar(&sec.GroupAdd, "group-add", nil, "add additional groups to join")
+	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "set a namespaced kernel parameter (KEY=VALUE)")
 }
 
 // config turns the flags and the command after the image into a container
@@ -55,6 +66,21 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 		Cmd: cmd, WorkingDir: f.workdir, User: f.user, Hostname: f.hostname,
 		Binds: slices.Clone(f.volumes), Network: f.network, ReadOnly: f.readOnly,
 		Tty: f.tty, OpenStdin: f.interactive, AutoRemove: f.rm, Runtime: f.runtime,
+		Security: f.security,
+	}
+	var err error
+	if cfg.Security.SecurityOpt, err = oci.SetSecuritySeccompFile(f.security.SecurityOpt); err != nil {
+		return cfg, err
+	}
+	for _, kv := range f.sysctls {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return cfg, fmt.Errorf("invalid argument %q for \"--sysctl\" flag: want KEY=VALUE", kv)
+		}
+		if cfg.Security.Sysctls == nil {
+			cfg.Security.Sysctls = map[string]string{}
+		}
+		cfg.Security.Sysctls[k] = v
 	}
 	for i, v := range cfg.Binds {
 		// Like docker 23 and later, a host path starting with "." is
@@ -253,6 +279,13 @@ func createContainer(c *cobra.Command, s *store.Store, m *container.Manager, ref
 	}
 	if err != nil {
 		return container.Container{}, exitError{code: 125, err: err}
+	}
+	if cfg.Security.Privileged {
+		// Root here may lack some capabilities (strata in a container):
+		// the container gets what there is, and the user hears what not.
+		if _, missing, err := oci.BoundingCapabilities(); err == nil && len(missing) > 0 {
+			fmt.Fprintf(c.ErrOrStderr(), "WARNING: --privileged: strata's capability bounding set lacks %s; the container runs without them\n", strings.Join(missing, ", "))
+		}
 	}
 	return ctr, nil
 }

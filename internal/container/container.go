@@ -37,6 +37,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -75,6 +76,9 @@ type Config struct {
 	OpenStdin     bool     `json:"openStdin,omitempty"`
 	AutoRemove    bool     `json:"autoRemove,omitempty"`
 	Runtime       string   `json:"runtime,omitempty"` // "runc" or "crun"
+	// Security is --privileged, --cap-add/--cap-drop, --security-opt,
+	// --device, --group-add and --sysctl, validated at create.
+	Security oci.Security `json:"security,omitzero"`
 }
 
 // State is the container's lifecycle state.

@@ -36,6 +36,9 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 	default:
 		return Container{}, fmt.Errorf("network %q is not supported (use %q or %q; strata has no bridge networking)", cfg.Network, oci.NetworkHost, oci.NetworkNone)
 	}
+	if err := cfg.Security.Validate(cfg.Network == oci.NetworkHost); err != nil {
+		return Container{}, err
+	}
 	if cfg.Runtime == "" {
 		cfg.Runtime = m.defaultRuntime
 	}

@@ -288,6 +288,7 @@ func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 		Rootfs:    rootfs,
 		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"),
 		HostnamePath: filepath.Join(dir, "hostname"),
+		Security:     c.Config.Security,
 	}
 	for _, b := range c.Config.Binds {
 		bind, err := oci.ParseBind(b)
@@ -308,6 +309,11 @@ func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	added, err := oci.ResolveGroups(rootfs, c.Config.Security.GroupAdd)
+	if err != nil {
+		return nil, err
+	}
+	o.AdditionalGids = append(o.AdditionalGids, added...)
 	spec, err := oci.Spec(o)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -124,6 +125,10 @@ type SpecOptions struct {
 	UID, GID       uint32
 	AdditionalGids []uint32
 
+	// Security is the confinement beyond docker's defaults. Its GroupAdd
+	// is not read here: resolve it with ResolveGroups into AdditionalGids.
+	Security Security
+
 	// CgroupsPath is passed through; empty lets the runtime choose (runc
 	// uses /<container id> under each hierarchy).
 	CgroupsPath string
@@ -139,8 +144,9 @@ func (o SpecOptions) EffectiveUser() string {
 	return o.Image.User
 }
 
-// Spec builds the runtime config for o. It touches no files; the only
-// thing it reads from the system is this process's RLIMIT_NOFILE.
+// Spec builds the runtime config for o. Of the system it reads only this
+// process's RLIMIT_NOFILE and capability bounding set, and the host's
+// device nodes that --device and --privileged hand to the container.
 func Spec(o SpecOptions) (*specs.Spec, error) {
 	if !path.IsAbs(o.Rootfs) {
 		return nil, fmt.Errorf("rootfs %q is not an absolute path", o.Rootfs)
@@ -172,7 +178,6 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 		return nil, fmt.Errorf("network %q is not supported (use %q or %q)", o.Network, NetworkHost, NetworkNone)
 	}
 
-	caps := defaultCapabilities()
 	nofile := nofileLimit()
 	s := &specs.Spec{
 		Version: OCIVersion,
@@ -181,22 +186,14 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 			User: specs.User{
 				UID:            o.UID,
 				GID:            o.GID,
-				AdditionalGids: o.AdditionalGids,
+				AdditionalGids: supplementaryGroups(o.GID, o.AdditionalGids),
 			},
 			Args: args,
 			Env:  env,
 			Cwd:  path.Clean(cwd),
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding:  caps,
-				Effective: caps,
-				Permitted: caps,
-			},
 			Rlimits: []specs.POSIXRlimit{
 				{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile},
 			},
-			// Docker's default: setuid binaries (su, ping on old images)
-			// keep working inside the container.
-			NoNewPrivileges: false,
 		},
 		Root:        &specs.Root{Path: o.Rootfs, Readonly: o.ReadOnly},
 		Hostname:    o.Hostname,
@@ -213,7 +210,22 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 			ReadonlyPaths: readonlyPaths(),
 		},
 	}
+	if err := confine(s, o.Security); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// supplementaryGroups is the process's group list: like docker's, it holds
+// the primary group too, then the groups that list the user and --group-add.
+func supplementaryGroups(gid uint32, additional []uint32) []uint32 {
+	out := []uint32{gid}
+	for _, g := range additional {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // Args combines entrypoint and cmd the way `docker run` does: an explicit
@@ -286,25 +298,6 @@ func nofileLimit() uint64 {
 		return rl.Max
 	}
 	return DefaultNofile
-}
-
-func defaultCapabilities() []string {
-	return []string{
-		"CAP_CHOWN",
-		"CAP_DAC_OVERRIDE",
-		"CAP_FSETID",
-		"CAP_FOWNER",
-		"CAP_MKNOD",
-		"CAP_NET_RAW",
-		"CAP_SETGID",
-		"CAP_SETUID",
-		"CAP_SETFCAP",
-		"CAP_SETPCAP",
-		"CAP_NET_BIND_SERVICE",
-		"CAP_SYS_CHROOT",
-		"CAP_KILL",
-		"CAP_AUDIT_WRITE",
-	}
 }
 
 func namespaces(hostNet bool) []specs.LinuxNamespace {

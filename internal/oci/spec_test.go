@@ -222,7 +222,7 @@ func TestSpecOptions(t *testing.T) {
 	if !s.Root.Readonly || !s.Process.Terminal || s.Hostname != "box" || s.Process.Cwd != "/work" {
 		t.Errorf("root %+v terminal %v hostname %q cwd %q", s.Root, s.Process.Terminal, s.Hostname, s.Process.Cwd)
 	}
-	if diff := cmp.Diff(specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{2000}}, s.Process.User); diff != "" {
+	if diff := cmp.Diff(specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{1000, 2000}}, s.Process.User); diff != "" {
 		t.Errorf("user (-want +got):\n%s", diff)
 	}
 	if !slices.Contains(s.Process.Env, "TERM=xterm") || !slices.Contains(s.Process.Env, "HOSTNAME=box") {
