@@ -134,7 +134,8 @@ func newImageCmd(g *globals) *cobra.Command {
 	ls.Use, ls.Aliases = "ls [OPTIONS] [REPOSITORY[:TAG]]", []string{"list"}
 	rm := newRmiCmd(g)
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
-	c.AddCommand(ls, rm, newTagCmd(g), newImageInspectCmd(g), newHistoryCmd(g), newImportCmd(g), newPullCmd(g))
+	c.AddCommand(ls, rm, newTagCmd(g), newImageInspectCmd(g), newHistoryCmd(g), newImportCmd(g), newPullCmd(g),
+		newImageAnalyzeCmd(g), newImageDiffCmd(g), newImageTreeCmd(g))
 	return c
 }
 
