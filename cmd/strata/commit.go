@@ -129,28 +129,11 @@ func newExportCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var f *os.File
-			if output != "" {
-				// Written beside the target and renamed, so a failed
-				// export never leaves a truncated file under its name.
-				if f, err = os.CreateTemp(dirOf(output), ".strata-export-"); err != nil {
-					return err
-				}
-				defer os.Remove(f.Name())
-				w = f
-			}
-			err = m.WithRootfs(c.Context(), ctr, func(rootfs string) error {
-				return archive.WriteTreeDiff(c.Context(), w, "", rootfs, archive.DiffOptions{})
+			return writeOutput(output, w, func(w io.Writer) error {
+				return m.WithRootfs(c.Context(), ctr, func(rootfs string) error {
+					return archive.WriteTreeDiff(c.Context(), w, "", rootfs, archive.DiffOptions{})
+				})
 			})
-			if f != nil {
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-				if err == nil {
-					err = os.Rename(f.Name(), output)
-				}
-			}
-			return err
 		},
 	}
 	c.Flags().StringVarP(&output, "output", "o", "", "write to a file, instead of STDOUT")

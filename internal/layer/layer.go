@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/archive"
+	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/snapshot"
@@ -102,6 +103,37 @@ func (s *Store) Unpack(ctx context.Context, parent digest.Digest, r io.Reader) (
 		return Layer{}, err
 	}
 	return l, nil
+}
+
+// UnpackBlob is Unpack for a layer blob as a registry or an archive holds
+// it: compressed or not (recognised by its magic bytes). The tar's end is
+// reported only after blob has been read to its own end, so an error that
+// blob's reader gives there (a digest that does not match) fails the unpack
+// before the layer is committed.
+func (s *Store) UnpackBlob(ctx context.Context, parent digest.Digest, blob io.Reader) (Layer, error) {
+	tr, _, err := compression.Decompress(blob)
+	if err != nil {
+		return Layer{}, err
+	}
+	defer tr.Close()
+	return s.Unpack(ctx, parent, &verifiedEnd{r: tr, src: blob})
+}
+
+// verifiedEnd passes r through and, at r's end, reads src (the compressed
+// stream under r) to its end, so its verification error replaces EOF.
+type verifiedEnd struct {
+	r   io.Reader
+	src io.Reader
+}
+
+func (v *verifiedEnd) Read(b []byte) (int, error) {
+	n, err := v.r.Read(b)
+	if err == io.EOF {
+		if _, derr := io.Copy(io.Discard, v.src); derr != nil {
+			return n, derr
+		}
+	}
+	return n, err
 }
 
 func (s *Store) unpack(ctx context.Context, key string, parent digest.Digest, r io.Reader) (Layer, error) {

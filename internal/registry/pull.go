@@ -23,7 +23,6 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/store"
@@ -367,30 +366,7 @@ func (p *puller) download(ctx context.Context, desc v1.Descriptor, sp *spool) er
 // the tar is reported only once the whole blob has arrived and verified,
 // so a layer made from an unverified blob is never committed.
 func (p *puller) apply(ctx context.Context, parent digest.Digest, sp *spool) (layer.Layer, error) {
-	src := sp.Reader()
-	tr, _, err := compression.Decompress(src)
-	if err != nil {
-		return layer.Layer{}, err
-	}
-	defer tr.Close()
-	return p.s.Layers.Unpack(ctx, parent, &verifiedEnd{r: tr, src: src})
-}
-
-// verifiedEnd passes r through and, at r's end, reads src (the compressed
-// stream under r) to its end, so its verification error replaces EOF.
-type verifiedEnd struct {
-	r   io.Reader
-	src io.Reader
-}
-
-func (v *verifiedEnd) Read(b []byte) (int, error) {
-	n, err := v.r.Read(b)
-	if err == io.EOF {
-		if _, derr := io.Copy(io.Discard, v.src); derr != nil {
-			return n, derr
-		}
-	}
-	return n, err
+	return p.s.Layers.UnpackBlob(ctx, parent, sp.Reader())
 }
 
 // progressWriter reports the bytes written so far and stops on cancellation.

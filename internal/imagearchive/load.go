@@ -1,0 +1,456 @@
+package imagearchive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/distribution/reference"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-project/strata/internal/compression"
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/store"
+)
+
+// Loaded is one image a load stored.
+type Loaded struct {
+	ID   digest.Digest
+	Tags []reference.NamedTagged
+	// Moved are tags that pointed at another image before (tag → old ID).
+	Moved map[string]digest.Digest
+}
+
+// maxJSON bounds the metadata files an archive may hold (manifests,
+// configs, indexes): they are read whole.
+const maxJSON = 32 << 20
+
+// Load reads an image archive into s: a docker archive (old per-layer
+// directories or docker 25's OCI-based layout), an OCI archive, or, when
+// path is a directory, an OCI layout. The archive is path, or r when path
+// is "". Either may be gzip, zstd, xz or bzip2 compressed. Everything is
+// verified before any image or tag is recorded; on error the store keeps
+// nothing of the archive.
+func Load(ctx context.Context, s *store.Store, r io.Reader, path string) ([]Loaded, error) {
+	src, err := openSource(s.Root, r, path)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	plans, err := readPlans(src)
+	if err != nil {
+		return nil, err
+	}
+	var out []Loaded
+	err = s.Shared(ctx, func() error {
+		var err error
+		out, err = apply(ctx, s, src, plans)
+		return err
+	})
+	if err != nil {
+		// Layers unpacked before the failure belong to no image: remove them.
+		cleanup := context.WithoutCancel(ctx)
+		s.Exclusive(cleanup, func() error {
+			_, err := s.CollectLayers(cleanup)
+			return err
+		})
+		return nil, err
+	}
+	return out, nil
+}
+
+// openSource opens the archive for reading members by name. An
+// uncompressed archive file is read in place; a compressed one, or one
+// arriving on a pipe, is first spooled into an unlinked temp file in the
+// store root (it must be read out of order: the manifest comes last).
+func openSource(root string, r io.Reader, p string) (source, error) {
+	if p != "" {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if st.IsDir() {
+			return newDirSource(p)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		r = f
+	}
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			var head [6]byte
+			n, _ := f.ReadAt(head[:], 0)
+			if compression.Detect(head[:n]) == compression.Uncompressed {
+				src, err := newTarSource(f)
+				if err != nil {
+					f.Close()
+					return nil, err
+				}
+				return src, nil
+			}
+		}
+		if p != "" {
+			defer f.Close()
+		}
+	}
+	dr, _, err := compression.Decompress(r)
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	defer dr.Close()
+	spool, err := os.CreateTemp(root, ".load-")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(spool.Name())
+	if _, err := io.Copy(spool, dr); err != nil {
+		spool.Close()
+		return nil, invalid("read archive: %v", err)
+	}
+	if _, err := spool.Seek(0, io.SeekStart); err != nil {
+		spool.Close()
+		return nil, err
+	}
+	src, err := newTarSource(spool)
+	if err != nil {
+		spool.Close()
+		return nil, err
+	}
+	return src, nil
+}
+
+// plan is one image of the archive: its config and where its layers are.
+type plan struct {
+	config  []byte
+	id      digest.Digest
+	diffIDs []digest.Digest
+	layers  []blobRef
+	tags    []reference.NamedTagged
+}
+
+// blobRef names a layer member and, when the archive states it, the
+// digest and size its bytes must have.
+type blobRef struct {
+	name   string
+	digest digest.Digest
+	size   int64 // -1: not stated
+}
+
+// readPlans reads the archive's manifests: docker's manifest.json when
+// there is one (old docker and docker 25+), else the OCI index.
+func readPlans(src source) ([]*plan, error) {
+	switch {
+	case src.has("manifest.json"):
+		return dockerPlans(src)
+	case src.has(ocispec.ImageIndexFile):
+		return ociPlans(src)
+	}
+	return nil, invalid("no manifest.json or index.json: not a docker or OCI image archive")
+}
+
+func dockerPlans(src source) ([]*plan, error) {
+	b, err := readMember(src, "manifest.json", "", -1)
+	if err != nil {
+		return nil, err
+	}
+	var dms []dockerManifest
+	if err := json.Unmarshal(b, &dms); err != nil {
+		return nil, invalid("manifest.json: %v", err)
+	}
+	if len(dms) == 0 {
+		return nil, invalid("manifest.json lists no image")
+	}
+	var plans []*plan
+	for _, dm := range dms {
+		p := &plan{}
+		if p.config, err = readMember(src, dm.Config, digestOfName(dm.Config), -1); err != nil {
+			return nil, err
+		}
+		if err := p.setConfig(); err != nil {
+			return nil, fmt.Errorf("%s: %w", dm.Config, err)
+		}
+		if len(dm.Layers) != len(p.diffIDs) {
+			return nil, invalid("manifest.json names %d layers for %s, its config %d", len(dm.Layers), dm.Config, len(p.diffIDs))
+		}
+		for _, l := range dm.Layers {
+			p.layers = append(p.layers, blobRef{name: l, digest: digestOfName(l), size: -1})
+		}
+		for _, t := range dm.RepoTags {
+			tag, err := image.ParseTagged(t)
+			if err != nil {
+				return nil, invalid("manifest.json: RepoTags: %v", err)
+			}
+			p.tags = appendTag(p.tags, tag)
+		}
+		plans = append(plans, p)
+	}
+	return plans, nil
+}
+
+func ociPlans(src source) ([]*plan, error) {
+	b, err := readMember(src, ocispec.ImageIndexFile, "", -1)
+	if err != nil {
+		return nil, err
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, invalid("index.json: %v", err)
+	}
+	var plans []*plan
+	byManifest := map[digest.Digest]*plan{}
+	var visit func(d ocispec.Descriptor, depth int, names []reference.NamedTagged) error
+	visit = func(d ocispec.Descriptor, depth int, names []reference.NamedTagged) error {
+		if err := d.Digest.Validate(); err != nil {
+			return invalid("descriptor digest %q: %v", d.Digest, err)
+		}
+		switch d.MediaType {
+		case ocispec.MediaTypeImageIndex, "application/vnd.docker.distribution.manifest.list.v2+json":
+			if depth > 3 {
+				return invalid("indexes nested too deep")
+			}
+			b, err := readMember(src, blobName(d.Digest), d.Digest, d.Size)
+			if err != nil {
+				return err
+			}
+			var child ocispec.Index
+			if err := json.Unmarshal(b, &child); err != nil {
+				return invalid("index %s: %v", d.Digest, err)
+			}
+			found := 0
+			for _, c := range child.Manifests {
+				// The platform strata runs; attestations (unknown/unknown) are no images.
+				if c.Platform != nil && (c.Platform.OS != image.DefaultOS || c.Platform.Architecture != image.DefaultArch) {
+					continue
+				}
+				found++
+				if err := visit(c, depth+1, names); err != nil {
+					return err
+				}
+			}
+			if found == 0 {
+				return invalid("index %s has no %s/%s image", d.Digest, image.DefaultOS, image.DefaultArch)
+			}
+			return nil
+		case ocispec.MediaTypeImageManifest, "application/vnd.docker.distribution.manifest.v2+json":
+		default:
+			return invalid("index entry %s has media type %q", d.Digest, d.MediaType)
+		}
+		if p := byManifest[d.Digest]; p != nil {
+			for _, n := range names {
+				p.tags = appendTag(p.tags, n)
+			}
+			return nil
+		}
+		b, err := readMember(src, blobName(d.Digest), d.Digest, d.Size)
+		if err != nil {
+			return err
+		}
+		var m ocispec.Manifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			return invalid("manifest %s: %v", d.Digest, err)
+		}
+		p := &plan{tags: names}
+		if err := m.Config.Digest.Validate(); err != nil {
+			return invalid("manifest %s: config digest: %v", d.Digest, err)
+		}
+		if p.config, err = readMember(src, blobName(m.Config.Digest), m.Config.Digest, m.Config.Size); err != nil {
+			return err
+		}
+		if err := p.setConfig(); err != nil {
+			return fmt.Errorf("manifest %s: %w", d.Digest, err)
+		}
+		if len(m.Layers) != len(p.diffIDs) {
+			return invalid("manifest %s has %d layers, its config %d", d.Digest, len(m.Layers), len(p.diffIDs))
+		}
+		for _, l := range m.Layers {
+			if err := l.Digest.Validate(); err != nil {
+				return invalid("manifest %s: layer digest: %v", d.Digest, err)
+			}
+			p.layers = append(p.layers, blobRef{name: blobName(l.Digest), digest: l.Digest, size: l.Size})
+		}
+		byManifest[d.Digest] = p
+		plans = append(plans, p)
+		return nil
+	}
+	for _, d := range idx.Manifests {
+		if err := visit(d, 0, ociNames(d.Annotations)); err != nil {
+			return nil, err
+		}
+	}
+	if len(plans) == 0 {
+		return nil, invalid("index.json lists no image")
+	}
+	return plans, nil
+}
+
+// ociNames reads the name an index entry gives its image: containerd's
+// full name, else a ref.name that is a whole reference (podman, skopeo).
+// A ref.name that is only a tag names no repository.
+func ociNames(a map[string]string) []reference.NamedTagged {
+	for _, s := range []string{a[annotationImageName], a[annotationRefName]} {
+		if s == "" || !strings.ContainsAny(s, ":/") {
+			continue
+		}
+		if t, err := image.ParseTagged(s); err == nil {
+			return []reference.NamedTagged{t}
+		}
+	}
+	return nil
+}
+
+func (p *plan) setConfig() error {
+	cfg, err := image.ParseConfig(p.config)
+	if err != nil {
+		return invalid("%v", err)
+	}
+	p.id = digest.FromBytes(p.config)
+	p.diffIDs = cfg.RootFS.DiffIDs
+	return nil
+}
+
+// digestOfName is the digest a member's name claims: blobs/sha256/HEX or
+// HEX.json (old docker's config files); "" when it claims none.
+func digestOfName(name string) digest.Digest {
+	base := name[strings.LastIndex(name, "/")+1:]
+	base = strings.TrimSuffix(base, ".json")
+	d := digest.NewDigestFromEncoded(digest.SHA256, base)
+	if d.Validate() != nil {
+		return ""
+	}
+	return d
+}
+
+// readMember reads a small member whole, checking its digest and size when given.
+func readMember(src source, name string, want digest.Digest, size int64) ([]byte, error) {
+	rc, n, err := src.open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	if n > maxJSON {
+		return nil, invalid("%s is %d bytes, too big for metadata", name, n)
+	}
+	if size >= 0 && n != size {
+		return nil, invalid("%s is %d bytes, its descriptor says %d", name, n, size)
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, maxJSON))
+	if err != nil {
+		return nil, err
+	}
+	if want != "" && digest.FromBytes(b) != want {
+		return nil, invalid("%s has digest %s, not the %s it is named by", name, digest.FromBytes(b), want)
+	}
+	return b, nil
+}
+
+// apply stores the layers of every plan, then records the images and
+// their tags. The caller holds the store lock shared.
+func apply(ctx context.Context, s *store.Store, src source, plans []*plan) ([]Loaded, error) {
+	sizes := make([]int64, len(plans))
+	for pi, p := range plans {
+		chains := image.ChainIDs(p.diffIDs)
+		for i, ref := range p.layers {
+			var parent digest.Digest
+			if i > 0 {
+				parent = chains[i-1]
+			}
+			n, err := storeLayer(ctx, s, src, ref, parent, chains[i], p.diffIDs[i])
+			if err != nil {
+				return nil, fmt.Errorf("layer %s: %w", ref.name, err)
+			}
+			sizes[pi] += n
+		}
+	}
+	var out []Loaded
+	for pi, p := range plans {
+		ld := Loaded{ID: p.id, Tags: p.tags, Moved: map[string]digest.Digest{}}
+		names := make([]reference.Named, 0, len(p.tags))
+		for _, t := range p.tags {
+			if old, err := s.Images.Resolve(ctx, t.String()); err == nil && old != p.id {
+				ld.Moved[t.String()] = old
+			}
+			names = append(names, t)
+		}
+		if _, err := s.Images.CreateRaw(ctx, p.config, image.CreateOptions{Names: names, Size: sizes[pi]}); err != nil {
+			return nil, err
+		}
+		out = append(out, ld)
+	}
+	return out, nil
+}
+
+// storeLayer brings one layer into the store, or, when its stack is there
+// already, checks that the archive's copy is the same layer. It returns
+// the layer's content size.
+func storeLayer(ctx context.Context, s *store.Store, src source, ref blobRef, parent, chainID, diffID digest.Digest) (int64, error) {
+	rc, n, err := src.open(ref.name)
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	if ref.size >= 0 && n != ref.size {
+		return 0, invalid("%d bytes, its descriptor says %d", n, ref.size)
+	}
+	blob := io.Reader(rc)
+	if ref.digest != "" {
+		blob = &digestCheck{r: rc, h: sha256.New(), want: ref.digest}
+	}
+	if l, err := s.Layers.Get(ctx, chainID); err == nil {
+		// In the store already: verify the archive's copy without unpacking it.
+		tr, _, err := compression.Decompress(blob)
+		if err != nil {
+			return 0, invalid("%v", err)
+		}
+		defer tr.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, tr); err != nil {
+			return 0, err
+		}
+		if _, err := io.Copy(io.Discard, blob); err != nil {
+			return 0, err
+		}
+		if got := digest.NewDigest(digest.SHA256, h); got != diffID {
+			return 0, invalid("content has diffID %s, the config says %s", got, diffID)
+		}
+		return l.Size, nil
+	}
+	l, err := s.Layers.UnpackBlob(ctx, parent, blob)
+	if err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if l.DiffID != diffID {
+		return 0, invalid("content has diffID %s, the config says %s", l.DiffID, diffID)
+	}
+	return l.Size, nil
+}
+
+// digestCheck fails the read that reaches the end of a blob whose bytes
+// do not have the digest the archive claims.
+type digestCheck struct {
+	r    io.Reader
+	h    hash.Hash
+	want digest.Digest
+}
+
+func (d *digestCheck) Read(b []byte) (int, error) {
+	n, err := d.r.Read(b)
+	d.h.Write(b[:n])
+	if err == io.EOF {
+		if got := digest.NewDigest(digest.SHA256, d.h); got != d.want {
+			return n, invalid("content has digest %s, the archive names it %s", got, d.want)
+		}
+	}
+	return n, err
+}
