@@ -10,13 +10,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-project/strata/internal/archive"
-	"github.com/strata-project/strata/internal/container"
 	"github.com/strata-project/strata/internal/cp"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
-
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func newCommitCmd(g *globals) *cobra.Command {
@@ -41,10 +38,8 @@ func newCommitCmd(g *globals) *cobra.Command {
 				return err
 			}
 			opts.SnapshotKey, opts.Image = ctr.SnapshotKey, ctr.Image
-			opts.Config = effectiveConfig(ctr)
-			if argv, err := oci.Args(ctr.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd); err == nil {
-				opts.CreatedBy = strings.Join(argv, " ")
-			}
+			opts.Config = ctr.RunConfig()
+			opts.CreatedBy = strings.Join(containerArgs(ctr), " ")
 			var id digest.Digest
 			commit := func() error {
 				var err error
@@ -69,30 +64,6 @@ func newCommitCmd(g *globals) *cobra.Command {
 	f.StringVarP(&author, "author", "a", "", `author (e.g. "John Hannibal Smith <hannibal@a-team.com>")`)
 	f.BoolVarP(&pause, "pause", "p", true, "pause the container during commit")
 	return c
-}
-
-// effectiveConfig is the image config a container runs with: its image's,
-// with what `run` overrode. docker commits exactly this.
-func effectiveConfig(ctr container.Container) ocispec.ImageConfig {
-	cfg := ctr.ImageConfig
-	cc := ctr.Config
-	if cc.EntrypointSet {
-		cfg.Entrypoint = cc.Entrypoint
-		if len(cc.Cmd) == 0 {
-			cfg.Cmd = nil
-		}
-	}
-	if len(cc.Cmd) > 0 {
-		cfg.Cmd = cc.Cmd
-	}
-	cfg.Env = image.NormalizeEnv(append(append([]string{}, cfg.Env...), cc.Env...))
-	if cc.WorkingDir != "" {
-		cfg.WorkingDir = cc.WorkingDir
-	}
-	if cc.User != "" {
-		cfg.User = cc.User
-	}
-	return cfg
 }
 
 func newDiffCmd(g *globals) *cobra.Command {

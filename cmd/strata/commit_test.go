@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/strata-project/strata/internal/testutil/requires"
 )
 
 // A container's changes show in diff as A/C/D, and commit carries exactly
@@ -184,5 +186,36 @@ func TestCommitRunningContainerResumesIt(t *testing.T) {
 	}
 	if got := c.ok("run", "--rm", "snap:1"); !strings.HasPrefix(got, "root:x:0:0") {
 		t.Fatalf("committed image runs: %q", got)
+	}
+}
+
+// commit keeps the image's Healthcheck and OnBuild (docker commits the
+// whole config), and --change ENTRYPOINT drops the inherited CMD as docker
+// and the builder do, so the committed image runs the new entrypoint
+// alone.
+func TestCommitChangesAgreeWithDocker(t *testing.T) {
+	requires.Runc(t)
+	c := newCLI(t)
+	c.ok("import", "-c", `CMD ["sh"]`, "-c", "HEALTHCHECK --interval=7s CMD true", "-c", "ONBUILD RUN true", busyboxTar(t), "hc")
+	c.ok("create", "--name", "hcbox", "hc")
+	c.ok("commit", "-c", `ENTRYPOINT ["/bin/echo", "entry"]`, "-c", "EXPOSE 80 81-82/UDP", "hcbox", "hc:committed")
+	got := strings.TrimSpace(c.ok("inspect", "--format",
+		`{{json .Config.Entrypoint}} {{json .Config.Cmd}} {{json .Config.Healthcheck}} {{json .Config.OnBuild}} {{json .Config.ExposedPorts}}`, "hc:committed"))
+	want := `["/bin/echo","entry"] null {"Test":["CMD-SHELL","true"],"Interval":7000000000} ["RUN true"] {"80/tcp":{},"81/udp":{},"82/udp":{}}`
+	if got != want {
+		t.Fatalf("committed config:\n got %s\nwant %s", got, want)
+	}
+	if out := c.ok("run", "--rm", "hc:committed"); out != "entry\n" {
+		t.Fatalf("the committed image runs %q, want the entrypoint alone", out)
+	}
+	// A CMD in the same set of changes survives the ENTRYPOINT.
+	c.ok("commit", "-c", "CMD echo hi", "-c", `ENTRYPOINT ["/bin/echo"]`, "hcbox", "hc:both")
+	if got := strings.TrimSpace(c.ok("inspect", "--format", `{{json .Config.Cmd}}`, "hc:both")); got != `["/bin/sh","-c","echo hi"]` {
+		t.Fatalf("cmd %s", got)
+	}
+	for ch, msg := range map[string]string{`VOLUME ""`: "VOLUME specified can not be an empty string", "STOPSIGNAL 9": "stopsignal is not a valid change command"} {
+		if _, errs, code := c.run(nil, "commit", "-c", ch, "hcbox", "hc:bad"); code == 0 || !strings.Contains(errs, msg) {
+			t.Errorf("commit -c %s: exit %d %q, want an error with %q", ch, code, errs, msg)
+		}
 	}
 }

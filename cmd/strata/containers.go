@@ -149,7 +149,7 @@ func toPsRow(ctr container.Container, now time.Time, noTrunc bool) psRow {
 
 // containerArgs is the command line the container runs (or would run).
 func containerArgs(ctr container.Container) []string {
-	args, _ := oci.Args(ctr.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd)
+	args, _ := oci.Args(ctr.ImageConfig.ImageConfig, ctr.Config.Entrypoint, ctr.Config.EntrypointSet, ctr.Config.Cmd)
 	return args
 }
 
@@ -372,21 +372,7 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 	if len(args) > 0 {
 		path, args = args[0], args[1:]
 	}
-	env := append(append([]string{}, ctr.ImageConfig.Env...), ctr.Config.Env...)
-	entrypoint, cmd := ctr.ImageConfig.Entrypoint, ctr.ImageConfig.Cmd
-	if ctr.Config.EntrypointSet {
-		entrypoint, cmd = ctr.Config.Entrypoint, nil
-	}
-	if len(ctr.Config.Cmd) > 0 {
-		cmd = ctr.Config.Cmd
-	}
-	user, workdir := ctr.ImageConfig.User, ctr.ImageConfig.WorkingDir
-	if ctr.Config.User != "" {
-		user = ctr.Config.User
-	}
-	if ctr.Config.WorkingDir != "" {
-		workdir = ctr.Config.WorkingDir
-	}
+	rc := ctr.RunConfig()
 	dir := m.Dir(ctr.ID)
 	binds := ctr.Config.Binds
 	if binds == nil {
@@ -407,11 +393,11 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 			AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime,
 		},
 		Config: inspectCtrConfig{
-			Hostname: ctr.Config.Hostname, User: user, AttachStdin: ctr.Config.OpenStdin,
-			Tty: ctr.Config.Tty, OpenStdin: ctr.Config.OpenStdin, Env: env, Cmd: cmd,
-			Image: ctr.ImageRef, WorkingDir: workdir, Entrypoint: entrypoint,
-			Labels: ctr.ImageConfig.Labels, StopSignal: ctr.ImageConfig.StopSignal,
-			ExposedPorts: ctr.ImageConfig.ExposedPorts,
+			Hostname: ctr.Config.Hostname, User: rc.User, AttachStdin: ctr.Config.OpenStdin,
+			Tty: ctr.Config.Tty, OpenStdin: ctr.Config.OpenStdin, Env: rc.Env, Cmd: rc.Cmd,
+			Image: ctr.ImageRef, WorkingDir: rc.WorkingDir, Entrypoint: rc.Entrypoint,
+			Labels: rc.Labels, StopSignal: rc.StopSignal,
+			ExposedPorts: rc.ExposedPorts,
 		},
 		GraphDriver:     inspectDriver{Name: driver, Data: map[string]string{"MergedDir": m.RootfsDir(ctr.ID)}},
 		NetworkSettings: inspectNetworkConfig{Networks: map[string]struct{}{ctr.Config.Network: {}}},

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/distribution/reference"
@@ -359,6 +361,7 @@ func toInspect(img image.Image, driver string) inspectImage {
 			User: cfg.Config.User, ExposedPorts: cfg.Config.ExposedPorts, Env: cfg.Config.Env,
 			Cmd: cfg.Config.Cmd, Volumes: cfg.Config.Volumes, WorkingDir: cfg.Config.WorkingDir,
 			Entrypoint: cfg.Config.Entrypoint, Labels: cfg.Config.Labels, StopSignal: cfg.Config.StopSignal,
+			Healthcheck: cfg.Config.Healthcheck, OnBuild: cfg.Config.OnBuild, Shell: cfg.Config.Shell,
 		},
 		Architecture: cfg.Architecture, Variant: cfg.Variant, Os: cfg.OS, Size: img.Size,
 		GraphDriver: inspectDriver{Name: driver, Data: map[string]string{}},
@@ -375,21 +378,7 @@ func lookupImage(c *cobra.Command, s *store.Store, ref string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := toInspect(img, s.Driver())
-	// docker's Healthcheck, OnBuild and Shell are not in the OCI config
-	// type; builder images carry them in the raw config.
-	raw, err := s.Content.ReadAll(c.Context(), img.ID)
-	if err != nil {
-		return nil, err
-	}
-	var extra dockerspec.DockerOCIImage
-	if err := json.Unmarshal(raw, &extra); err != nil {
-		return nil, fmt.Errorf("image %s config: %w", image.ShortID(img.ID), err)
-	}
-	v.Config.Healthcheck = extra.Config.Healthcheck
-	v.Config.OnBuild = extra.Config.OnBuild
-	v.Config.Shell = extra.Config.Shell
-	return v, nil
+	return toInspect(img, s.Driver()), nil
 }
 
 func lookupContainer(c *cobra.Command, s *store.Store, ref string) (any, error) {
@@ -492,18 +481,41 @@ func printInspect(w io.Writer, format string, objs []any) error {
 		return err
 	}
 	for _, o := range objs {
-		// Templates see docker's field names, so go through JSON.
-		var generic any
-		b, _ := json.Marshal(o)
-		if err := json.Unmarshal(b, &generic); err != nil {
+		if err := executeInspect(w, tmpl, o); err != nil {
 			return err
-		}
-		if err := tmpl.Execute(w, generic); err != nil {
-			return fmt.Errorf("template: %w", err)
 		}
 		fmt.Fprintln(w)
 	}
 	return nil
+}
+
+// executeInspect runs tmpl over the typed object, as docker's CLI does, so
+// numbers stay integers ({{.Size}}, gt .Size 1000) and maps and structs
+// keep their types. A template the typed object cannot satisfy (a JSON
+// name such as .Id) runs again over the object's JSON, numbers kept as
+// written.
+func executeInspect(w io.Writer, tmpl *template.Template, o any) error {
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, o); err == nil {
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var generic any
+	if err := dec.Decode(&generic); err != nil {
+		return err
+	}
+	buf.Reset()
+	if err := tmpl.Execute(&buf, generic); err != nil {
+		return fmt.Errorf("template: %w", err)
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
 }
 
 // historyRow is one line of `history`, with docker's --format names.

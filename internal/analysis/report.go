@@ -10,7 +10,6 @@ import (
 
 	units "github.com/docker/go-units"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
@@ -397,7 +396,7 @@ func cacheFix(where string) string {
 
 // Stack is an image's layers, bottom first, each with the history line
 // that made it and its size (from size, the layer store's record).
-func Stack(cfg ocispec.Image, size func(chainID digest.Digest) (int64, error)) ([]Layer, error) {
+func Stack(cfg image.Config, size func(chainID digest.Digest) (int64, error)) ([]Layer, error) {
 	chain := image.ChainIDs(cfg.RootFS.DiffIDs)
 	out := make([]Layer, len(chain))
 	for i, id := range chain {

@@ -305,7 +305,7 @@ func (b *builder) export(ctx context.Context, st *stageState) (Result, error) {
 	n := b.begin("", "exporting to image")
 	id := st.id
 	if len(b.opts.Labels) > 0 {
-		cfg := st.cfg.clone()
+		cfg := image.CloneConfig(st.cfg)
 		if cfg.Config.Labels == nil {
 			cfg.Config.Labels = map[string]string{}
 		}

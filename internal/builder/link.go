@@ -85,7 +85,7 @@ func (b *builder) linkHit(ctx context.Context, st *stageState, c instructions.Co
 			return false, fmt.Errorf("replay link layer %s: got diffID %s", shortID(d), l.DiffID)
 		}
 	}
-	next := st.cfg.clone()
+	next := image.CloneConfig(st.cfg)
 	h := made.History[len(made.History)-1]
 	next.RootFS.DiffIDs = append(next.RootFS.DiffIDs, d)
 	next.History = append(next.History, h)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 
-	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 
@@ -17,40 +16,13 @@ import (
 	"github.com/strata-project/strata/internal/store"
 )
 
-// Config is an image config as the builder keeps it: the OCI config plus
-// docker's Healthcheck, OnBuild and Shell fields, which ocispec lacks. It
-// is what docker writes too, and image.ParseConfig reads it (unknown
-// fields are ignored there).
-type Config struct {
-	dockerspec.DockerOCIImage
-}
-
-func (c Config) clone() Config {
-	b, err := json.Marshal(c)
-	if err != nil {
-		panic(err) // a config always marshals
-	}
-	var out Config
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
-	}
-	return out
-}
-
-// loadConfig reads image id's config with the docker fields.
-func loadConfig(ctx context.Context, s *store.Store, id digest.Digest) (Config, error) {
+// loadConfig reads image id's config.
+func loadConfig(ctx context.Context, s *store.Store, id digest.Digest) (image.Config, error) {
 	b, err := s.Content.ReadAll(ctx, id)
 	if err != nil {
-		return Config{}, fmt.Errorf("image %s config: %w", shortID(id), err)
+		return image.Config{}, fmt.Errorf("image %s config: %w", shortID(id), err)
 	}
-	if _, err := image.ParseConfig(b); err != nil {
-		return Config{}, err
-	}
-	var c Config
-	if err := json.Unmarshal(b, &c); err != nil {
-		return Config{}, fmt.Errorf("image %s config: %w", shortID(id), err)
-	}
-	return c, nil
+	return image.ParseConfig(b)
 }
 
 // Buckets of the metadata file owned by this package.
@@ -63,14 +35,9 @@ type cacheEntry struct {
 }
 
 // putImage stores cfg as an image built on parent and returns its ID.
-// Storing an existing image changes nothing. The config goes in as bytes so
-// docker's Healthcheck, OnBuild and Shell fields survive.
-func (b *builder) putImage(ctx context.Context, cfg Config, parent digest.Digest, size int64) (digest.Digest, error) {
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return "", fmt.Errorf("marshal image config: %w", err)
-	}
-	return b.s.Images.CreateRaw(ctx, raw, image.CreateOptions{Parent: parent, Size: size})
+// Storing an existing image changes nothing.
+func (b *builder) putImage(ctx context.Context, cfg image.Config, parent digest.Digest, size int64) (digest.Digest, error) {
+	return b.s.Images.Create(ctx, cfg, image.CreateOptions{Parent: parent, Size: size})
 }
 
 // cacheGet returns the image a step key made, if it is still there.

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/archive"
+	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
@@ -105,7 +106,7 @@ func (b *builder) commit(ctx context.Context, w *work) (*layer.Layer, error) {
 func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instructions.RunCommand, src *sources) (*layer.Layer, error) {
 	args := runCommandLine(st, c)
 	if len(c.Files) > 0 {
-		args = append(append([]string{}, shellOf(st.cfg)...), heredocScript(c))
+		args = append(append([]string{}, image.Shell(st.cfg.Config)...), heredocScript(c))
 	}
 	network := b.opts.Network
 	for _, f := range c.FlagsUsed {

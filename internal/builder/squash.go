@@ -49,7 +49,7 @@ func (b *builder) squash(ctx context.Context, st *stageState) (*stageState, erro
 	if err != nil {
 		return nil, b.fail(ref, err)
 	}
-	cfg := st.cfg.clone()
+	cfg := image.CloneConfig(st.cfg)
 	cfg.RootFS.DiffIDs = append(append([]digest.Digest{}, diffs[:base.layers]...), l.DiffID)
 	for i := base.history; i < len(cfg.History); i++ {
 		cfg.History[i].EmptyLayer = true

@@ -22,15 +22,15 @@ import (
 
 // stageState is where a stage's build has got to.
 type stageState struct {
-	cfg    Config
-	id     digest.Digest // image of the last step ("" before the first)
-	key    digest.Digest // cache key of the last step
-	size   int64
-	miss   bool     // a step missed the cache: later steps run
-	args   []string // ARGs in scope, NAME=VALUE, in declaration order
-	cmdSet bool     // CMD was set in this stage
-	lex    *shell.Lex
-	base   baseState // where FROM left the stage, for --squash
+	cfg   image.Config
+	id    digest.Digest // image of the last step ("" before the first)
+	key   digest.Digest // cache key of the last step
+	size  int64
+	miss  bool          // a step missed the cache: later steps run
+	args  []string      // ARGs in scope, NAME=VALUE, in declaration order
+	apply image.Applier // config-only instructions; knows whether CMD was set in this stage
+	lex   *shell.Lex
+	base  baseState // where FROM left the stage, for --squash
 }
 
 // baseState is the image a stage starts from.
@@ -61,6 +61,7 @@ func (st *stageState) setArg(name, value string) {
 // runStage runs every instruction of one stage.
 func (b *builder) runStage(ctx context.Context, sp *stagePlan, deps map[int]*stageState) (*stageState, error) {
 	st := &stageState{lex: shell.NewLex(b.df.escape)}
+	st.apply.Words = func(w string) ([]string, error) { return st.lex.ProcessWords(w, st.env()) }
 	cmds := sp.stage.Commands
 	total := len(cmds) + 1
 	fromRef := b.begin(sp.name, b.stageLabel(sp, 1, total)+" FROM "+sp.base)
@@ -104,10 +105,10 @@ func (b *builder) from(ctx context.Context, sp *stagePlan, st *stageState, deps 
 	switch {
 	case sp.baseStage >= 0:
 		base := deps[sp.baseStage]
-		st.cfg, st.id, st.size = base.cfg.clone(), base.id, base.size
+		st.cfg, st.id, st.size = image.CloneConfig(base.cfg), base.id, base.size
 		st.key = digest.FromString("FROM stage " + string(base.key) + " " + string(base.id))
 	case strings.EqualFold(sp.base, "scratch"):
-		st.cfg = Config{}
+		st.cfg = image.Config{}
 		st.cfg.Platform = ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}
 		st.cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
 		st.key = digest.FromString("FROM scratch")
@@ -162,7 +163,7 @@ func (b *builder) fromDir(ctx context.Context, st *stageState, name, dir string)
 		return fmt.Errorf("import build context: %w", err)
 	}
 	t := b.now()
-	st.cfg = Config{}
+	st.cfg = image.Config{}
 	st.cfg.Created = &t
 	st.cfg.Platform = ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}
 	st.cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{l.DiffID}}
@@ -294,7 +295,7 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 // applyScope updates what a step changes besides the image.
 func (b *builder) applyScope(st *stageState, c instructions.Command) {
 	if _, ok := c.(*instructions.CmdCommand); ok {
-		st.cmdSet = true
+		st.apply.CmdSet = true
 	}
 }
 
@@ -388,17 +389,9 @@ func createdBy(st *stageState, c instructions.Command) string {
 	return strings.TrimSpace(displayCode(c)) + " # buildkit"
 }
 
-// shellOf is the stage's shell for shell-form commands.
-func shellOf(cfg Config) []string {
-	if len(cfg.Config.Shell) > 0 {
-		return cfg.Config.Shell
-	}
-	return []string{"/bin/sh", "-c"}
-}
-
 func runCommandLine(st *stageState, c *instructions.RunCommand) []string {
 	if c.PrependShell {
-		return append(append([]string{}, shellOf(st.cfg)...), strings.Join(c.CmdLine, " "))
+		return append(append([]string{}, image.Shell(st.cfg.Config)...), strings.Join(c.CmdLine, " "))
 	}
 	return c.CmdLine
 }

@@ -137,72 +137,16 @@ func (b *builder) inputs(ctx context.Context, sp *stagePlan, st *stageState, c i
 
 // execute runs a step that missed the cache and returns the new config and
 // the layer it made (nil for config-only steps).
-func (b *builder) execute(ctx context.Context, ref stepRef, sp *stagePlan, st *stageState, c instructions.Command, src *sources) (Config, *layer.Layer, error) {
-	cfg := st.cfg.clone()
-	ic := &cfg.Config
+func (b *builder) execute(ctx context.Context, ref stepRef, sp *stagePlan, st *stageState, c instructions.Command, src *sources) (image.Config, *layer.Layer, error) {
+	cfg := image.CloneConfig(st.cfg)
+	configOnly, err := st.apply.Apply(&cfg, c)
+	if err != nil {
+		return cfg, nil, b.df.at(c.Location(), "%v", err)
+	}
 	switch c := c.(type) {
-	case *instructions.EnvCommand:
-		for _, kv := range c.Env {
-			ic.Env = append(ic.Env, kv.Key+"="+kv.Value)
-		}
-		ic.Env = image.NormalizeEnv(ic.Env)
-	case *instructions.LabelCommand:
-		if ic.Labels == nil {
-			ic.Labels = map[string]string{}
-		}
-		for _, kv := range c.Labels {
-			ic.Labels[kv.Key] = kv.Value
-		}
-	case *instructions.MaintainerCommand:
-		cfg.Author = c.Maintainer
-	case *instructions.ExposeCommand:
-		env := st.env()
-		for _, p := range c.Ports {
-			ports, err := st.lex.ProcessWords(p, env)
-			if err != nil {
-				return cfg, nil, b.df.at(c.Location(), "EXPOSE %s: %v", p, err)
-			}
-			for _, port := range ports {
-				if !strings.Contains(port, "/") {
-					port += "/tcp"
-				}
-				if ic.ExposedPorts == nil {
-					ic.ExposedPorts = map[string]struct{}{}
-				}
-				ic.ExposedPorts[port] = struct{}{}
-			}
-		}
-	case *instructions.VolumeCommand:
-		for _, v := range c.Volumes {
-			if v == "" {
-				return cfg, nil, b.df.at(c.Location(), "VOLUME specified can not be an empty string")
-			}
-			if ic.Volumes == nil {
-				ic.Volumes = map[string]struct{}{}
-			}
-			ic.Volumes[v] = struct{}{}
-		}
-	case *instructions.UserCommand:
-		ic.User = c.User
-	case *instructions.CmdCommand:
-		ic.Cmd = commandLine(cfg, c.ShellDependantCmdLine)
-	case *instructions.EntrypointCommand:
-		ic.Entrypoint = commandLine(cfg, c.ShellDependantCmdLine)
-		if !st.cmdSet {
-			// docker: an ENTRYPOINT drops the CMD inherited from the base.
-			ic.Cmd = nil
-		}
-	case *instructions.ShellCommand:
-		ic.Shell = append([]string{}, c.Shell...)
-	case *instructions.StopSignalCommand:
-		ic.StopSignal = c.Signal
-	case *instructions.HealthCheckCommand:
-		ic.Healthcheck = c.Health
-	case *instructions.OnbuildCommand:
-		ic.OnBuild = append(ic.OnBuild, c.Expression)
 	case *instructions.WorkdirCommand:
-		ic.WorkingDir = image.JoinWorkdir(ic.WorkingDir, c.Path)
-		l, err := b.workdir(ctx, st, ic.WorkingDir)
+		// The applier set the working directory; a build also creates it.
+		l, err := b.workdir(ctx, st, cfg.Config.WorkingDir)
 		return cfg, l, err
 	case *instructions.RunCommand:
 		l, err := b.run(ctx, ref, st, c, src)
@@ -213,19 +157,11 @@ func (b *builder) execute(ctx context.Context, ref stepRef, sp *stagePlan, st *s
 	case *instructions.AddCommand:
 		l, err := b.copy(ctx, st, c.Location(), c.SourcesAndDest, c.Chown, c.Chmod, src, copyMode{add: true, link: c.Link})
 		return cfg, l, err
-	default:
+	}
+	if !configOnly {
 		return cfg, nil, b.df.at(c.Location(), "%s is not supported", strings.ToUpper(c.Name()))
 	}
 	return cfg, nil, nil
-}
-
-// commandLine is CMD/ENTRYPOINT's exec form; the shell form runs through
-// the stage's shell.
-func commandLine(cfg Config, c instructions.ShellDependantCmdLine) []string {
-	if c.PrependShell {
-		return append(append([]string{}, shellOf(cfg)...), strings.Join(c.CmdLine, " "))
-	}
-	return append([]string{}, c.CmdLine...)
 }
 
 // heredocRunnable tells whether a RUN with heredocs has a form the

@@ -33,9 +33,9 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
@@ -102,8 +102,8 @@ type Container struct {
 	Config      Config        `json:"config"`
 	// ImageConfig is the image's config as it was at create: the container
 	// keeps running the same thing even if the image is removed (rmi -f).
-	ImageConfig ocispec.ImageConfig `json:"imageConfig"`
-	State       State               `json:"state"`
+	ImageConfig image.RunConfig `json:"imageConfig"`
+	State       State           `json:"state"`
 }
 
 // ShortID is the 12-digit form of the ID that docker prints.

@@ -54,7 +54,7 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 		if err != nil {
 			return err
 		}
-		if _, err := oci.Args(img.Config.Config, cfg.Entrypoint, cfg.EntrypointSet, cfg.Cmd); err != nil {
+		if _, err := oci.Args(img.Config.Config.ImageConfig, cfg.Entrypoint, cfg.EntrypointSet, cfg.Cmd); err != nil {
 			return err
 		}
 		if cfg.Hostname == "" {

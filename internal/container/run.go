@@ -280,7 +280,7 @@ func (m *Manager) mountRootfs(ctx context.Context, c Container, rootfs string) e
 func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 	dir := m.Dir(c.ID)
 	o := oci.SpecOptions{
-		Image:      c.ImageConfig,
+		Image:      c.ImageConfig.ImageConfig,
 		Entrypoint: c.Config.Entrypoint, EntrypointSet: c.Config.EntrypointSet,
 		Cmd: c.Config.Cmd, Env: c.Config.Env, WorkingDir: c.Config.WorkingDir,
 		User: c.Config.User, Hostname: c.Config.Hostname,

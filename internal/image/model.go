@@ -1,11 +1,13 @@
-// Package image is strata's OCI image model (config, chainIDs, history) and
-// the image store: which configs exist and which names point at them.
+// Package image is strata's image model (config, chainIDs, history), the
+// one applier of config-changing instructions, and the image store: which
+// configs exist and which names point at them.
 package image
 
 import (
 	_ "crypto/sha256" // go-digest needs sha256 registered
 	"encoding/json"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -54,7 +56,7 @@ func ShortID(d digest.Digest) string {
 }
 
 // MarshalConfig gives the config's canonical bytes; their digest is the image ID.
-func MarshalConfig(c ocispec.Image) ([]byte, digest.Digest, error) {
+func MarshalConfig(c Config) ([]byte, digest.Digest, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, "", fmt.Errorf("marshal image config: %w", err)
@@ -64,8 +66,8 @@ func MarshalConfig(c ocispec.Image) ([]byte, digest.Digest, error) {
 
 // ParseConfig reads an image config and checks that it can describe a root
 // filesystem: rootfs type "layers" and well-formed diffIDs.
-func ParseConfig(b []byte) (ocispec.Image, error) {
-	var c ocispec.Image
+func ParseConfig(b []byte) (Config, error) {
+	var c Config
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("parse image config: %w", err)
 	}
@@ -83,7 +85,7 @@ func ParseConfig(b []byte) (ocispec.Image, error) {
 // HistoryLayers pairs each non-empty history entry with its layer index, so
 // `history` can show a size beside the step that made each layer. Entries
 // beyond the recorded layers (malformed configs) get -1.
-func HistoryLayers(c ocispec.Image) []int {
+func HistoryLayers(c Config) []int {
 	out := make([]int, len(c.History))
 	next := 0
 	for i, h := range c.History {
@@ -140,4 +142,16 @@ func NormalizeEnv(env []string) []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// JoinWorkdir resolves a WORKDIR p against the current working directory,
+// as docker does ("" counts as "/").
+func JoinWorkdir(cur, p string) string {
+	if !path.IsAbs(p) {
+		if cur == "" {
+			cur = "/"
+		}
+		p = path.Join(cur, p)
+	}
+	return path.Clean(p)
 }

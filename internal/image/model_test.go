@@ -26,14 +26,13 @@ func TestChainIDs(t *testing.T) {
 }
 
 func TestHistoryLayers(t *testing.T) {
-	c := ocispec.Image{
-		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromString("1"), digest.FromString("2")}},
-		History: []ocispec.History{
-			{CreatedBy: "ADD rootfs"},
-			{CreatedBy: "ENV A=b", EmptyLayer: true},
-			{CreatedBy: "RUN x"},
-			{CreatedBy: "broken extra"},
-		},
+	var c Config
+	c.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromString("1"), digest.FromString("2")}}
+	c.History = []ocispec.History{
+		{CreatedBy: "ADD rootfs"},
+		{CreatedBy: "ENV A=b", EmptyLayer: true},
+		{CreatedBy: "RUN x"},
+		{CreatedBy: "broken extra"},
 	}
 	got := HistoryLayers(c)
 	want := []int{0, -1, 1, -1}

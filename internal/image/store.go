@@ -11,7 +11,6 @@ import (
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/content"
@@ -38,7 +37,7 @@ type record struct {
 // Image is one stored image.
 type Image struct {
 	ID       digest.Digest
-	Config   ocispec.Image
+	Config   Config
 	Names    []string // normalized references pointing at it, sorted
 	Added    time.Time
 	Parent   digest.Digest
@@ -92,7 +91,7 @@ type CreateOptions struct {
 
 // Create stores config and records the image; creating an image that exists
 // only adds the names. It returns the image ID.
-func (s *Store) Create(ctx context.Context, cfg ocispec.Image, opts CreateOptions) (digest.Digest, error) {
+func (s *Store) Create(ctx context.Context, cfg Config, opts CreateOptions) (digest.Digest, error) {
 	b, _, err := MarshalConfig(cfg)
 	if err != nil {
 		return "", err
@@ -100,9 +99,8 @@ func (s *Store) Create(ctx context.Context, cfg ocispec.Image, opts CreateOption
 	return s.CreateRaw(ctx, b, opts)
 }
 
-// CreateRaw is Create for config bytes made elsewhere (a builder config with
-// docker's extra fields, a pulled config): they are kept byte for byte, so
-// the image ID is their digest.
+// CreateRaw is Create for config bytes made elsewhere (a pulled config):
+// they are kept byte for byte, so the image ID is their digest.
 func (s *Store) CreateRaw(ctx context.Context, config []byte, opts CreateOptions) (digest.Digest, error) {
 	if _, err := ParseConfig(config); err != nil {
 		return "", err

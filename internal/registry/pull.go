@@ -21,7 +21,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
@@ -75,7 +74,7 @@ func pull(ctx context.Context, s *store.Store, ref string, opts Options, jobs in
 		return image.Image{}, err
 	}
 	if explicitPlatform {
-		if err := checkConfigPlatform(p.config, plat); err != nil {
+		if err := checkConfigPlatform(p.config.Image, plat); err != nil {
 			return image.Image{}, fmt.Errorf("%s: %w", reference.FamiliarString(named), err)
 		}
 	}
@@ -103,7 +102,7 @@ type puller struct {
 	mdigest   digest.Digest
 	layers    []v1.Descriptor
 	configRaw []byte
-	config    ocispec.Image
+	config    image.Config
 }
 
 // resolve fetches the manifest (through the index, if there is one) and the

@@ -16,14 +16,14 @@ import (
 
 // CommitOptions are `strata commit`'s inputs.
 type CommitOptions struct {
-	SnapshotKey string              // the container's active snapshot
-	Image       digest.Digest       // the image the container runs
-	Config      ocispec.ImageConfig // the container's effective config
-	CreatedBy   string              // history line: the container's command
-	Changes     []string            // -c Dockerfile instructions
-	Message     string              // -m
-	Author      string              // -a
-	Ref         reference.Named     // new tag, or nil
+	SnapshotKey string          // the container's active snapshot
+	Image       digest.Digest   // the image the container runs
+	Config      image.RunConfig // the container's config (container.RunConfig)
+	CreatedBy   string          // history line: the container's command
+	Changes     []string        // -c Dockerfile instructions
+	Message     string          // -m
+	Author      string          // -a
+	Ref         reference.Named // new tag, or nil
 }
 
 // CommitContainer makes a new image: the container's image plus one layer
@@ -31,11 +31,10 @@ type CommitOptions struct {
 // written, so the cost follows the size of the change, not of the image.
 // The container keeps running on its own snapshot.
 func (s *Store) CommitContainer(ctx context.Context, opts CommitOptions) (digest.Digest, error) {
-	cfg := opts.Config
-	for _, ch := range opts.Changes {
-		if err := image.ApplyChange(&cfg, ch); err != nil {
-			return "", err
-		}
+	// Changes go first: a bad one fails the commit before any work.
+	changed := image.Config{Config: opts.Config}
+	if err := image.ApplyChanges(&changed, opts.Changes); err != nil {
+		return "", err
 	}
 	var id digest.Digest
 	err := s.Shared(ctx, func() error {
@@ -57,7 +56,7 @@ func (s *Store) CommitContainer(ctx context.Context, opts CommitOptions) (digest
 		img := base.Config
 		img.Created = &now
 		img.Author = opts.Author
-		img.Config = cfg
+		img.Config = changed.Config
 		img.RootFS.DiffIDs = append(append([]digest.Digest{}, base.Config.RootFS.DiffIDs...), l.DiffID)
 		img.History = append(append([]ocispec.History{}, base.Config.History...), ocispec.History{
 			Created: &now, CreatedBy: opts.CreatedBy, Comment: opts.Message, Author: opts.Author,

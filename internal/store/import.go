@@ -28,7 +28,8 @@ type ImportOptions struct {
 // gzip, zstd, xz or bzip2). The tar is read once: decompressed, hashed,
 // recorded and extracted into the layer's snapshot in one pass.
 func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (digest.Digest, error) {
-	cfg := ocispec.Image{Platform: ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}}
+	var cfg image.Config
+	cfg.Platform = ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}
 	if opts.Platform != "" {
 		p, err := image.ParsePlatform(opts.Platform)
 		if err != nil {
@@ -36,10 +37,8 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 		}
 		cfg.Platform = p
 	}
-	for _, ch := range opts.Changes {
-		if err := image.ApplyChange(&cfg.Config, ch); err != nil {
-			return "", err
-		}
+	if err := image.ApplyChanges(&cfg, opts.Changes); err != nil {
+		return "", err
 	}
 	var id digest.Digest
 	err := s.Shared(ctx, func() error {
