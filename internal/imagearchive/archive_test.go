@@ -45,7 +45,9 @@ func makeImage(t *testing.T, s *store.Store, ref string, cmd string, layers ...[
 	t.Helper()
 	ctx := context.Background()
 	var parent digest.Digest
-	cfg := ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: "amd64"}, RootFS: ocispec.RootFS{Type: "layers"}}
+	var cfg image.Config
+	cfg.Platform = ocispec.Platform{OS: "linux", Architecture: "amd64"}
+	cfg.RootFS = ocispec.RootFS{Type: "layers"}
 	cfg.Config.Cmd = []string{cmd}
 	for _, b := range layers {
 		l, err := s.Layers.Unpack(ctx, parent, bytes.NewReader(b))
