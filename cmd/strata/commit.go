@@ -142,21 +142,23 @@ func newCpCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A running container is paused while the copy runs, as docker
+			// does: every open is resolved inside its root anyway, but a
+			// directory walk reads by path below what was opened.
 			return m.WithRootfs(c.Context(), ctr, func(rootfs string) error {
-				if srcCtr != "" {
-					if dstPath == "-" {
-						full, err := (cp.Endpoint{Root: rootfs, Path: srcPath, FollowLink: follow}).ResolveSource()
-						if err != nil {
-							return err
+				return m.Frozen(c.Context(), ctr, func() error {
+					if srcCtr != "" {
+						src := cp.Endpoint{Root: rootfs, Path: srcPath, FollowLink: follow}
+						if dstPath == "-" {
+							return cp.WriteSource(c.Context(), c.OutOrStdout(), src)
 						}
-						return cp.WriteTar(c.Context(), c.OutOrStdout(), full, baseName(full))
+						return cp.Copy(c.Context(), src, cp.Endpoint{Root: "/", Path: dstPath})
 					}
-					return cp.Copy(c.Context(), cp.Endpoint{Root: rootfs, Path: srcPath, FollowLink: follow}, cp.Endpoint{Root: "/", Path: dstPath})
-				}
-				if srcPath == "-" {
-					return cp.Extract(c.Context(), os.Stdin, cp.Endpoint{Root: rootfs, Path: dstPath})
-				}
-				return cp.Copy(c.Context(), cp.Endpoint{Root: "/", Path: srcPath, FollowLink: follow}, cp.Endpoint{Root: rootfs, Path: dstPath})
+					if srcPath == "-" {
+						return cp.Extract(c.Context(), os.Stdin, cp.Endpoint{Root: rootfs, Path: dstPath})
+					}
+					return cp.Copy(c.Context(), cp.Endpoint{Root: "/", Path: srcPath, FollowLink: follow}, cp.Endpoint{Root: rootfs, Path: dstPath})
+				})
 			})
 		},
 	}
@@ -174,12 +176,4 @@ func splitCpArg(arg string) (ctr, p string) {
 		return arg[:i], arg[i+1:]
 	}
 	return "", arg
-}
-
-func baseName(p string) string {
-	p = strings.TrimRight(p, "/")
-	if i := strings.LastIndex(p, "/"); i >= 0 {
-		return p[i+1:]
-	}
-	return p
 }

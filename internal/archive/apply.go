@@ -29,6 +29,14 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (in
 		return 0, fmt.Errorf("apply layer to %s: %w", root, err)
 	}
 	defer rt.Close()
+	return ApplyRoot(ctx, rt, r, opts)
+}
+
+// ApplyRoot is Apply into a root the caller holds open, for a directory
+// inside a rootfs that must be resolved in-root (rootfs.Root.Sub) rather
+// than by a host path a running container could redirect.
+func ApplyRoot(ctx context.Context, rt *rootfs.Root, r io.Reader, opts ApplyOptions) (int64, error) {
+	root := rt.Name()
 	buf := getBuf()
 	defer putBuf(buf)
 	a := &applier{
@@ -146,9 +154,11 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return fmt.Errorf("entry for the root is not a directory: %w", ErrBreakout)
 	}
 	dir, base := splitRel(rel)
-	kind, target, err := classify(base)
-	if err != nil {
-		return err
+	kind, target := entryPlain, ""
+	if a.opts.Whiteouts != WhiteoutNone {
+		if kind, target, err = classify(base); err != nil {
+			return err
+		}
 	}
 	switch kind {
 	case entryMeta:

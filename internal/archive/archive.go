@@ -44,6 +44,10 @@ const (
 	// WhiteoutOverlay: root is an overlay layer dir. .wh.NAME becomes a 0/0 char
 	// device NAME; .wh..wh..opq sets trusted.overlay.opaque=y on the dir.
 	WhiteoutOverlay
+	// WhiteoutNone: the tar is not a layer (docker cp, ADD of a local
+	// archive, a tar build context): .wh.* names are ordinary files,
+	// written as they are, as docker does.
+	WhiteoutNone
 )
 
 func (m WhiteoutMode) String() string {
@@ -52,6 +56,8 @@ func (m WhiteoutMode) String() string {
 		return "delete"
 	case WhiteoutOverlay:
 		return "overlay"
+	case WhiteoutNone:
+		return "none"
 	}
 	return "WhiteoutMode(?)"
 }

@@ -1,9 +1,11 @@
 // Package cp copies files between the host and a container's root
 // filesystem with `docker cp`'s rules. A copy is a tar stream: the source is
 // written as a tar whose top entry carries the name the destination rules
-// give it, and the stream is extracted with archive.Apply, which never
-// writes outside the directory it extracts into. Paths inside a container
-// are resolved inside its root, symlinks included.
+// give it, and the stream is extracted with archive.ApplyRoot with no
+// whiteout handling (a cp tar is not a layer). Both ends are opened through
+// rootfs.Root: each path is resolved inside its root at the moment it is
+// opened, never resolved to a string and reopened, so a running container
+// swapping a directory for a symlink cannot redirect a copy to the host.
 package cp
 
 import (
@@ -15,11 +17,13 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/archive"
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // Endpoint is one side of a copy: a path inside a root filesystem. The
@@ -33,40 +37,73 @@ type Endpoint struct {
 	FollowLink bool
 }
 
-// Resolve is the endpoint's path on the host, resolved inside Root.
-func (e Endpoint) Resolve() (string, error) {
+// rel is the endpoint's path relative to its root: a relative host path
+// is taken from the working directory, a container path from its root.
+func (e Endpoint) rel() (string, error) {
+	p := e.Path
 	if e.Root == "/" {
-		return filepath.Abs(e.Path)
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "", err
+		}
+		p = abs
 	}
-	return securejoin.SecureJoin(e.Root, e.Path)
+	return rootfs.Clean(p), nil
 }
 
-// ResolveSource is the endpoint's path on the host when it is the source of
-// a copy: like Resolve, but a final symlink stays unresolved unless
-// FollowLink is set or the path ends in "/" or "/." (which name what the
-// link points to, as they do for the kernel).
-func (e Endpoint) ResolveSource() (string, error) {
+// source is the opened source of a copy: fd holds what the path named at
+// the moment it was resolved (inside its root), so reading it never
+// resolves the path again.
+type source struct {
+	f    *os.File // O_PATH
+	fi   os.FileInfo
+	name string // base name of what was opened (a followed link's target)
+}
+
+// full is a path the kernel resolves to the opened inode itself.
+func (s *source) full() string {
+	p := "/proc/self/fd/" + strconv.Itoa(int(s.f.Fd()))
+	if s.fi.IsDir() {
+		p += "/."
+	}
+	return p
+}
+
+// openSource resolves the source endpoint inside its root. A final
+// symlink stays unresolved unless FollowLink is set or the path ends in
+// "/" or "/." (which name what the link points to, as for the kernel).
+func openSource(e Endpoint) (*source, error) {
+	rel, err := e.rel()
+	if err != nil {
+		return nil, err
+	}
+	root, err := rootfs.Open(e.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
 	base := path.Base(e.Path)
 	follow := e.FollowLink || strings.HasSuffix(e.Path, "/") || base == "." || base == ".."
-	if e.Root == "/" {
-		full, err := filepath.Abs(e.Path)
-		if err != nil || !follow {
-			return full, err
-		}
-		if target, err := filepath.EvalSymlinks(full); err == nil {
-			return target, nil
-		}
-		return full, nil // missing: Copy reports it
-	}
-	if follow {
-		return e.Resolve()
-	}
-	clean := path.Clean("/" + e.Path)
-	dir, err := securejoin.SecureJoin(e.Root, path.Dir(clean))
+	fd, err := root.OpenPath(rel, follow)
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("could not find the file %s: %w", e.Path, err)
 	}
-	return filepath.Join(dir, path.Base(clean)), nil
+	f := os.NewFile(uintptr(fd), e.Path)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if strings.HasSuffix(e.Path, "/") && !fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a directory", e.Path)
+	}
+	where, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &source{f: f, fi: fi, name: filepath.Base(where)}, nil
 }
 
 // Copy copies src to dst with docker cp's rules:
@@ -75,30 +112,40 @@ func (e Endpoint) ResolveSource() (string, error) {
 //   - a directory onto a missing path creates it with the source's contents,
 //     onto a directory goes inside it, or with SRC ending in "/." its
 //     contents do; onto a file is an error.
+//
+// Both sides are resolved inside their roots when they are opened: a
+// container that swaps a directory for a symlink while the copy runs can
+// redirect it only within its own root. Walking a source directory reads
+// by path below the opened directory, so a running container is paused
+// for the copy by the caller (as docker does).
 func Copy(ctx context.Context, src, dst Endpoint) error {
-	srcFull, err := src.ResolveSource()
+	s, err := openSource(src)
 	if err != nil {
 		return err
 	}
-	sfi, err := os.Lstat(srcFull)
-	if err != nil {
-		return fmt.Errorf("could not find the file %s: %w", src.Path, err)
-	}
-	if strings.HasSuffix(src.Path, "/") && !sfi.IsDir() {
-		return fmt.Errorf("%s: not a directory", src.Path)
-	}
-	contentsOnly := sfi.IsDir() && (strings.HasSuffix(src.Path, "/.") || src.Path == ".")
-	dstFull, err := dst.Resolve()
+	defer s.f.Close()
+	contentsOnly := s.fi.IsDir() && (strings.HasSuffix(src.Path, "/.") || src.Path == ".")
+	droot, err := rootfs.Open(dst.Root)
 	if err != nil {
 		return err
 	}
-	into, name, err := placement(sfi.IsDir(), contentsOnly, filepath.Base(srcFull), dst.Path, dstFull)
+	defer droot.Close()
+	drel, err := dst.rel()
 	if err != nil {
 		return err
 	}
+	into, name, err := placement(droot, s.fi.IsDir(), contentsOnly, s.name, dst.Path, drel)
+	if err != nil {
+		return err
+	}
+	sub, err := droot.Sub(into)
+	if err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src.Path, dst.Path, err)
+	}
+	defer sub.Close()
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(WriteTar(ctx, pw, srcFull, name)) }()
-	_, err = archive.Apply(ctx, into, pr, archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete})
+	go func() { pw.CloseWithError(writeTar(ctx, pw, s, name)) }()
+	_, err = archive.ApplyRoot(ctx, sub, pr, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
 	pr.CloseWithError(err)
 	if err != nil {
 		return fmt.Errorf("copy %s to %s: %w", src.Path, dst.Path, err)
@@ -106,53 +153,61 @@ func Copy(ctx context.Context, src, dst Endpoint) error {
 	return nil
 }
 
-// placement decides the directory to extract into and the name the
-// source's top entry takes there ("" = the source's contents go straight in).
-func placement(srcIsDir, contentsOnly bool, srcBase, dstPath, dstFull string) (into, name string, err error) {
-	dfi, err := os.Stat(dstFull)
+// placement decides the directory to extract into (relative to root) and
+// the name the source's top entry takes there ("" = the source's contents
+// go straight in).
+func placement(root *rootfs.Root, srcIsDir, contentsOnly bool, srcBase, dstPath, rel string) (into, name string, err error) {
+	st, err := root.Stat(rel)
 	switch {
-	case err == nil && dfi.IsDir():
+	case err == nil && rootfs.IsDir(&st):
 		if contentsOnly {
-			return dstFull, "", nil
+			return rel, "", nil
 		}
-		return dstFull, srcBase, nil
+		return rel, srcBase, nil
 	case err == nil:
 		if srcIsDir {
 			return "", "", fmt.Errorf("cannot copy a directory to a file: %s", dstPath)
 		}
-		return filepath.Dir(dstFull), filepath.Base(dstFull), nil
+		return path.Dir(rel), path.Base(rel), nil
 	case errors.Is(err, os.ErrNotExist):
 		if strings.HasSuffix(dstPath, "/") && !srcIsDir {
 			return "", "", fmt.Errorf("destination directory %s must exist", dstPath)
 		}
-		parent := filepath.Dir(dstFull)
-		if pfi, err := os.Stat(parent); err != nil || !pfi.IsDir() {
+		parent := path.Dir(rel)
+		if pst, err := root.Stat(parent); err != nil || !rootfs.IsDir(&pst) {
 			return "", "", fmt.Errorf("destination %s: parent directory does not exist", dstPath)
 		}
-		return parent, filepath.Base(dstFull), nil
+		return parent, path.Base(rel), nil
 	default:
 		return "", "", err
 	}
 }
 
-// WriteTar writes the tree at full as a tar whose top entry is named name
-// (name "" puts a directory's contents at the top). Entries are streamed:
-// a directory's own tar comes from archive.WriteTreeDiff and only its names
-// are rewritten.
-func WriteTar(ctx context.Context, w io.Writer, full, name string) error {
-	fi, err := os.Lstat(full)
+// WriteSource writes src as a tar to w, its top entry named like the
+// source (docker cp with "-" as the destination).
+func WriteSource(ctx context.Context, w io.Writer, src Endpoint) error {
+	s, err := openSource(src)
 	if err != nil {
 		return err
 	}
+	defer s.f.Close()
+	return writeTar(ctx, w, s, s.name)
+}
+
+// writeTar writes the opened source as a tar whose top entry is named name
+// (name "" puts a directory's contents at the top). Entries are streamed:
+// a directory's own tar comes from archive.WriteTreeDiff and only its names
+// are rewritten.
+func writeTar(ctx context.Context, w io.Writer, s *source, name string) error {
 	tw := tar.NewWriter(w)
-	if !fi.IsDir() {
-		if err := writeOne(tw, full, fi, name); err != nil {
+	if !s.fi.IsDir() {
+		if err := writeOne(tw, s, name); err != nil {
 			return err
 		}
 		return tw.Close()
 	}
 	if name != "" {
-		h, err := tar.FileInfoHeader(fi, "")
+		h, err := tar.FileInfoHeader(s.fi, "")
 		if err != nil {
 			return err
 		}
@@ -162,7 +217,7 @@ func WriteTar(ctx context.Context, w io.Writer, full, name string) error {
 		}
 	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(archive.WriteTreeDiff(ctx, pw, "", full, archive.DiffOptions{})) }()
+	go func() { pw.CloseWithError(archive.WriteTreeDiff(ctx, pw, "", s.full(), archive.DiffOptions{})) }()
 	defer pr.Close()
 	tr := tar.NewReader(pr)
 	for {
@@ -194,15 +249,17 @@ func WriteTar(ctx context.Context, w io.Writer, full, name string) error {
 	return tw.Close()
 }
 
-func writeOne(tw *tar.Writer, full string, fi os.FileInfo, name string) error {
+func writeOne(tw *tar.Writer, s *source, name string) error {
 	link := ""
-	if fi.Mode()&os.ModeSymlink != 0 {
-		var err error
-		if link, err = os.Readlink(full); err != nil {
-			return err
+	if s.fi.Mode()&os.ModeSymlink != 0 {
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(int(s.f.Fd()), "", buf)
+		if err != nil {
+			return &os.PathError{Op: "readlink", Path: s.f.Name(), Err: err}
 		}
+		link = string(buf[:n])
 	}
-	h, err := tar.FileInfoHeader(fi, link)
+	h, err := tar.FileInfoHeader(s.fi, link)
 	if err != nil {
 		return err
 	}
@@ -210,10 +267,11 @@ func writeOne(tw *tar.Writer, full string, fi os.FileInfo, name string) error {
 	if err := tw.WriteHeader(h); err != nil {
 		return err
 	}
-	if !fi.Mode().IsRegular() {
+	if !s.fi.Mode().IsRegular() {
 		return nil
 	}
-	f, err := os.Open(full)
+	// Reopening the O_PATH fd through /proc reads the inode it holds.
+	f, err := os.Open(s.full())
 	if err != nil {
 		return err
 	}
@@ -230,16 +288,24 @@ func normalize(h *tar.Header, name string) {
 }
 
 // Extract unpacks the tar stream r into the directory dst, which must exist
-// (docker cp with "-" as the source).
+// (docker cp with "-" as the source). The stream is not a layer: .wh.*
+// names are written as files, as docker does.
 func Extract(ctx context.Context, r io.Reader, dst Endpoint) error {
-	full, err := dst.Resolve()
+	rel, err := dst.rel()
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(full); err != nil || !fi.IsDir() {
+	root, err := rootfs.Open(dst.Root)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	sub, err := root.Sub(rel)
+	if err != nil {
 		return fmt.Errorf("destination %s must be an existing directory", dst.Path)
 	}
-	if _, err := archive.Apply(ctx, full, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete}); err != nil {
+	defer sub.Close()
+	if _, err := archive.ApplyRoot(ctx, sub, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone}); err != nil {
 		return fmt.Errorf("extract to %s: %w", dst.Path, err)
 	}
 	return nil

@@ -42,6 +42,16 @@ func (r *Root) pathErr(op, rel string, err error) error {
 	return &os.PathError{Op: op, Path: path.Join(r.name, Clean(rel)), Err: err}
 }
 
+// Sub holds the directory rel (resolved inside r, symlinks followed in
+// root) open as a Root of its own: paths given to it cannot leave it.
+func (r *Root) Sub(rel string) (*Root, error) {
+	fd, err := r.openat2(rel, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, r.pathErr("open", rel, err)
+	}
+	return &Root{fd: fd, cacheFd: -1, name: path.Join(r.name, Clean(rel))}, nil
+}
+
 // OpenFile opens rel like os.OpenFile. Every component, the last included,
 // is resolved inside the root; O_NOFOLLOW in flag keeps a final symlink from
 // being followed (ELOOP), O_CREAT|O_EXCL never follows one.
