@@ -417,6 +417,8 @@ func (c *copier) extract(ctx context.Context, archivePath, dest string) error {
 		return err
 	}
 	defer r.Close()
-	_, err = archive.Apply(ctx, full, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete})
+	// A local archive is not a layer: .wh.* names are plain files, as docker
+	// writes them.
+	_, err = archive.Apply(ctx, full, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
 	return err
 }

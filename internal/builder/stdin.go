@@ -33,8 +33,9 @@ func StdinContext(ctx context.Context, r io.Reader, dir string) (contextDir, doc
 			return "", "", fmt.Errorf("build context from stdin: %w", err)
 		}
 		defer zr.Close()
-		// Apply keeps every entry inside contextDir, whatever the names.
-		if _, err := archive.Apply(ctx, contextDir, zr, archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete}); err != nil {
+		// Apply keeps every entry inside contextDir, whatever the names;
+		// a context is not a layer, so .wh.* names are plain files.
+		if _, err := archive.Apply(ctx, contextDir, zr, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone}); err != nil {
 			return "", "", fmt.Errorf("build context from stdin: %w", err)
 		}
 		return contextDir, "", nil
