@@ -160,9 +160,16 @@ func newRmCmd(g *globals) *cobra.Command {
 		Short: "Remove one or more containers",
 		Args:  minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return eachContainer(c, g, args, func(m *container.Manager, ctr container.Container) error {
+			err := eachContainer(c, g, args, func(m *container.Manager, ctr container.Container) error {
 				return m.Remove(c.Context(), ctr, force)
 			})
+			// docker: with -f, a container that is already gone is
+			// reported but is no failure (cleanup scripts run under set -e).
+			var ee exitError
+			if force && errors.As(err, &ee) && ee.onlyMissing {
+				return nil
+			}
+			return err
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "force the removal of a running container (uses SIGKILL)")
@@ -181,20 +188,22 @@ func eachContainer(c *cobra.Command, g *globals, refs []string, fn func(*contain
 
 // forEachContainer is eachContainer with the manager already open.
 func forEachContainer(c *cobra.Command, m *container.Manager, refs []string, fn func(*container.Manager, container.Container) error) error {
-	var failed error
+	var failed *exitError
 	for _, ref := range refs {
 		ctr, err := m.Get(c.Context(), ref)
 		if err == nil {
 			err = fn(m, ctr)
 		}
 		if err != nil {
-			fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
-			failed = exitError{code: 1}
+			failed = failed.add(c.ErrOrStderr(), err)
 			continue
 		}
 		fmt.Fprintln(c.OutOrStdout(), ref)
 	}
-	return failed
+	if failed == nil {
+		return nil
+	}
+	return *failed
 }
 
 func newStopCmd(g *globals) *cobra.Command {

@@ -15,8 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-project/strata/internal/container"
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
-	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -256,7 +256,7 @@ func newRmiCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var failed error
+			var failed *exitError
 			for _, ref := range args {
 				res, err := s.RemoveImage(c.Context(), ref, force, !noPrune, imageUsers(s))
 				for _, u := range res.Untagged {
@@ -266,11 +266,17 @@ func newRmiCmd(g *globals) *cobra.Command {
 					fmt.Fprintln(c.OutOrStdout(), "Deleted:", d)
 				}
 				if err != nil {
-					fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
-					failed = exitError{code: 1}
+					failed = failed.add(c.ErrOrStderr(), err)
 				}
 			}
-			return failed
+			switch {
+			case failed == nil:
+				return nil
+			case force && failed.onlyMissing:
+				// docker: -f reports missing images but does not fail.
+				return nil
+			}
+			return *failed
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "force removal of the image")
@@ -410,7 +416,7 @@ func newInspectCmd(g *globals) *cobra.Command {
 			}
 			v, err := lookupImage(c, s, ref)
 			if store.IsNotFound(err) {
-				return nil, fmt.Errorf("%s: no such object: %w", ref, metadata.ErrNotFound)
+				return nil, errdefs.NotFound("object", ref)
 			}
 			return v, err
 		})

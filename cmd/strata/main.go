@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -41,17 +43,23 @@ func run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
+	return report(os.Stderr, err)
+}
+
+// report prints err as docker would and returns the exit status: the one
+// place where error kinds become messages and exit codes.
+func report(w io.Writer, err error) int {
 	var ee exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "Error:", message(ee.err))
+			fmt.Fprintln(w, "Error:", message(ee.err))
 		}
 		return ee.code
 	}
-	fmt.Fprintln(os.Stderr, "Error:", message(err))
+	fmt.Fprintln(w, "Error:", message(err))
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(os.Stderr, "See '%s --help'.\n", ue.cmd)
+		fmt.Fprintf(w, "See '%s --help'.\n", ue.cmd)
 		return 125
 	}
 	return 1
@@ -61,6 +69,21 @@ func run(ctx context.Context, args []string) int {
 type exitError struct {
 	code int
 	err  error // printed when not nil
+	// onlyMissing: every failure it stands for was a lookup that found
+	// nothing (rm -f and rmi -f do not fail for those).
+	onlyMissing bool
+}
+
+// add prints err for one of several objects a command works on and
+// returns the command's exit error so far (nil: no failure yet).
+func (e *exitError) add(w io.Writer, err error) *exitError {
+	fmt.Fprintln(w, "Error:", message(err))
+	missing := errdefs.IsNotFound(err)
+	if e == nil {
+		return &exitError{code: 1, onlyMissing: missing}
+	}
+	e.onlyMissing = e.onlyMissing && missing
+	return e
 }
 
 func (e exitError) Error() string {
@@ -79,21 +102,37 @@ type usageError struct {
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// message turns internal errors into docker's wording where users expect it.
+// message is what the user reads for err: a lookup that found nothing in
+// docker's words alone ("No such image: NAME"), anything else as wrapped,
+// and never a name so long that it buries the message.
 func message(err error) string {
-	if store.IsNoSuchImage(err) {
-		s := err.Error()
-		// "NAME: no such image: not found" -> "No such image: NAME"
-		if i := strings.Index(s, ": no such image"); i >= 0 {
-			return "No such image: " + s[:i]
+	var nf *errdefs.NotFoundError
+	if errors.As(err, &nf) {
+		return shortenWords(nf.Error())
+	}
+	return shortenWords(err.Error())
+}
+
+// maxWord is the longest run of non-space characters an error message
+// shows whole; longer ones (a 10,000-character name) keep their ends.
+const maxWord = 256
+
+func shortenWords(s string) string {
+	if len(s) <= maxWord {
+		return s
+	}
+	words := strings.Fields(s)
+	changed := false
+	for i, w := range words {
+		if r := []rune(w); len(r) > maxWord {
+			words[i] = fmt.Sprintf("%s...%s (%d characters)", string(r[:maxWord/2]), string(r[len(r)-16:]), len(r))
+			changed = true
 		}
-		return "No such image"
 	}
-	s := err.Error()
-	if i := strings.Index(s, ": no such object"); i >= 0 {
-		return "No such object: " + s[:i]
+	if !changed {
+		return s
 	}
-	return s
+	return strings.Join(words, " ")
 }
 
 func newRootCmd(g *globals) *cobra.Command {

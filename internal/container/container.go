@@ -23,7 +23,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,6 +34,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/oci"
@@ -109,21 +109,11 @@ type Container struct {
 // ShortID is the 12-digit form of the ID that docker prints.
 func (c Container) ShortID() string { return c.ID[:12] }
 
-// ErrNoSuchContainer is wrapped by lookups that find nothing. It also wraps
-// metadata.ErrNotFound, so store.IsNotFound recognises it.
-var ErrNoSuchContainer = fmt.Errorf("no such container: %w", metadata.ErrNotFound)
-
-// notFound names the container that was not found in docker's words.
-type notFound struct{ ref string }
-
-func (e notFound) Error() string { return "No such container: " + e.ref }
-func (e notFound) Unwrap() error { return ErrNoSuchContainer }
-
 // ErrRunning is returned for operations that need a stopped container.
-var ErrRunning = errors.New("container is running")
+var ErrRunning = fmt.Errorf("container is running: %w", errdefs.ErrConflict)
 
 // ErrNotRunning is returned for operations that need a running container.
-var ErrNotRunning = errors.New("container is not running")
+var ErrNotRunning = fmt.Errorf("container is not running: %w", errdefs.ErrConflict)
 
 // Manager owns the containers of one store.
 type Manager struct {
@@ -188,7 +178,7 @@ func (m *Manager) lookup(ref string) (Container, error) {
 func resolve(tx *bolt.Tx, ref string) (string, error) {
 	name := strings.TrimPrefix(ref, "/")
 	if name == "" {
-		return "", notFound{ref}
+		return "", errdefs.NotFound("container", ref)
 	}
 	if nb := tx.Bucket([]byte(namesBucket)); nb != nil {
 		if id := nb.Get([]byte(name)); id != nil {
@@ -197,7 +187,7 @@ func resolve(tx *bolt.Tx, ref string) (string, error) {
 	}
 	cb := tx.Bucket([]byte(containersBucket))
 	if cb == nil || !isHex(ref) {
-		return "", notFound{ref}
+		return "", errdefs.NotFound("container", ref)
 	}
 	var found []string
 	c := cb.Cursor()
@@ -206,7 +196,7 @@ func resolve(tx *bolt.Tx, ref string) (string, error) {
 	}
 	switch len(found) {
 	case 0:
-		return "", notFound{ref}
+		return "", errdefs.NotFound("container", ref)
 	case 1:
 		return found[0], nil
 	}
@@ -220,11 +210,11 @@ func isHex(s string) bool { return hexRE.MatchString(s) }
 func load(tx *bolt.Tx, id string) (Container, error) {
 	cb := tx.Bucket([]byte(containersBucket))
 	if cb == nil {
-		return Container{}, notFound{id}
+		return Container{}, errdefs.NotFound("container", id)
 	}
 	v := cb.Get([]byte(id))
 	if v == nil {
-		return Container{}, notFound{id}
+		return Container{}, errdefs.NotFound("container", id)
 	}
 	var c Container
 	if err := json.Unmarshal(v, &c); err != nil {

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/content"
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/metadata"
 )
 
@@ -22,9 +23,6 @@ const (
 	imagesBucket = "images" // image ID -> record
 	namesBucket  = "names"  // normalized reference -> image ID
 )
-
-// ErrNoSuchImage is wrapped by lookups that find nothing.
-var ErrNoSuchImage = fmt.Errorf("no such image: %w", metadata.ErrNotFound)
 
 // record is what the store keeps about an image beyond its config blob.
 type record struct {
@@ -156,13 +154,13 @@ func resolve(tx *bolt.Tx, ref string) (digest.Digest, error) {
 	ib, _ := metadata.Bucket(tx, imagesBucket)
 	nb, _ := metadata.Bucket(tx, namesBucket)
 	if ib == nil || nb == nil {
-		return "", fmt.Errorf("%s: %w", ref, ErrNoSuchImage)
+		return "", errdefs.NotFound("image", ref)
 	}
 	if d, err := digest.Parse(ref); err == nil {
 		if ib.Get([]byte(d)) != nil {
 			return d, nil
 		}
-		return "", fmt.Errorf("%s: %w", ref, ErrNoSuchImage)
+		return "", errdefs.NotFound("image", ref)
 	}
 	if n, err := ParseNamed(ref); err == nil {
 		if v := nb.Get([]byte(n.String())); v != nil {
@@ -184,7 +182,7 @@ func resolve(tx *bolt.Tx, ref string) (digest.Digest, error) {
 			return "", fmt.Errorf("%s: ambiguous image ID prefix (%d images match)", ref, len(found))
 		}
 	}
-	return "", fmt.Errorf("%s: %w", ref, ErrNoSuchImage)
+	return "", errdefs.NotFound("image", ref)
 }
 
 // Get resolves ref and loads the image.
@@ -248,11 +246,11 @@ func (img Image) Created() time.Time { return img.created() }
 func load(tx *bolt.Tx, id digest.Digest) (Image, error) {
 	ib, _ := metadata.Bucket(tx, imagesBucket)
 	if ib == nil {
-		return Image{}, fmt.Errorf("%s: %w", id, ErrNoSuchImage)
+		return Image{}, errdefs.NotFound("image", id.String())
 	}
 	v := ib.Get([]byte(id))
 	if v == nil {
-		return Image{}, fmt.Errorf("%s: %w", id, ErrNoSuchImage)
+		return Image{}, errdefs.NotFound("image", id.String())
 	}
 	var rec record
 	if err := json.Unmarshal(v, &rec); err != nil {
@@ -307,7 +305,7 @@ func (s *Store) Untag(ctx context.Context, name reference.Named) (digest.Digest,
 		}
 		v := nb.Get([]byte(name.String()))
 		if v == nil {
-			return fmt.Errorf("%s: %w", reference.FamiliarString(name), ErrNoSuchImage)
+			return errdefs.NotFound("image", reference.FamiliarString(name))
 		}
 		id = digest.Digest(v)
 		return nb.Delete([]byte(name.String()))
@@ -324,7 +322,7 @@ func (s *Store) Delete(ctx context.Context, id digest.Digest) error {
 			return err
 		}
 		if ib.Get([]byte(id)) == nil {
-			return fmt.Errorf("%s: %w", id, ErrNoSuchImage)
+			return errdefs.NotFound("image", id.String())
 		}
 		if err := ib.Delete([]byte(id)); err != nil {
 			return err
@@ -387,7 +385,7 @@ func (s *Store) SetManifest(ctx context.Context, id, manifest digest.Digest) err
 		}
 		v := ib.Get([]byte(id))
 		if v == nil {
-			return fmt.Errorf("%s: %w", id, ErrNoSuchImage)
+			return errdefs.NotFound("image", id.String())
 		}
 		var rec record
 		if err := json.Unmarshal(v, &rec); err != nil {

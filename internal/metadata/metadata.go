@@ -11,20 +11,22 @@
 package metadata
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/strata-project/strata/internal/errdefs"
 	bolt "go.etcd.io/bbolt"
 )
 
-// ErrNotFound is returned (wrapped) by packages when a record does not exist.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is returned (wrapped) by packages when a record does not
+// exist: errdefs' kind.
+var ErrNotFound = errdefs.ErrNotFound
 
-// ErrExists is returned (wrapped) by packages when a record already exists.
-var ErrExists = errors.New("already exists")
+// ErrExists is returned (wrapped) by packages when a record already
+// exists: errdefs' kind.
+var ErrExists = errdefs.ErrAlreadyExists
 
 // DB is the metadata database of one store root.
 type DB struct {

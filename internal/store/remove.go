@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
 )
 
@@ -187,4 +187,4 @@ func onlyDigestNamesLeft(img image.Image, gone reference.Named) bool {
 }
 
 // IsNoSuchImage tells whether err means an image lookup found nothing.
-func IsNoSuchImage(err error) bool { return errors.Is(err, image.ErrNoSuchImage) }
+func IsNoSuchImage(err error) bool { return errdefs.IsMissing(err, "image") }

@@ -6,7 +6,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/content"
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/metadata"
@@ -192,7 +192,7 @@ func (s *Store) release() {
 }
 
 // IsNotFound tells whether err means a missing record of any kind.
-func IsNotFound(err error) bool { return errors.Is(err, metadata.ErrNotFound) }
+func IsNotFound(err error) bool { return errdefs.IsNotFound(err) }
 
 // lockRetry is how often a waiting process polls the store lock.
 const lockRetry = 20 * time.Millisecond
