@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-project/strata/internal/analysis"
+	"github.com/strata-project/strata/internal/builder"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -314,4 +315,63 @@ func writeSharing(w io.Writer, sh *analysis.Sharing) {
 	tw.Flush()
 	fmt.Fprintf(w, "\n%d images: %s as separate images, %s on disk with each layer stored once\n",
 		len(sh.Images), humanSize(sh.Separate), humanSize(sh.OnDisk))
+}
+
+// collectMisses keeps the build's cache-miss events while still passing
+// every event to the printer opts.Events already has.
+func collectMisses(opts *builder.Options) *[]builder.Event {
+	var misses []builder.Event
+	next := opts.Events
+	opts.Events = func(e builder.Event) {
+		if e.Kind == builder.EventMiss {
+			misses = append(misses, e)
+		}
+		if next != nil {
+			next(e)
+		}
+	}
+	return &misses
+}
+
+// writeMisses is --explain-cache: each step that ran, and why.
+func writeMisses(w io.Writer, misses []builder.Event) {
+	if len(misses) == 0 {
+		fmt.Fprintln(w, "\nexplain-cache: every step was cached")
+		return
+	}
+	fmt.Fprintf(w, "\nexplain-cache: %d steps missed the cache\n", len(misses))
+	for _, e := range misses {
+		fmt.Fprintf(w, "  #%d %s\n      %s\n", e.Step, e.Name, e.Detail)
+	}
+}
+
+// buildAdvice ends a build with image analyze's advice when the build's
+// own layers waste more than the threshold.
+func buildAdvice(c *cobra.Command, s *store.Store, res builder.Result, limit wasteLimit) {
+	_, layers, err := imageStack(c, s, res.ID.String())
+	if err != nil || len(layers) <= res.BaseLayers {
+		return
+	}
+	r, err := analysis.Analyze(c.Context(), s.Layers, layers)
+	if err != nil {
+		return // advice only: the build itself succeeded
+	}
+	own, n := r.OwnWaste(res.BaseLayers)
+	pct := 0.0
+	if r.Shipped > 0 {
+		pct = 100 * float64(n) / float64(r.Shipped)
+	}
+	if !limit.over(n, pct) {
+		return
+	}
+	w := c.ErrOrStderr()
+	fmt.Fprintf(w, "\nThis build's own layers waste %s (%.1f%% of the image's %s); `strata image analyze %s` shows all of it:\n",
+		humanSize(n), pct, humanSize(r.Shipped), image.ShortID(res.ID))
+	for i, f := range own {
+		if i == 5 {
+			fmt.Fprintf(w, "  ... and %d more findings\n", len(own)-5)
+			break
+		}
+		fmt.Fprintf(w, "  %s: %s\n", humanSize(f.Bytes), f.Fix)
+	}
 }

@@ -116,3 +116,79 @@ func TestImageDiffAndTree(t *testing.T) {
 		t.Errorf("tree text:\n%s", out)
 	}
 }
+
+// The build says why each step missed: the changed context file, the
+// changed build arg, the changed base image.
+func TestBuildExplainsCacheMisses(t *testing.T) {
+	c := newBusyboxCLI(t)
+	ctx := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(ctx, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Dockerfile", "FROM base\nARG FLAVOUR\nRUN echo $FLAVOUR > /flavour\nCOPY . /src\n")
+	write("a.txt", "one")
+	write("b.txt", "two")
+	c.ok("tag", "busybox", "base")
+	build := func(args ...string) string {
+		t.Helper()
+		_, errs, code := c.run(nil, append(append([]string{"build", "--progress", "plain", "--explain-cache"}, args...), ctx)...)
+		if code != 0 {
+			t.Fatalf("build: exit %d\n%s", code, errs)
+		}
+		return errs
+	}
+	if out := build("--build-arg", "FLAVOUR=plain"); !strings.Contains(out, "CACHE MISS: not built before") {
+		t.Errorf("first build:\n%s", out)
+	}
+	if out := build("--build-arg", "FLAVOUR=plain"); !strings.Contains(out, "explain-cache: every step was cached") {
+		t.Errorf("second build:\n%s", out)
+	}
+	write("b.txt", "changed")
+	out := build("--build-arg", "FLAVOUR=plain")
+	if !strings.Contains(out, "CACHE MISS: source files changed b.txt") || strings.Contains(out, "a.txt") {
+		t.Errorf("changed file not named alone:\n%s", out)
+	}
+	out = build("--build-arg", "FLAVOUR=s3cret-value")
+	if !strings.Contains(out, "CACHE MISS: build arg FLAVOUR changed") || strings.Contains(out, "CACHE MISS: source files") {
+		t.Errorf("changed build arg not named:\n%s", out)
+	}
+	if strings.Contains(out, "s3cret-value") {
+		t.Errorf("the arg's value is shown:\n%s", out)
+	}
+	// A new image under the base's name: the base changed, old and new IDs.
+	old := strings.TrimSpace(c.ok("inspect", "-f", "{{.Id}}", "base"))
+	c.ok("commit", strings.TrimSpace(c.ok("create", "busybox", "true")), "base")
+	now := strings.TrimSpace(c.ok("inspect", "-f", "{{.Id}}", "base"))
+	out = build("--build-arg", "FLAVOUR=s3cret-value")
+	short := func(id string) string { return strings.TrimPrefix(id, "sha256:")[:12] }
+	if !strings.Contains(out, "base image changed: was "+short(old)+", now "+short(now)) {
+		t.Errorf("changed base not named (%s -> %s):\n%s", short(old), short(now), out)
+	}
+	if out := build("--no-cache", "--build-arg", "FLAVOUR=s3cret-value"); !strings.Contains(out, "CACHE MISS: --no-cache") {
+		t.Errorf("--no-cache:\n%s", out)
+	}
+}
+
+// A build whose own steps waste more than the threshold ends with advice;
+// -q and a higher threshold keep it quiet.
+func TestBuildWasteAdvice(t *testing.T) {
+	c := wasteImage(t)
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM waste\nRUN head -c 12000000 /dev/urandom > /tmp/scratch.bin\n"), 0o644)
+	_, errs, code := c.run(nil, "build", "--progress", "plain", "-t", "more", ctx)
+	if code != 0 || !strings.Contains(errs, "This build's own layers waste 12MB") || !strings.Contains(errs, "/tmp") {
+		t.Errorf("advice: exit %d\n%s", code, errs)
+	}
+	if strings.Contains(errs, "/big") {
+		t.Errorf("advice blames the base image's waste:\n%s", errs)
+	}
+	if _, errs, _ := c.run(nil, "build", "--progress", "plain", "--waste-threshold", "20MB", ctx); strings.Contains(errs, "own layers waste") {
+		t.Errorf("advice under the threshold:\n%s", errs)
+	}
+	if out, errs, _ := c.run(nil, "build", "-q", ctx); strings.Contains(out+errs, "own layers waste") {
+		t.Errorf("advice with -q:\n%s%s", out, errs)
+	}
+}

@@ -23,6 +23,8 @@ type buildFlags struct {
 	noCache, quiet          bool
 	pull, squash            bool
 	secrets, buildContexts  []string
+	explainCache            bool
+	wasteThreshold          string
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -41,11 +43,22 @@ func newBuildCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			waste, err := parseWasteLimit(f.wasteThreshold)
+			if err != nil || !waste.set {
+				return usageError{cmd: c.CommandPath(), err: fmt.Errorf("invalid --waste-threshold %q: want a size like 10MB or a percentage like 5%%", f.wasteThreshold)}
+			}
 			finish := f.progressPrinter(c, &opts)
+			misses := collectMisses(&opts)
 			res, err := builder.Build(c.Context(), s, opts)
 			finish(err != nil)
+			if f.explainCache && !f.quiet {
+				writeMisses(c.ErrOrStderr(), *misses)
+			}
 			if err != nil {
 				return err
+			}
+			if !f.quiet {
+				buildAdvice(c, s, res, waste)
 			}
 			if f.iidfile != "" {
 				if err := os.WriteFile(f.iidfile, []byte(res.ID.String()), 0o644); err != nil {
@@ -73,6 +86,8 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	fl.StringArrayVar(&f.buildContexts, "build-context", nil, "additional named build context: NAME=DIR or NAME=docker-image://REF")
 	fl.BoolVar(&f.pull, "pull", false, "always attempt to pull a newer version of the base images")
+	fl.BoolVar(&f.explainCache, "explain-cache", false, "after the build, say for each step that missed the cache what changed since its last build")
+	fl.StringVar(&f.wasteThreshold, "waste-threshold", "10MB", "advise on the build's own wasted bytes above SIZE or PCT of the image (see image analyze)")
 	return c
 }
 

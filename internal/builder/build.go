@@ -92,6 +92,9 @@ type Options struct {
 type Result struct {
 	ID    digest.Digest
 	Names []string // familiar names tagged
+	// BaseLayers is how many of the image's layers its final stage's base
+	// image brought: the layers above are the build's own.
+	BaseLayers int
 }
 
 // Build runs the build and tags the final image.
@@ -325,7 +328,7 @@ func (b *builder) export(ctx context.Context, st *stageState) (Result, error) {
 		}
 	}
 	b.log(n, "writing image "+id.String()+" done")
-	res := Result{ID: id}
+	res := Result{ID: id, BaseLayers: st.base.layers}
 	for _, t := range b.opts.Tags {
 		if err := b.s.Images.Tag(ctx, id, t); err != nil {
 			return Result{}, b.fail(n, fmt.Errorf("tag %s: %w", reference.FamiliarString(t), err))

@@ -90,6 +90,9 @@ type sources struct {
 	fromImage bool        // keep owners (COPY --from); the context's become 0:0
 	mounts    []mountPlan // RUN --mount
 	release   func()      // unmounts a --from view
+	// files fingerprints each source path's type, mode, owner and content,
+	// for explaining a cache miss file by file.
+	files map[string]string
 }
 
 func (s *sources) close() {
@@ -170,7 +173,7 @@ func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructio
 	if len(sd.SourceContents) > 0 {
 		return b.heredocSources(sd)
 	}
-	src := &sources{}
+	src := &sources{files: map[string]string{}}
 	var o origin
 	if from != "" {
 		cp, _ := c.(*instructions.CopyCommand)
@@ -238,7 +241,7 @@ func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructio
 				m.keep = keptPath(p, rel)
 				fmt.Fprintf(h, "keep %q\n", m.keep)
 			}
-			if err := digestMatch(h, m, src.fromImage); err != nil {
+			if err := digestMatchInto(h, m, src.fromImage, src.files, rel); err != nil {
 				src.close()
 				return nil, err
 			}
@@ -430,22 +433,39 @@ func walkSource(root, rel string, ig *ignore) (match, error) {
 // owners (for --from) and contents to h. Modification times are left out:
 // touching a file does not invalidate the cache, changing it does.
 func digestMatch(h io.Writer, m match, owners bool) error {
+	return digestMatchInto(h, m, owners, nil, "")
+}
+
+// digestMatchInto is digestMatch that also records, in fps when not nil, a
+// fingerprint of each entry by its path (prefix joined with the entry's),
+// for explaining a cache miss file by file.
+func digestMatchInto(h io.Writer, m match, owners bool, fps map[string]string, prefix string) error {
 	fmt.Fprintf(h, "match %q dir=%v\n", m.name, m.isDir)
 	sums, err := fileDigests(m.entries)
 	if err != nil {
 		return err
 	}
+	var line strings.Builder
 	for i, e := range m.entries {
-		fmt.Fprintf(h, "%q %o %q", e.rel, uint32(e.fi.Mode()), e.link)
+		line.Reset()
+		fmt.Fprintf(&line, "%q %o %q", e.rel, uint32(e.fi.Mode()), e.link)
 		if owners {
 			if st, ok := e.fi.Sys().(*syscall.Stat_t); ok {
-				fmt.Fprintf(h, " %d:%d", st.Uid, st.Gid)
+				fmt.Fprintf(&line, " %d:%d", st.Uid, st.Gid)
 			}
 		}
 		if e.fi.Mode().IsRegular() {
-			fmt.Fprintf(h, " %d %x", e.fi.Size(), sums[i][:])
+			fmt.Fprintf(&line, " %d %x", e.fi.Size(), sums[i][:])
 		}
-		fmt.Fprintln(h)
+		line.WriteByte('\n')
+		io.WriteString(h, line.String())
+		if fps != nil {
+			p := path.Join(prefix, e.rel)
+			if p == "" {
+				p = "."
+			}
+			fps[p] = fingerprint(line.String())
+		}
 	}
 	return nil
 }

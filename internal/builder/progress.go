@@ -19,10 +19,11 @@ const (
 	EventDone                         // the step finished
 	EventError                        // the step failed (Text says why)
 	EventWarning                      // a build-wide warning (Text)
+	EventMiss                         // the step missed the cache (Text: why, Detail: in full)
 )
 
 func (k EventKind) String() string {
-	return [...]string{"?", "start", "log", "cached", "done", "error", "warning"}[k]
+	return [...]string{"?", "start", "log", "cached", "done", "error", "warning", "miss"}[k]
 }
 
 // Event is one entry of the build's event log. Events of steps in
@@ -33,6 +34,7 @@ type Event struct {
 	Stage   string // stage name ("" for build-wide steps)
 	Name    string // "[stage 2/5] RUN make"
 	Text    string
+	Detail  string // EventMiss: the full explanation
 	Time    time.Time
 	Elapsed time.Duration // for EventDone and EventError
 }
@@ -69,6 +71,10 @@ func (b *builder) log(r stepRef, line string) {
 
 func (b *builder) cached(r stepRef) {
 	b.emit(Event{Kind: EventCached, Step: r.n, Stage: r.stage, Name: r.name})
+}
+
+func (b *builder) missed(r stepRef, why MissReason) {
+	b.emit(Event{Kind: EventMiss, Step: r.n, Stage: r.stage, Name: r.name, Text: why.Short, Detail: why.Long})
 }
 
 func (b *builder) done(r stepRef) {
@@ -112,6 +118,8 @@ func (p *PlainPrinter) Event(e Event) {
 		fmt.Fprintf(p.w, "#%d %.3f %s\n", e.Step, e.Time.Sub(p.starts[e.Step]).Seconds(), e.Text)
 	case EventCached:
 		fmt.Fprintf(p.w, "#%d CACHED\n", e.Step)
+	case EventMiss:
+		fmt.Fprintf(p.w, "#%d CACHE MISS: %s\n", e.Step, e.Text)
 	case EventDone:
 		fmt.Fprintf(p.w, "#%d DONE %.1fs\n", e.Step, e.Elapsed.Seconds())
 	case EventError:

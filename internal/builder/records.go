@@ -111,6 +111,9 @@ func PruneCache(ctx context.Context, s *store.Store) (PruneResult, error) {
 			if err != nil {
 				return err
 			}
+			if err := forgetGoneDockerfiles(tx); err != nil {
+				return err
+			}
 			return tx.DeleteBucket([]byte(cacheBucket))
 		})
 		if err != nil {

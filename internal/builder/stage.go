@@ -31,6 +31,11 @@ type stageState struct {
 	apply image.Applier // config-only instructions; knows whether CMD was set in this stage
 	lex   *shell.Lex
 	base  baseState // where FROM left the stage, for --squash
+	// For explaining cache misses: the steps run so far (ARG aside), the
+	// base image, and the first step of the stage that missed.
+	stepNo    int
+	baseRef   string
+	firstMiss string
 }
 
 // baseState is the image a stage starts from.
@@ -67,6 +72,10 @@ func (b *builder) runStage(ctx context.Context, sp *stagePlan, deps map[int]*sta
 	fromRef := b.begin(sp.name, b.stageLabel(sp, 1, total)+" FROM "+sp.base)
 	if err := b.from(ctx, sp, st, deps); err != nil {
 		return nil, b.fail(fromRef, err)
+	}
+	st.baseRef = string(st.id)
+	if st.baseRef == "" {
+		st.baseRef = string(st.key) // scratch, or a context directory
 	}
 	b.done(fromRef)
 	if len(st.cfg.Config.OnBuild) > 0 {
@@ -238,12 +247,28 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 	}
 	defer srcs.close()
 	key := stepKey(st.key, canonical(c), extra)
+	st.stepNo++
+	place := b.stepPlace(sp, st.stepNo)
+	prev := b.loadInputs(place)
+	cur := &stepInputs{Key: key, Parent: st.key, Base: st.baseRef, Instruction: canonical(c), Text: displayCode(c)}
+	if _, ok := c.(*instructions.RunCommand); ok {
+		cur.Args = argFingerprints(runArgs(st))
+	}
+	if srcs != nil && srcs.digest != "" {
+		cur.Content, cur.Files = srcs.digest, srcs.files
+	}
+	remember := func() {
+		if prev == nil || prev.Key != key {
+			b.saveInputs(place, cur) // best effort: only explanations depend on it
+		}
+	}
 	if !b.opts.NoCache && !st.miss {
 		if img, ok := b.cacheGet(ctx, key); ok {
 			cfg, err := loadConfig(ctx, b.s, img.ID)
 			if err == nil {
 				st.cfg, st.id, st.size, st.key = cfg, img.ID, img.Size, key
 				b.applyScope(st, c)
+				remember()
 				b.cached(ref)
 				return nil
 			}
@@ -259,6 +284,10 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 			b.cached(ref)
 			return nil
 		}
+	}
+	b.missed(ref, explainMiss(prev, cur, b.opts.NoCache, st.firstMiss, func() map[string]string { return b.loadFiles(place) }))
+	if st.firstMiss == "" {
+		st.firstMiss = ref.name
 	}
 	st.miss = true
 	next, l, err := b.execute(ctx, ref, sp, st, c, srcs)
@@ -288,6 +317,7 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 	}
 	st.cfg, st.id, st.size, st.key = next, id, size, key
 	b.applyScope(st, c)
+	remember()
 	b.done(ref)
 	return nil
 }
