@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-project/strata/internal/container"
@@ -49,6 +50,7 @@ func newContainerCmd(g *globals) *cobra.Command {
 	c.AddCommand(ls, rm, newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g),
 		newKillCmd(g), newWaitCmd(g), newLogsCmd(g), newContainerInspectCmd(g),
 		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g))
+	c.AddCommand(newUpdateCmd(g), newStatsCmd(g))
 	return c
 }
 
@@ -346,6 +348,71 @@ type inspectHostConfig struct {
 	ReadonlyRootfs bool     `json:"ReadonlyRootfs"`
 	AutoRemove     bool     `json:"AutoRemove"`
 	Runtime        string   `json:"Runtime"`
+
+	Privileged  bool              `json:"Privileged"`
+	CapAdd      []string          `json:"CapAdd"`
+	CapDrop     []string          `json:"CapDrop"`
+	SecurityOpt []string          `json:"SecurityOpt"`
+	GroupAdd    []string          `json:"GroupAdd"`
+	Sysctls     map[string]string `json:"Sysctls,omitempty"`
+	Devices     []inspectDevice   `json:"Devices"`
+
+	Memory            int64           `json:"Memory"`
+	MemorySwap        int64           `json:"MemorySwap"`
+	MemoryReservation int64           `json:"MemoryReservation"`
+	OomKillDisable    bool            `json:"OomKillDisable"`
+	NanoCpus          int64           `json:"NanoCpus"`
+	CPUShares         int64           `json:"CpuShares"`
+	CpusetCpus        string          `json:"CpusetCpus"`
+	CpusetMems        string          `json:"CpusetMems"`
+	PidsLimit         *int64          `json:"PidsLimit"`
+	BlkioWeight       uint16          `json:"BlkioWeight"`
+	Ulimits           []*units.Ulimit `json:"Ulimits"`
+	ShmSize           int64           `json:"ShmSize"`
+}
+
+type inspectDevice struct {
+	PathOnHost        string `json:"PathOnHost"`
+	PathInContainer   string `json:"PathInContainer"`
+	CgroupPermissions string `json:"CgroupPermissions"`
+}
+
+// inspectHostConfigOf is the HostConfig part docker's confinement and
+// resource flags fill.
+func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
+	sec, res := ctr.Config.Security, ctr.Config.Resources
+	binds := ctr.Config.Binds
+	if binds == nil {
+		binds = []string{}
+	}
+	hc := inspectHostConfig{
+		Binds: binds, NetworkMode: ctr.Config.Network, ReadonlyRootfs: ctr.Config.ReadOnly,
+		AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime,
+		Privileged: sec.Privileged, CapAdd: sec.CapAdd, CapDrop: sec.CapDrop,
+		SecurityOpt: sec.SecurityOpt, GroupAdd: sec.GroupAdd, Sysctls: sec.Sysctls,
+		Devices: []inspectDevice{},
+		Memory:  res.Memory, MemorySwap: res.MemorySwap, MemoryReservation: res.MemoryReservation,
+		OomKillDisable: res.OomKillDisable, NanoCpus: res.NanoCPUs, CPUShares: res.CPUShares,
+		CpusetCpus: res.CpusetCpus, CpusetMems: res.CpusetMems, BlkioWeight: res.BlkioWeight,
+		ShmSize: res.ShmSize, Ulimits: []*units.Ulimit{},
+	}
+	if hc.ShmSize == 0 {
+		hc.ShmSize = 64 << 20
+	}
+	if res.PidsLimit != 0 {
+		hc.PidsLimit = &res.PidsLimit
+	}
+	for _, d := range sec.Devices {
+		if dev, err := oci.ParseDevice(d); err == nil {
+			hc.Devices = append(hc.Devices, inspectDevice{dev.Host, dev.Container, dev.Permissions})
+		}
+	}
+	for _, u := range res.Ulimits {
+		if ul, err := units.ParseUlimit(u); err == nil {
+			hc.Ulimits = append(hc.Ulimits, ul)
+		}
+	}
+	return hc
 }
 
 type inspectCtrConfig struct {
@@ -383,24 +450,17 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 	}
 	rc := ctr.RunConfig()
 	dir := m.Dir(ctr.ID)
-	binds := ctr.Config.Binds
-	if binds == nil {
-		binds = []string{}
-	}
 	return inspectContainer{
 		ID: ctr.ID, Created: ts(ctr.Created), Path: path, Args: args,
 		State: inspectState{
 			Status: string(ctr.State.Status), Running: ctr.State.Status == container.StatusRunning,
-			Pid: ctr.State.Pid, ExitCode: ctr.State.ExitCode, Error: ctr.State.Error,
+			Pid: ctr.State.Pid, ExitCode: ctr.State.ExitCode, Error: ctr.State.Error, OOMKilled: ctr.State.OOMKilled,
 			StartedAt: ts(ctr.State.StartedAt), FinishedAt: ts(ctr.State.FinishedAt),
 		},
 		Image:          ctr.Image.String(),
 		ResolvConfPath: dir + "/resolv.conf", HostnamePath: dir + "/hostname", HostsPath: dir + "/hosts",
 		LogPath: m.LogPath(ctr.ID), Name: "/" + ctr.Name, Driver: driver,
-		HostConfig: inspectHostConfig{
-			Binds: binds, NetworkMode: ctr.Config.Network, ReadonlyRootfs: ctr.Config.ReadOnly,
-			AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime,
-		},
+		HostConfig: inspectHostConfigOf(ctr),
 		Config: inspectCtrConfig{
 			Hostname: ctr.Config.Hostname, User: rc.User, AttachStdin: ctr.Config.OpenStdin,
 			Tty: ctr.Config.Tty, OpenStdin: ctr.Config.OpenStdin, Env: rc.Env, Cmd: rc.Cmd,

@@ -162,6 +162,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newWaitCmd(g), newLogsCmd(g), newPsCmd(g), newRmCmd(g), newContainerCmd(g),
 		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g),
 		newBuilderCmd(g), newMonitorCmd(g),
+		newUpdateCmd(g), newStatsCmd(g),
 	)
 	return root
 }

@@ -28,6 +28,7 @@ type createFlags struct {
 	interactive, tty, readOnly, rm                              bool
 	security                                                    oci.Security
 	sysctls                                                     []string
+	resources                                                   resourceFlags
 }
 
 func (f *createFlags) register(c *cobra.Command) {
@@ -57,6 +58,7 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&sec.Devices, "device", nil, "add a host device to the container (HOST[:CONTAINER[:rwm]])")
 	fl.StringArrayVar(&sec.GroupAdd, "group-add", nil, "add additional groups to join")
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "set a namespaced kernel parameter (KEY=VALUE)")
+	f.resources.register(fl, true)
 }
 
 // config turns the flags and the command after the image into a container
@@ -69,6 +71,9 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 		Security: f.security,
 	}
 	var err error
+	if cfg.Resources, err = f.resources.resources(c.Flags(), oci.Resources{}); err != nil {
+		return cfg, err
+	}
 	if cfg.Security.SecurityOpt, err = oci.SetSecuritySeccompFile(f.security.SecurityOpt); err != nil {
 		return cfg, err
 	}

@@ -79,6 +79,8 @@ type Config struct {
 	// Security is --privileged, --cap-add/--cap-drop, --security-opt,
 	// --device, --group-add and --sysctl, validated at create.
 	Security oci.Security `json:"security,omitzero"`
+	// Resources are the limits of run/create and update.
+	Resources oci.Resources `json:"resources,omitzero"`
 }
 
 // State is the container's lifecycle state.
@@ -86,6 +88,7 @@ type State struct {
 	Status     Status    `json:"status"`
 	Pid        int       `json:"pid,omitempty"`
 	ExitCode   int       `json:"exitCode"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"` // the kernel's OOM killer killed a process of it
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	Error      string    `json:"error,omitempty"` // why the last start failed
@@ -237,12 +240,22 @@ func put(tx *bolt.Tx, c Container) error {
 
 // setState records st for container id (which must still exist).
 func (m *Manager) setState(id string, st State) error {
+	return m.updateRecord(id, func(c *Container) error {
+		c.State = st
+		return nil
+	})
+}
+
+// updateRecord changes the record of id with fn in one transaction.
+func (m *Manager) updateRecord(id string, fn func(*Container) error) error {
 	return m.store.DB.Update(func(tx *bolt.Tx) error {
 		c, err := load(tx, id)
 		if err != nil {
 			return err
 		}
-		c.State = st
+		if err := fn(&c); err != nil {
+			return err
+		}
 		return put(tx, c)
 	})
 }

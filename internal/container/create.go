@@ -39,6 +39,9 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 	if err := cfg.Security.Validate(cfg.Network == oci.NetworkHost); err != nil {
 		return Container{}, err
 	}
+	if err := cfg.Resources.Validate(); err != nil {
+		return Container{}, err
+	}
 	if cfg.Runtime == "" {
 		cfg.Runtime = m.defaultRuntime
 	}

@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-project/strata/internal/cgroup"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
 )
@@ -134,11 +135,14 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 	}
 	o.streams.exited()
 
+	// Read before the runtime deletes the cgroup with its counters.
+	oomKills, _ := cgroup.Open(cgroup.Path(id)).OOMKills()
 	m.deleteRuntimeState(cleanupCtx, rt, id)
 	uerr := snapshot.UnmountAll(rootfs)
 	mounted = uerr != nil
 	st := c.State
 	st.Status, st.Pid, st.ExitCode, st.FinishedAt = StatusExited, 0, code, time.Now().UTC()
+	st.OOMKilled = oomKills > 0
 	st.StartedAt = c.State.StartedAt
 	if cur, err := m.lookup(id); err == nil {
 		st.StartedAt = cur.State.StartedAt
@@ -289,6 +293,8 @@ func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"),
 		HostnamePath: filepath.Join(dir, "hostname"),
 		Security:     c.Config.Security,
+		Resources:    c.Config.Resources,
+		CgroupsPath:  cgroup.Path(c.ID),
 	}
 	for _, b := range c.Config.Binds {
 		bind, err := oci.ParseBind(b)
@@ -318,40 +324,7 @@ func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	clampRlimits(spec)
 	return spec, nil
-}
-
-// clampRlimits lowers the spec's RLIMIT_NOFILE to this process's hard limit
-// when it asks for more: raising a hard limit needs CAP_SYS_RESOURCE, which
-// strata lacks when it runs inside a container itself, and the runtime then
-// fails with "error setting rlimit type 7: operation not permitted".
-func clampRlimits(spec *specs.Spec) {
-	if spec.Process == nil || canRaiseRlimits() {
-		return
-	}
-	var own unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &own); err != nil {
-		return
-	}
-	for i, rl := range spec.Process.Rlimits {
-		if rl.Type != "RLIMIT_NOFILE" || rl.Hard <= own.Max {
-			continue
-		}
-		spec.Process.Rlimits[i].Hard = own.Max
-		spec.Process.Rlimits[i].Soft = min(rl.Soft, own.Max)
-	}
-}
-
-// canRaiseRlimits tells whether this process has CAP_SYS_RESOURCE.
-func canRaiseRlimits() bool {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return false
-	}
-	const bit = unix.CAP_SYS_RESOURCE
-	return data[bit/32].Effective&(1<<(bit%32)) != 0
 }
 
 var subreaper struct {

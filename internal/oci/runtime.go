@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Runtime drives one OCI runtime binary. Every call is one exec of the
@@ -255,6 +257,24 @@ func (r *Runtime) Pause(ctx context.Context, id string) error {
 // Resume thaws a paused container.
 func (r *Runtime) Resume(ctx context.Context, id string) error {
 	_, err := r.run(ctx, "resume", id, "resume", id)
+	return err
+}
+
+// Update changes the cgroup limits of a running container.
+func (r *Runtime) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	f, err := os.CreateTemp("", "strata-update-*.json")
+	if err != nil {
+		return fmt.Errorf("%s update %s: %w", r.Name, id, err)
+	}
+	defer os.Remove(f.Name())
+	err = json.NewEncoder(f).Encode(res)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s update %s: %w", r.Name, id, err)
+	}
+	_, err = r.run(ctx, "update", id, "update", "--resources", f.Name(), id)
 	return err
 }
 

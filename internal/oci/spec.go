@@ -128,6 +128,8 @@ type SpecOptions struct {
 	// Security is the confinement beyond docker's defaults. Its GroupAdd
 	// is not read here: resolve it with ResolveGroups into AdditionalGids.
 	Security Security
+	// Resources are the cgroup limits, rlimits and /dev/shm size.
+	Resources Resources
 
 	// CgroupsPath is passed through; empty lets the runtime choose (runc
 	// uses /<container id> under each hierarchy).
@@ -209,6 +211,9 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 			MaskedPaths:   maskedPaths(),
 			ReadonlyPaths: readonlyPaths(),
 		},
+	}
+	if err := limit(s, o.Resources); err != nil {
+		return nil, err
 	}
 	if err := confine(s, o.Security); err != nil {
 		return nil, err
