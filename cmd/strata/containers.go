@@ -309,6 +309,9 @@ func newLogsCmd(g *globals) *cobra.Command {
 
 // inspectContainer is docker's `container inspect` JSON shape (the parts
 // strata has).
+// Id answers {{.Id}} on the typed value (see inspectImage.Id).
+func (v inspectContainer) Id() string { return v.ID }
+
 type inspectContainer struct {
 	ID              string               `json:"Id"`
 	Created         string               `json:"Created"`

@@ -328,6 +328,10 @@ type inspectConfig struct {
 	StopSignal   string                        `json:"StopSignal,omitempty"`
 }
 
+// Id answers {{.Id}} (the JSON name) on the typed value, so a template
+// mixing it with numbers ({{gt .Size 1000}}) keeps the numbers' types.
+func (v inspectImage) Id() string { return v.ID }
+
 type inspectDriver struct {
 	Name string            `json:"Name"`
 	Data map[string]string `json:"Data"`

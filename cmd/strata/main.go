@@ -49,6 +49,11 @@ func run(ctx context.Context, args []string) int {
 // report prints err as docker would and returns the exit status: the one
 // place where error kinds become messages and exit codes.
 func report(w io.Writer, err error) int {
+	var uc unknownCommandError
+	if errors.As(err, &uc) {
+		fmt.Fprintf(w, "strata: unknown command: %s %s\n\nRun '%s --help' for more information\n", uc.cmd, shortenWords(uc.arg), uc.cmd)
+		return 1
+	}
 	var ee exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
@@ -91,6 +96,31 @@ func (e exitError) Error() string {
 		return e.err.Error()
 	}
 	return fmt.Sprintf("exit status %d", e.code)
+}
+
+// unknownCommandError is a command name that is not one of strata's.
+type unknownCommandError struct{ cmd, arg string }
+
+func (e unknownCommandError) Error() string { return "unknown command: " + e.cmd + " " + e.arg }
+
+// groupCommands makes every command that only groups others (strata,
+// image, container, builder...) print its help when given nothing, and
+// fail as docker does when given a name it does not have, rather than
+// print help and exit 0 (which a script would take for success).
+func groupCommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		groupCommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return unknownCommandError{cmd: c.CommandPath(), arg: args[0]}
+		}
+		return nil
+	}
+	c.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 }
 
 // usageError is a command-line mistake: docker exits 125 for those.
@@ -164,6 +194,13 @@ func newRootCmd(g *globals) *cobra.Command {
 		newBuilderCmd(g), newMonitorCmd(g),
 		newUpdateCmd(g), newStatsCmd(g),
 	)
+	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		if g.root == "" {
+			return usageError{cmd: c.CommandPath(), err: errors.New("--root must name a directory, not be empty")}
+		}
+		return nil
+	}
+	groupCommands(root)
 	return root
 }
 
