@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-project/strata/internal/builder"
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/netconf"
 )
 
 type buildFlags struct {
@@ -25,6 +26,7 @@ type buildFlags struct {
 	secrets, buildContexts  []string
 	explainCache            bool
 	wasteThreshold          string
+	addHosts                []string
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -88,6 +90,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.pull, "pull", false, "always attempt to pull a newer version of the base images")
 	fl.BoolVar(&f.explainCache, "explain-cache", false, "after the build, say for each step that missed the cache what changed since its last build")
 	fl.StringVar(&f.wasteThreshold, "waste-threshold", "10MB", "advise on the build's own wasted bytes above SIZE or PCT of the image (see image analyze)")
+	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping to RUN's /etc/hosts (host:ip)")
 	return c
 }
 
@@ -131,6 +134,11 @@ func (f *buildFlags) options(c *cobra.Command, contextPath string) (opts builder
 	opts, err = f.buildOptions(usage, contextPath)
 	if err != nil {
 		return opts, cleanup, err
+	}
+	for k, v := range clientProxies(c.ErrOrStderr()) {
+		if _, set := opts.BuildArgs[k]; !set && !f.namesArg(k) {
+			opts.BuildArgs[k] = v
+		}
 	}
 	if f.progress == "auto" {
 		f.progress = "plain"
@@ -227,6 +235,13 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 		}
 		opts.Tags = append(opts.Tags, reference.Named(ref))
 	}
+	for _, h := range f.addHosts {
+		host, err := netconf.ParseHost(h)
+		if err != nil {
+			return opts, usage("%v", err)
+		}
+		opts.ExtraHosts = append(opts.ExtraHosts, host)
+	}
 	for _, a := range f.buildArgs {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok {
@@ -259,6 +274,17 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 		opts.SourceDateEpoch = &t
 	}
 	return opts, nil
+}
+
+// namesArg tells whether --build-arg names key, with or without a value:
+// a bare KEY the environment lacks still keeps the client's proxy out.
+func (f *buildFlags) namesArg(key string) bool {
+	for _, a := range f.buildArgs {
+		if k, _, _ := strings.Cut(a, "="); k == key {
+			return true
+		}
+	}
+	return false
 }
 
 // readSecret reads one --secret: id=ID with src=FILE (or source=) or

@@ -636,10 +636,10 @@ func TestBuildSquash(t *testing.T) {
 	c.importBusybox()
 	ctx := t.TempDir()
 	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`FROM busybox
-RUN echo one > /one && echo tmp > /tmpfile
+RUN echo one > /one && echo tmp > /tmpfile && mkdir /data && echo old > /data/old
 RUN rm /tmpfile /bin/vi && echo two > /two
 ENV X=1
-RUN rm -rf /etc && mkdir /etc && echo new > /etc/new
+RUN rm -rf /data && mkdir /data && echo new > /data/new
 `), 0o644)
 	c.build("-t", "plain", ctx)
 	progress := c.build("--squash", "-t", "sq", ctx)
@@ -686,8 +686,10 @@ RUN rm -rf /etc && mkdir /etc && echo new > /etc/new
 		t.Errorf("base files lost: %v", err)
 	}
 	// A directory replaced in a layer (an opaque whiteout) stays replaced.
-	if ents, _ := os.ReadDir(filepath.Join(root, "etc")); len(ents) != 1 || ents[0].Name() != "new" {
-		t.Errorf("/etc = %v", ents)
+	// (Not /etc: RUN's hosts, hostname and resolv.conf are mounted there,
+	// so `rm -rf /etc` fails in docker's builders and in strata.)
+	if ents, _ := os.ReadDir(filepath.Join(root, "data")); len(ents) != 1 || ents[0].Name() != "new" {
+		t.Errorf("/data = %v", ents)
 	}
 	// The merge is cached: the same image again.
 	again := c.build("--squash", "--iidfile", filepath.Join(ctx, "iid"), ctx)

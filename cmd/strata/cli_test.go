@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 type cli struct {
 	t    *testing.T
 	root string
+	env  []string // added to the test's environment
 }
 
 func newCLI(t *testing.T) *cli {
@@ -50,6 +51,9 @@ func (c *cli) run(stdin io.Reader, args ...string) (string, string, int) {
 	c.t.Helper()
 	cmd := exec.Command(strataBin, append([]string{"--root", c.root}, args...)...)
 	cmd.Stdin = stdin
+	if c.env != nil {
+		cmd.Env = append(os.Environ(), c.env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

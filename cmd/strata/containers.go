@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strata-project/strata/internal/container"
+	"github.com/strata-project/strata/internal/netconf"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -452,7 +453,7 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 		path, args = args[0], args[1:]
 	}
 	rc := ctr.RunConfig()
-	dir := m.Dir(ctr.ID)
+	nf := netconf.PathsIn(m.Dir(ctr.ID))
 	return inspectContainer{
 		ID: ctr.ID, Created: ts(ctr.Created), Path: path, Args: args,
 		State: inspectState{
@@ -461,7 +462,7 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 			StartedAt: ts(ctr.State.StartedAt), FinishedAt: ts(ctr.State.FinishedAt),
 		},
 		Image:          ctr.Image.String(),
-		ResolvConfPath: dir + "/resolv.conf", HostnamePath: dir + "/hostname", HostsPath: dir + "/hosts",
+		ResolvConfPath: nf.ResolvConf, HostnamePath: nf.Hostname, HostsPath: nf.Hosts,
 		LogPath: m.LogPath(ctr.ID), Name: "/" + ctr.Name, Driver: driver,
 		HostConfig: inspectHostConfigOf(ctr),
 		Config: inspectCtrConfig{

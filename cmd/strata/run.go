@@ -117,6 +117,7 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 			cfg.Env = append(cfg.Env, kv)
 		}
 	}
+	cfg.Env = withProxyEnv(cfg.Env, clientProxies(c.ErrOrStderr()))
 	return cfg, nil
 }
 

@@ -44,6 +44,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/netconf"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -66,7 +67,9 @@ type Options struct {
 	// Network is the RUN network: oci.NetworkHost (default) or
 	// oci.NetworkNone.
 	Network string
-	Runtime string // OCI runtime name; "" = runc
+	// ExtraHosts are added to every RUN's /etc/hosts (--add-host).
+	ExtraHosts []netconf.Host
+	Runtime    string // OCI runtime name; "" = runc
 
 	// Secrets are the values RUN --mount=type=secret,id=ID reads, by ID.
 	// They are in no layer, history entry or cache key.
@@ -345,7 +348,7 @@ func (b *builder) warnUnusedArgs() {
 	var unused []string
 	b.usedMu.Lock()
 	for k := range b.opts.BuildArgs {
-		if !b.plan.used[k] && k != "SOURCE_DATE_EPOCH" {
+		if !b.plan.used[k] && k != "SOURCE_DATE_EPOCH" && !isProxyArg(k) {
 			unused = append(unused, k)
 		}
 	}

@@ -21,7 +21,9 @@ import (
 	"github.com/strata-project/strata/internal/archive"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
+	"github.com/strata-project/strata/internal/netconf"
 	"github.com/strata-project/strata/internal/oci"
+	"github.com/strata-project/strata/internal/rootfs"
 	"github.com/strata-project/strata/internal/snapshot"
 )
 
@@ -141,7 +143,11 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 		return nil, b.df.at(c.Location(), "%v", err)
 	}
 	defer rm.close()
-	env := append(runArgs(st), rm.env...)
+	env := append(append(runArgs(st), b.proxyEnv(st)...), rm.env...)
+	nf, err := b.netFiles(w.dir, network)
+	if err != nil {
+		return nil, b.df.at(c.Location(), "RUN: %v", err)
+	}
 	spec, err := oci.Spec(oci.SpecOptions{
 		Image:         st.cfg.Config.ImageConfig,
 		EntrypointSet: true,
@@ -149,8 +155,9 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 		Env:           env,
 		Network:       network,
 		Rootfs:        w.rootfs,
-		Hostname:      "strata-build",
-		UID:           uid, GID: gid, AdditionalGids: groups,
+		Hostname:      buildHostname,
+		HostsPath:     nf.Hosts, ResolvConfPath: nf.ResolvConf, HostnamePath: nf.Hostname,
+		UID: uid, GID: gid, AdditionalGids: groups,
 	})
 	if err != nil {
 		return nil, b.df.at(c.Location(), "RUN: %v", err)
@@ -195,6 +202,11 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 	for _, p := range stubs {
 		removeStub(p)
 	}
+	if err == nil && code == 0 {
+		if err := b.dropStubParents(ctx, w, stubs); err != nil {
+			return nil, err
+		}
+	}
 	if err != nil {
 		return nil, b.df.at(c.Location(), "RUN %s: %v%s", strings.Join(args, " "), err, lastOutput(out))
 	}
@@ -207,6 +219,59 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 	}
 	ok = true
 	return l, nil
+}
+
+// buildHostname is every build step's hostname (BuildKit's is
+// "buildkitsandbox").
+const buildHostname = "strata-build"
+
+// netFiles writes a step's /etc/hostname, /etc/hosts and /etc/resolv.conf
+// into its scratch dir, to be bind-mounted: a RUN resolves names as `run`
+// does even when the image ships an empty resolv.conf, and none of the
+// three ends up in the layer.
+func (b *builder) netFiles(dir, network string) (netconf.Paths, error) {
+	f, err := netconf.Make(netconf.Config{
+		HostNetwork: network == oci.NetworkHost,
+		Hostname:    buildHostname,
+		ExtraHosts:  b.opts.ExtraHosts,
+		Build:       true,
+	}, netconf.ReadHost())
+	if err != nil {
+		return netconf.Paths{}, err
+	}
+	return f.Write(dir)
+}
+
+// dropStubParents unmounts the step and removes the directories above the
+// stubs that overlayfs copied up into the upper dir only because a stub
+// was made in them (a base without /etc/hosts gets one while the RUN
+// runs): they would put an unchanged /etc into the layer.
+func (b *builder) dropStubParents(ctx context.Context, w *work, stubs []string) error {
+	if len(stubs) == 0 || b.s.Snapshots.Whiteouts() != snapshot.WhiteoutsOverlay {
+		return nil
+	}
+	if err := w.unmount(); err != nil {
+		return err
+	}
+	var rels []string
+	for _, p := range stubs {
+		rel, err := filepath.Rel(w.rootfs, p)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		for d := filepath.Dir(rel); d != "."; d = filepath.Dir(d) {
+			rels = append(rels, d)
+		}
+	}
+	upper, err := b.s.Snapshots.Dir(ctx, w.key)
+	if err != nil {
+		return err
+	}
+	lowers, err := b.s.Snapshots.LowerDirs(ctx, w.key)
+	if err != nil {
+		return err
+	}
+	return rootfs.DropCopyUps(upper, lowers, rels)
 }
 
 // removeStub removes a mount point the runtime made, if it is still what

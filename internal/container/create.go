@@ -1,7 +1,6 @@
 package container
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/netconf"
 	"github.com/strata-project/strata/internal/oci"
 )
 
@@ -121,16 +121,15 @@ func (m *Manager) prepare(ctx context.Context, c Container, parent string) error
 	if err := os.MkdirAll(filepath.Join(dir, "rootfs"), 0o700); err != nil {
 		return fmt.Errorf("create container dir: %w", err)
 	}
-	files := map[string][]byte{
-		"hostname":    []byte(c.Config.Hostname + "\n"),
-		"hosts":       hostsFile(c.Config.Network, c.Config.Hostname),
-		"resolv.conf": resolvConf(),
+	files, err := netconf.Make(netconf.Config{
+		HostNetwork: c.Config.Network == oci.NetworkHost,
+		Hostname:    c.Config.Hostname,
+	}, netconf.ReadHost())
+	if err != nil {
+		return err
 	}
-	for name, data := range files {
-		// 0644: the container's processes (any user) read these.
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			return fmt.Errorf("write container %s: %w", name, err)
-		}
+	if _, err := files.Write(dir); err != nil {
+		return fmt.Errorf("container network files: %w", err)
 	}
 	return nil
 }
@@ -152,32 +151,4 @@ func defaultHostname(id, network string) string {
 		}
 	}
 	return id[:12]
-}
-
-// hostsFile is the host's /etc/hosts on the host network (names the host
-// resolves keep resolving), else a loopback-only file naming the container.
-func hostsFile(network, hostname string) []byte {
-	if network == oci.NetworkHost {
-		if b, err := os.ReadFile("/etc/hosts"); err == nil && len(b) > 0 {
-			return b
-		}
-	}
-	var b bytes.Buffer
-	b.WriteString("127.0.0.1\tlocalhost\n")
-	b.WriteString("::1\tlocalhost ip6-localhost ip6-loopback\n")
-	b.WriteString("fe00::0\tip6-localnet\n")
-	b.WriteString("ff00::0\tip6-mcastprefix\n")
-	b.WriteString("ff02::1\tip6-allnodes\n")
-	b.WriteString("ff02::2\tip6-allrouters\n")
-	fmt.Fprintf(&b, "127.0.1.1\t%s\n", hostname)
-	return b.Bytes()
-}
-
-// resolvConf is the host's resolv.conf, or public resolvers when the host
-// has none.
-func resolvConf() []byte {
-	if b, err := os.ReadFile("/etc/resolv.conf"); err == nil && bytes.Contains(b, []byte("nameserver")) {
-		return b
-	}
-	return []byte("nameserver 8.8.8.8\nnameserver 8.8.4.4\n")
 }

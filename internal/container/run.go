@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/cgroup"
+	"github.com/strata-project/strata/internal/netconf"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
 )
@@ -282,7 +283,7 @@ func (m *Manager) mountRootfs(ctx context.Context, c Container, rootfs string) e
 
 // spec builds the runtime config for c over the mounted rootfs.
 func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
-	dir := m.Dir(c.ID)
+	nf := netconf.PathsIn(m.Dir(c.ID))
 	o := oci.SpecOptions{
 		Image:      c.ImageConfig.ImageConfig,
 		Entrypoint: c.Config.Entrypoint, EntrypointSet: c.Config.EntrypointSet,
@@ -290,11 +291,10 @@ func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
 		User: c.Config.User, Hostname: c.Config.Hostname,
 		ReadOnly: c.Config.ReadOnly, Terminal: c.Config.Tty, Network: c.Config.Network,
 		Rootfs:    rootfs,
-		HostsPath: filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"),
-		HostnamePath: filepath.Join(dir, "hostname"),
-		Security:     c.Config.Security,
-		Resources:    c.Config.Resources,
-		CgroupsPath:  cgroup.Path(c.ID),
+		HostsPath: nf.Hosts, ResolvConfPath: nf.ResolvConf, HostnamePath: nf.Hostname,
+		Security:    c.Config.Security,
+		Resources:   c.Config.Resources,
+		CgroupsPath: cgroup.Path(c.ID),
 	}
 	for _, b := range c.Config.Binds {
 		bind, err := oci.ParseBind(b)
