@@ -187,7 +187,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newVersionCmd(), newInfoCmd(g),
 		newImportCmd(g), newImagesCmd(g), newTagCmd(g), newRmiCmd(g),
 		newInspectCmd(g), newHistoryCmd(g), newMountCmd(g), newUmountCmd(g),
-		newImageCmd(g), newBuildCmd(g), newPullCmd(g), newSaveCmd(g), newLoadCmd(g),
+		newImageCmd(g), newBuildCmd(g), newPullCmd(g), newPushCmd(g), newSaveCmd(g), newLoadCmd(g),
 		newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g), newKillCmd(g),
 		newWaitCmd(g), newLogsCmd(g), newPsCmd(g), newRmCmd(g), newContainerCmd(g),
 		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g),
@@ -212,7 +212,7 @@ func newImageCmd(g *globals) *cobra.Command {
 	rm := newRmiCmd(g)
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
 	c.AddCommand(ls, rm, newTagCmd(g), newImageInspectCmd(g), newHistoryCmd(g), newImportCmd(g), newPullCmd(g),
-		newImageAnalyzeCmd(g), newImageDiffCmd(g), newImageTreeCmd(g), newSaveCmd(g), newLoadCmd(g))
+		newImageAnalyzeCmd(g), newImageDiffCmd(g), newImageTreeCmd(g), newPushCmd(g), newSaveCmd(g), newLoadCmd(g))
 	return c
 }
 

@@ -18,7 +18,7 @@ import (
 )
 
 func newPullCmd(g *globals) *cobra.Command {
-	var quiet bool
+	var quiet, tlsVerify bool
 	var platform string
 	c := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
@@ -26,6 +26,10 @@ func newPullCmd(g *globals) *cobra.Command {
 		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			named, err := image.ParseNamed(args[0])
+			if err != nil {
+				return err
+			}
+			access, err := registryAccess(tlsVerify)
 			if err != nil {
 				return err
 			}
@@ -38,7 +42,7 @@ func newPullCmd(g *globals) *cobra.Command {
 			if !quiet {
 				pr = newPullPrinter(out)
 			}
-			_, err = registry.Pull(c.Context(), s, args[0], registry.Options{Platform: platform, Progress: pr.Event})
+			_, err = registry.Pull(c.Context(), s, args[0], registry.Options{Platform: platform, Progress: pr.Event, Access: access})
 			pr.Close(err)
 			if err != nil {
 				return err
@@ -49,6 +53,7 @@ func newPullCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "suppress verbose output")
 	c.Flags().StringVar(&platform, "platform", os.Getenv("DOCKER_DEFAULT_PLATFORM"), "set platform if server is multi-platform capable")
+	c.Flags().BoolVar(&tlsVerify, "tls-verify", true, "require HTTPS with a verified certificate (plain HTTP only for loopback registries)")
 	return c
 }
 
@@ -74,7 +79,10 @@ func (quietPrinter) Event(registry.Event) {}
 func (quietPrinter) Close(error)          {}
 
 // plainPullPrinter writes one line per finished layer, for pipes and logs.
-type plainPullPrinter struct{ w io.Writer }
+type plainPullPrinter struct {
+	w       io.Writer
+	pushing bool
+}
 
 func (p *plainPullPrinter) Event(e registry.Event) {
 	switch e.Kind {
@@ -86,6 +94,15 @@ func (p *plainPullPrinter) Event(e registry.Event) {
 		fmt.Fprintf(p.w, "%s: Pull complete\n", image.ShortID(e.Layer))
 	case registry.Stored:
 		fmt.Fprint(p.w, pullStatus(e))
+	case registry.PushStarted:
+		if !p.pushing {
+			fmt.Fprintln(p.w, pushRefersTo(e.Ref))
+			p.pushing = true
+		}
+	case registry.PushPreparing, registry.PushExists, registry.PushMounted, registry.PushPushed:
+		fmt.Fprintf(p.w, "%s: %s\n", image.ShortID(e.Layer), pushStatus(e))
+	case registry.PushDone:
+		fmt.Fprint(p.w, pushDigest(e))
 	}
 }
 
@@ -121,6 +138,8 @@ type ttyPullPrinter struct {
 	order  []string
 	tail   string // printed after the bars stop
 
+	pushing bool // the push's first line is printed
+
 	refresh chan any      // render requests
 	stop    chan struct{} // ends the ticker
 }
@@ -133,11 +152,7 @@ func (p *ttyPullPrinter) Event(e registry.Event) {
 	switch e.Kind {
 	case registry.Resolved:
 		fmt.Fprintln(p.w, pullingFrom(e.Ref))
-		// Rendering on our own ticker, and once more at the end: mpb's
-		// own refresh skips bars that start and finish between two ticks.
-		p.refresh, p.stop = make(chan any), make(chan struct{})
-		p.p = mpb.New(mpb.WithOutput(p.w), mpb.WithWidth(40), mpb.WithManualRefresh(p.refresh))
-		go p.tick()
+		p.start()
 		for _, b := range e.Blobs {
 			id := image.ShortID(b)
 			p.set(id, "Waiting")
@@ -146,6 +161,18 @@ func (p *ttyPullPrinter) Event(e registry.Event) {
 		return
 	case registry.Stored:
 		p.tail = pullStatus(e)
+		return
+	case registry.PushStarted:
+		if !p.pushing {
+			fmt.Fprintln(p.w, pushRefersTo(e.Ref))
+			p.pushing = true
+		}
+		p.start()
+		return
+	case registry.PushDone:
+		// -a pushes tag after tag: each gets its own bars and digest line.
+		p.finish()
+		fmt.Fprint(p.w, pushDigest(e))
 		return
 	}
 	if p.p == nil {
@@ -172,7 +199,71 @@ func (p *ttyPullPrinter) Event(e registry.Event) {
 	case registry.LayerDone:
 		p.set(id, "Pull complete")
 		b.SetTotal(-1, true)
+	case registry.PushPreparing:
+		p.set(id, "Preparing")
+	case registry.PushPushing:
+		p.set(id, "Pushing")
+		b.SetTotal(e.Total, false)
+		b.SetCurrent(e.Current)
+	case registry.PushExists, registry.PushMounted, registry.PushPushed:
+		p.set(id, pushStatus(e))
+		b.SetTotal(-1, true)
 	}
+}
+
+// start begins a set of bars, rendered on our own ticker and once more at
+// the end: mpb's own refresh skips bars that start and finish between two
+// ticks.
+func (p *ttyPullPrinter) start() {
+	p.refresh, p.stop = make(chan any), make(chan struct{})
+	p.p = mpb.New(mpb.WithOutput(p.w), mpb.WithWidth(40), mpb.WithManualRefresh(p.refresh))
+	p.bars, p.order = map[string]*mpb.Bar{}, nil
+	go p.tick()
+}
+
+// finish draws the bars a last time and stops them.
+func (p *ttyPullPrinter) finish() {
+	if p.p == nil {
+		return
+	}
+	close(p.stop)
+	p.refresh <- time.Now()
+	for _, id := range p.order {
+		if b := p.bars[id]; !b.Completed() {
+			b.Abort(false)
+		}
+	}
+	p.p.Wait()
+	p.p = nil
+}
+
+// pushRefersTo is docker's first line of a push.
+func pushRefersTo(n reference.Named) string {
+	return "The push refers to repository [" + n.Name() + "]"
+}
+
+// pushStatus is docker's word for a layer's state in a push.
+func pushStatus(e registry.Event) string {
+	switch e.Kind {
+	case registry.PushPreparing:
+		return "Preparing"
+	case registry.PushExists:
+		return "Layer already exists"
+	case registry.PushMounted:
+		return "Mounted from " + e.From
+	case registry.PushPushed:
+		return "Pushed"
+	}
+	return ""
+}
+
+// pushDigest is docker's last line for each tag pushed.
+func pushDigest(e registry.Event) string {
+	tag := "latest"
+	if t, ok := e.Ref.(reference.Tagged); ok {
+		tag = t.Tag()
+	}
+	return fmt.Sprintf("%s: digest: %s size: %d\n", tag, e.Digest, e.Total)
 }
 
 func (p *ttyPullPrinter) bar(id string) *mpb.Bar {
@@ -218,16 +309,7 @@ func (p *ttyPullPrinter) tick() {
 }
 
 func (p *ttyPullPrinter) Close(err error) {
-	if p.p != nil {
-		close(p.stop)
-		p.refresh <- time.Now()
-		for _, id := range p.order {
-			if b := p.bars[id]; !b.Completed() {
-				b.Abort(false)
-			}
-		}
-		p.p.Wait()
-	}
+	p.finish()
 	if err == nil {
 		fmt.Fprint(p.w, p.tail)
 	}

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -40,32 +39,8 @@ func openStore(t *testing.T) *store.Store {
 	return s
 }
 
-// makeImage stacks layer tars into an image in s, named ref.
 func makeImage(t *testing.T, s *store.Store, ref string, cmd string, layers ...[]byte) digest.Digest {
-	t.Helper()
-	ctx := context.Background()
-	var parent digest.Digest
-	var cfg image.Config
-	cfg.Platform = ocispec.Platform{OS: "linux", Architecture: "amd64"}
-	cfg.RootFS = ocispec.RootFS{Type: "layers"}
-	cfg.Config.Cmd = []string{cmd}
-	for _, b := range layers {
-		l, err := s.Layers.Unpack(ctx, parent, bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		parent = l.ChainID
-		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
-	}
-	n, err := image.ParseNamed(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := s.Images.Create(ctx, cfg, image.CreateOptions{Names: []reference.Named{n}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
+	return rt.StoreImage(t, s, []string{cmd}, layers, ref)
 }
 
 var (

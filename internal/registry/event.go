@@ -28,6 +28,24 @@ const (
 	// Stored: the image is recorded under its names. UpToDate tells that
 	// nothing changed: every layer, the image and its names were there.
 	Stored
+
+	// The events of a push. Layer is the layer's diffID there, as docker
+	// shows it.
+
+	// PushStarted: the push of Ref begins.
+	PushStarted
+	// PushPreparing: the layer is about to be checked and sent.
+	PushPreparing
+	// PushPushing: Current of Total uncompressed bytes went through the compressor.
+	PushPushing
+	// PushExists: the registry has the layer; nothing is sent.
+	PushExists
+	// PushMounted: the registry linked the layer from repository From.
+	PushMounted
+	// PushPushed: the layer is uploaded.
+	PushPushed
+	// PushDone: the manifest is stored: Digest, Total bytes.
+	PushDone
 )
 
 // Event is one step of a pull. Layer is the compressed blob digest, the
@@ -41,4 +59,5 @@ type Event struct {
 	Current  int64
 	Total    int64
 	UpToDate bool
+	From     string
 }

@@ -14,7 +14,6 @@ import (
 	"sync"
 
 	"github.com/distribution/reference"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -36,6 +35,8 @@ type Options struct {
 	// serialized, so it need not be safe for concurrent use; it must not
 	// block for long, since downloads wait for it.
 	Progress func(Event)
+	// Access is how the registry is reached (TLS, credentials).
+	Access Access
 }
 
 // DefaultPlatform is what a pull picks from an index unless told otherwise.
@@ -69,7 +70,7 @@ func pull(ctx context.Context, s *store.Store, ref string, opts Options, jobs in
 	if err != nil {
 		return image.Image{}, err
 	}
-	p := &puller{s: s, named: named, plat: plat, emit: serialize(opts.Progress), jobs: jobs}
+	p := &puller{s: s, named: named, plat: plat, emit: serialize(opts.Progress), jobs: jobs, access: opts.Access}
 	if err := p.resolve(ctx); err != nil {
 		return image.Image{}, err
 	}
@@ -89,11 +90,12 @@ func pull(ctx context.Context, s *store.Store, ref string, opts Options, jobs in
 
 // puller is one pull in progress.
 type puller struct {
-	s     *store.Store
-	named reference.Named
-	plat  v1.Platform
-	emit  func(Event)
-	jobs  int // downloads at once
+	s      *store.Store
+	named  reference.Named
+	plat   v1.Platform
+	emit   func(Event)
+	jobs   int // downloads at once
+	access Access
 
 	top       digest.Digest // what the reference resolved to: index or manifest
 	index     []byte        // raw index, when top is one
@@ -108,14 +110,19 @@ type puller struct {
 // resolve fetches the manifest (through the index, if there is one) and the
 // config, and checks that strata can store what they describe.
 func (p *puller) resolve(ctx context.Context) error {
-	ref, err := ggcrRef(p.named)
+	ref, err := ggcrRef(p.named, p.access.insecure(registryHost(reference.Domain(p.named))))
+	if err != nil {
+		return err
+	}
+	t, err := p.access.transport(registryHost(reference.Domain(p.named)))
 	if err != nil {
 		return err
 	}
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithAuthFromKeychain(p.access.keychain()),
 		remote.WithPlatform(p.plat),
+		remote.WithTransport(t),
 	}
 	familiar := reference.FamiliarString(p.named)
 	desc, err := remote.Get(ref, ropts...)
@@ -228,6 +235,14 @@ func (p *puller) store(ctx context.Context) (image.Image, error) {
 	names := []reference.Named{byDigest}
 	if _, isDigest := p.named.(reference.Digested); !isDigest {
 		names = append(names, p.named)
+	}
+	// Remember the blobs, so a push to this registry can skip or mount them.
+	infos := make([]BlobInfo, len(p.layers))
+	for i, l := range p.layers {
+		infos[i] = BlobInfo{Digest: blobDigest(l), Size: l.Size, MediaType: string(l.MediaType), Registry: reference.Domain(p.named), Repository: reference.Path(p.named)}
+	}
+	if err := rememberBlobs(p.s.DB, diffIDs, infos); err != nil {
+		return image.Image{}, err
 	}
 	id := digest.FromBytes(p.configRaw)
 	upToDate := have == len(chains) && p.namesPointAt(ctx, names, id)
@@ -409,14 +424,18 @@ func checkManifest(m *v1.Manifest) error {
 }
 
 // ggcrRef turns a normalized strata reference into go-containerregistry's.
-func ggcrRef(n reference.Named) (name.Reference, error) {
+func ggcrRef(n reference.Named, insecure bool) (name.Reference, error) {
+	opts := []name.Option{name.StrictValidation}
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
 	if d, ok := n.(reference.Digested); ok {
-		return name.NewDigest(n.Name()+"@"+d.Digest().String(), name.StrictValidation)
+		return name.NewDigest(n.Name()+"@"+d.Digest().String(), opts...)
 	}
 	if t, ok := n.(reference.Tagged); ok {
-		return name.NewTag(n.Name()+":"+t.Tag(), name.StrictValidation)
+		return name.NewTag(n.Name()+":"+t.Tag(), opts...)
 	}
-	return name.NewTag(n.Name()+":latest", name.StrictValidation)
+	return name.NewTag(n.Name()+":latest", opts...)
 }
 
 // describeFetchError gives the registry's "not found" answers docker's wording.

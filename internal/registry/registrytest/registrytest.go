@@ -6,6 +6,7 @@ package registrytest
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -26,6 +28,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/store"
 )
 
 // Binary is the registry server the tests run.
@@ -297,4 +304,38 @@ func DiffIDs(t testing.TB, img v1.Image) []string {
 		out = append(out, d.String())
 	}
 	return out
+}
+
+// StoreImage stacks layer tars into an image in s named by refs (normalized
+// references) and returns its ID: for tests that push or save an image
+// the store has.
+func StoreImage(t testing.TB, s *store.Store, cmd []string, layers [][]byte, refs ...string) digest.Digest {
+	t.Helper()
+	ctx := context.Background()
+	var parent digest.Digest
+	var cfg image.Config
+	cfg.Platform = ocispec.Platform{OS: "linux", Architecture: "amd64"}
+	cfg.RootFS = ocispec.RootFS{Type: "layers"}
+	cfg.Config.Cmd = cmd
+	for _, b := range layers {
+		l, err := s.Layers.Unpack(ctx, parent, bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent = l.ChainID
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, l.DiffID)
+	}
+	var names []reference.Named
+	for _, r := range refs {
+		n, err := image.ParseNamed(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	id, err := s.Images.Create(ctx, cfg, image.CreateOptions{Names: names})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
