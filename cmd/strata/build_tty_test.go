@@ -216,3 +216,10 @@ func TestBuildProgressTTYError(t *testing.T) {
 		t.Errorf("no error after the final frame:\n%s", final)
 	}
 }
+
+// String is the output so far.
+func (o *ptyOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}

@@ -50,7 +50,7 @@ func newContainerCmd(g *globals) *cobra.Command {
 	rm.Use, rm.Aliases = "rm [OPTIONS] CONTAINER [CONTAINER...]", []string{"remove"}
 	c.AddCommand(ls, rm, newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g),
 		newKillCmd(g), newWaitCmd(g), newLogsCmd(g), newContainerInspectCmd(g),
-		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g))
+		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g), newExecCmd(g))
 	c.AddCommand(newUpdateCmd(g), newStatsCmd(g))
 	return c
 }
@@ -326,6 +326,7 @@ type inspectContainer struct {
 	LogPath         string               `json:"LogPath"`
 	Name            string               `json:"Name"`
 	Driver          string               `json:"Driver"`
+	ExecIDs         []string             `json:"ExecIDs"` // running execs; null when none, as docker
 	HostConfig      inspectHostConfig    `json:"HostConfig"`
 	Config          inspectCtrConfig     `json:"Config"`
 	GraphDriver     inspectDriver        `json:"GraphDriver"`
@@ -464,6 +465,7 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 		Image:          ctr.Image.String(),
 		ResolvConfPath: nf.ResolvConf, HostnamePath: nf.Hostname, HostsPath: nf.Hosts,
 		LogPath: m.LogPath(ctr.ID), Name: "/" + ctr.Name, Driver: driver,
+		ExecIDs:    m.ExecIDs(ctr),
 		HostConfig: inspectHostConfigOf(ctr),
 		Config: inspectCtrConfig{
 			Hostname: ctr.Config.Hostname, User: rc.User, AttachStdin: ctr.Config.OpenStdin,

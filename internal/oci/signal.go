@@ -42,6 +42,30 @@ func (r *Runtime) ForwardSignals(id string, sigs ...os.Signal) (stop func()) {
 	})
 }
 
+// ForwardSignalsToPid relays signals like ForwardSignals, straight to one
+// process of the caller's (an exec'd process it adopted and has not yet
+// reaped, so the pid cannot have been reused). Signals are caught from the
+// call on; those that arrive before the pid is sent on pid wait for it, and
+// are dropped if pid is closed instead (the process never started).
+func ForwardSignalsToPid(pid <-chan int, sigs ...os.Signal) (stop func()) {
+	if len(sigs) == 0 {
+		sigs = ForwardedSignals
+	}
+	target := 0
+	return onSignals(16, sigs, func(s os.Signal) {
+		if target == 0 {
+			p, ok := <-pid
+			if !ok {
+				return
+			}
+			target = p
+		}
+		if sig, ok := s.(syscall.Signal); ok {
+			_ = unix.Kill(target, sig)
+		}
+	})
+}
+
 // onSignals calls fn for each of sigs that strata receives, one at a time,
 // until stop is called; once stop returns fn is not running and never will.
 func onSignals(buffer int, sigs []os.Signal, fn func(os.Signal)) (stop func()) {
