@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -25,7 +24,7 @@ type ExecOptions struct {
 	// User replaces the container's user when non-nil (already resolved
 	// against the container's passwd and group files, see ResolveUser).
 	User *specs.User
-	// Privileged gives the process every capability the kernel has.
+	// Privileged gives the process every capability strata holds.
 	Privileged bool
 }
 
@@ -63,37 +62,15 @@ func ExecProcess(ctr *specs.Process, o ExecOptions) (*specs.Process, error) {
 		p.User = *o.User
 	}
 	if o.Privileged {
-		all, err := allCapabilities()
+		// Every capability strata may grant: asking the runtime for one
+		// outside our own bounding set fails the exec.
+		all, _, err := BoundingCapabilities()
 		if err != nil {
 			return nil, err
 		}
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: all, Effective: all, Permitted: all}
 	}
 	return &p, nil
-}
-
-// allCapabilities lists every capability this process may grant (its own
-// bounding set: strata may itself run confined), by the names the runtime
-// spec uses.
-func allCapabilities() ([]string, error) {
-	own, err := capability.NewPid2(0)
-	if err == nil {
-		err = own.Load()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read capabilities: %w", err)
-	}
-	caps, err := capability.ListSupported()
-	if err != nil {
-		return nil, fmt.Errorf("list capabilities: %w", err)
-	}
-	out := make([]string, 0, len(caps))
-	for _, c := range caps {
-		if own.Get(capability.BOUNDING, c) {
-			out = append(out, "CAP_"+strings.ToUpper(c.String()))
-		}
-	}
-	return out, nil
 }
 
 // Exec starts proc in the running container id (`runc exec --detach`) and
