@@ -31,31 +31,9 @@ NAME=build
 . "$(dirname "$0")/../engines.sh"
 OUT=${OUT:-$here/results}
 
-echo "== context: $FILES files, $SIZE_MB MB"
+. "$(dirname "$0")/context.sh"
+make_context "$work/ctx"
 ctx=$work/ctx
-dirs=100
-per_dir=$(( (FILES + dirs - 1) / dirs ))
-file_bytes=$(( SIZE_MB * 1000 * 1000 / (dirs * per_dir) ))
-for d in $(seq -w 0 $((dirs - 1))); do
-	mkdir -p "$ctx/data/d$d"
-	head -c $((file_bytes * per_dir)) /dev/urandom | split -b "$file_bytes" -d -a 4 - "$ctx/data/d$d/f"
-done
-printf 'libfoo 1.2\nlibbar 3.4\nlibbaz 5.6\n' >"$ctx/deps.txt"
-cat >"$ctx/Dockerfile" <<'EOF'
-FROM busybox:latest
-ENV APP_HOME=/app LANG=C.UTF-8
-WORKDIR /app
-RUN mkdir -p bin etc /var/log/app && echo "config=1" > etc/app.conf
-RUN i=0; while [ $i -lt 500 ]; do echo "line $i" >> etc/generated.txt; i=$((i+1)); done
-COPY deps.txt /app/etc/deps.txt
-RUN wc -l etc/deps.txt > etc/deps.count
-COPY data/ /app/data/
-RUN find data -type f | wc -l > etc/file-count && du -s data > etc/size
-RUN printf '#!/bin/sh\necho app\n' > bin/app && chmod +x bin/app
-ENV PATH=/app/bin:$PATH
-EXPOSE 8080
-CMD ["app"]
-EOF
 du -sh "$ctx" | cut -f1 | sed 's/^/context size: /'
 find "$ctx" -type f | wc -l | sed 's/^/context files: /'
 
