@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/store"
@@ -48,6 +49,25 @@ type Registry struct {
 // cleanup kills it.
 func Start(t testing.TB) *Registry {
 	t.Helper()
+	return start(t, "")
+}
+
+// StartAuth runs a registry that wants user and password (htpasswd,
+// basic auth), as a private registry does.
+func StartAuth(t testing.TB, user, password string) *Registry {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "htpasswd")
+	if err := os.WriteFile(p, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return start(t, fmt.Sprintf("auth:\n  htpasswd:\n    realm: strata-test\n    path: %s\n", p))
+}
+
+func start(t testing.TB, extra string) *Registry {
 	if _, err := os.Stat(Binary); err != nil {
 		t.Fatalf("the registry tests need %s (apt-get install docker-registry): %v", Binary, err)
 	}
@@ -65,7 +85,7 @@ storage:
     enabled: true
 http:
   addr: %s
-`, r.Storage, r.Host)
+%s`, r.Storage, r.Host, extra)
 	cfgPath := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -88,7 +108,7 @@ http:
 		resp, err := http.Get("http://" + r.Host + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || (extra != "" && resp.StatusCode == http.StatusUnauthorized) {
 				return r
 			}
 		}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	rt "github.com/strata-project/strata/internal/registry/registrytest"
+)
+
+// runEnv runs strata with extra environment variables.
+func (c *cli) runEnv(env []string, stdin string, args ...string) (string, string, int) {
+	c.t.Helper()
+	cmd := exec.Command(strataBin, append([]string{"--root", c.root}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatalf("strata %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestLoginPushPullWithCredentials(t *testing.T) {
+	const secret = "s3cret-ship"
+	reg := rt.StartAuth(t, "ship", secret)
+	c := newBusyboxCLI(t)
+	cfgDir := t.TempDir()
+	env := []string{"DOCKER_CONFIG=" + cfgDir}
+	ref := reg.Ref("ship/private:1")
+	c.ok("tag", "busybox", ref)
+	noSecret := func(outs ...string) {
+		t.Helper()
+		for _, o := range outs {
+			if strings.Contains(o, secret) || strings.Contains(o, base64.StdEncoding.EncodeToString([]byte("ship:"+secret))) {
+				t.Fatalf("output shows the secret: %s", o)
+			}
+		}
+	}
+
+	if _, errs, code := c.runEnv(env, "", "push", ref); code != 1 || !strings.Contains(errs, "401") && !strings.Contains(errs, "UNAUTHORIZED") && !strings.Contains(errs, "unauthorized") {
+		t.Errorf("push without login: exit %d, %s", code, errs)
+	}
+	out, errs, code := c.runEnv(env, "wrong\n", "login", "-u", "ship", "--password-stdin", reg.Host)
+	if code != 1 || !strings.Contains(errs, "incorrect username or password") {
+		t.Errorf("login with a wrong password: exit %d, %s%s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(cfgDir, "config.json")); err == nil {
+		t.Error("a failed login wrote config.json")
+	}
+	out, errs, code = c.runEnv(env, secret+"\n", "login", "-u", "ship", "--password-stdin", reg.Host)
+	if code != 0 || out != "Login Succeeded\n" || !strings.Contains(errs, "unencrypted") {
+		t.Fatalf("login: exit %d, %q, %q", code, out, errs)
+	}
+	noSecret(out, errs)
+	// Byte for byte what docker writes.
+	want := "{\n\t\"auths\": {\n\t\t\"" + reg.Host + "\": {\n\t\t\t\"auth\": \"" + base64.StdEncoding.EncodeToString([]byte("ship:"+secret)) + "\"\n\t\t}\n\t}\n}"
+	if b, _ := os.ReadFile(filepath.Join(cfgDir, "config.json")); string(b) != want {
+		t.Errorf("config.json:\n%s\nwant:\n%s", b, want)
+	}
+	out, errs, code = c.runEnv(env, "", "push", ref)
+	if code != 0 || !strings.Contains(out, "1: digest: sha256:") {
+		t.Fatalf("push after login: exit %d, %s%s", code, out, errs)
+	}
+	noSecret(out, errs)
+	other := newCLI(t)
+	if out, errs, code := other.runEnv(env, "", "pull", ref); code != 0 {
+		t.Fatalf("pull with the same credentials: %s%s", out, errs)
+	}
+	if out, _, code := c.runEnv(env, "", "login", reg.Host); code != 0 || out != "Authenticating with existing credentials...\nLogin Succeeded\n" {
+		t.Errorf("login with stored credentials: %q", out)
+	}
+	if out, _, code := c.runEnv(env, "", "logout", reg.Host); code != 0 || out != "Removing login credentials for "+reg.Host+"\n" {
+		t.Errorf("logout: %d %q", code, out)
+	}
+	if _, errs, code := other.runEnv(env, "", "pull", ref); code == 0 {
+		t.Errorf("pull after logout succeeded: %s", errs)
+	}
+	if _, errs, code := c.runEnv(env, "x", "login", "--password-stdin", reg.Host); code != 125 || !strings.Contains(errs, "--username") {
+		t.Errorf("--password-stdin without -u: %d %s", code, errs)
+	}
+
+	// A credential helper named by credsStore keeps the secret instead.
+	bin := t.TempDir()
+	store := filepath.Join(bin, "store")
+	helper := "#!/bin/sh\ncase $1 in\nstore) cat > " + store + ";;\nget) if [ -s " + store + " ]; then cat " + store + "; else echo 'credentials not found in native keychain'; exit 1; fi;;\nerase) : > " + store + ";;\nlist) echo '{}';;\nesac\n"
+	os.WriteFile(filepath.Join(bin, "docker-credential-shiptest"), []byte(helper), 0o755)
+	os.WriteFile(filepath.Join(cfgDir, "config.json"), []byte(`{"credsStore": "shiptest"}`), 0o600)
+	env = append(env, "PATH="+bin+":"+os.Getenv("PATH"))
+	out, errs, code = c.runEnv(env, secret, "login", "-u", "ship", "--password-stdin", reg.Host)
+	if code != 0 || strings.Contains(errs, "unencrypted") {
+		t.Fatalf("login through a helper: %d %s %s", code, out, errs)
+	}
+	if b, _ := os.ReadFile(filepath.Join(cfgDir, "config.json")); strings.Contains(string(b), "auth\"") || !strings.Contains(string(b), "shiptest") {
+		t.Errorf("config.json with a helper:\n%s", b)
+	}
+	if b, _ := os.ReadFile(store); !strings.Contains(string(b), secret) {
+		t.Errorf("the helper was not given the secret: %s", b)
+	}
+	if out, errs, code := c.runEnv(env, "", "push", ref); code != 0 {
+		t.Errorf("push with the helper's credentials: %s%s", out, errs)
+	}
+}
