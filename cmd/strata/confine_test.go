@@ -92,7 +92,7 @@ func TestConfinementFlags(t *testing.T) {
 		{"--security-opt", "apparmor=docker-default"}, // this host has no AppArmor
 		{"--security-opt", "seccomp=" + filepath.Join(t.TempDir(), "missing.json")},
 		{"--sysctl", "vm.swappiness=1"},
-		{"--sysctl", "net.ipv4.ip_forward=1"}, // host network
+		{"--network", "host", "--sysctl", "net.ipv4.ip_forward=1"},
 		{"--device", "/etc/passwd"},
 		{"--group-add", "nosuch"},
 	} {

@@ -141,12 +141,11 @@ func toPsRow(ctr container.Container, now time.Time, noTrunc bool) psRow {
 		id = ctr.ShortID()
 		cmd = ellipsis(cmd, 20)
 	}
-	network := ctr.Config.Network
 	return psRow{
 		ID: id, Image: ctr.ImageRef, Command: strconv.Quote(cmd),
 		CreatedAt:  ctr.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: since(ctr.Created), State: string(ctr.State.Status),
-		Status: ctr.StatusText(now), Names: ctr.Name, Networks: network,
+		Status: ctr.StatusText(now), Names: ctr.Name, Networks: ctr.NetworkName(),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-project/strata/internal/container"
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/registry"
 	"github.com/strata-project/strata/internal/store"
@@ -29,6 +30,8 @@ type createFlags struct {
 	security                                                    oci.Security
 	sysctls                                                     []string
 	resources                                                   resourceFlags
+	publish, expose                                             []string
+	publishAll                                                  bool
 }
 
 func (f *createFlags) register(c *cobra.Command) {
@@ -42,7 +45,12 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.StringVarP(&f.user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
 	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a host directory (HOST:CONTAINER[:ro])")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "overwrite the default ENTRYPOINT of the image")
-	fl.StringVar(&f.network, "network", "host", "network mode: host (share the host's network) or none (loopback only)")
+	fl.StringVar(&f.network, "network", "", "connect the container to a network: bridge (default: its own, with outbound access), host, none or container:NAME|ID")
+	fl.StringVar(&f.network, "net", "", "connect the container to a network (same as --network)")
+	fl.Lookup("net").Hidden = true
+	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a container's port(s) to the host ([IP:][HOSTPORT:]CONTAINERPORT[/PROTO])")
+	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish all exposed ports to random ports")
+	fl.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports")
 	fl.StringVar(&f.hostname, "hostname", "", "container host name")
 	fl.StringVar(&f.runtime, "runtime", defaultRuntime(), "OCI runtime to use: runc or crun (env STRATA_RUNTIME)")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open")
@@ -99,6 +107,9 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 			cfg.Binds[i] = abs + ":" + rest
 		}
 	}
+	if err := f.ports(c, &cfg); err != nil {
+		return cfg, err
+	}
 	if c.Flags().Changed("entrypoint") {
 		cfg.EntrypointSet = true
 		if f.entrypoint != "" {
@@ -119,6 +130,32 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 	}
 	cfg.Env = withProxyEnv(cfg.Env, clientProxies(c.ErrOrStderr()))
 	return cfg, nil
+}
+
+// ports reads -p, -P and --expose into cfg.
+func (f *createFlags) ports(c *cobra.Command, cfg *container.Config) error {
+	cfg.PublishAll = f.publishAll
+	for _, p := range f.publish {
+		m, err := network.ParsePublish(p)
+		if err != nil {
+			return err
+		}
+		if cfg.PortBindings == nil {
+			cfg.PortBindings = network.PortMap{}
+		}
+		cfg.PortBindings.Merge(m)
+	}
+	for _, e := range f.expose {
+		ps, err := network.ParseExpose(e)
+		if err != nil {
+			return err
+		}
+		cfg.ExposedPorts = append(cfg.ExposedPorts, ps...)
+	}
+	if f.network == network.Host && (len(f.publish) > 0 || f.publishAll) {
+		fmt.Fprintln(c.ErrOrStderr(), "WARNING: Published ports are discarded when using host network mode")
+	}
+	return nil
 }
 
 // hostEnv resolves docker's `-e KEY` (no value: the host's, or nothing when
@@ -223,9 +260,10 @@ func newRunCmd(g *globals) *cobra.Command {
 		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
 		Short: "Create and run a new container from an image",
 		Long: "Create and run a new container from an image.\n\n" +
-			"The container shares the host's network unless --network none is given\n" +
-			"(strata has no bridge network). Without -d, strata runs the container in\n" +
-			"the foreground and exits with its exit status.",
+			"The container gets a network namespace of its own, connected to the outside\n" +
+			"by pasta (no bridge, no NAT rules); -p publishes its ports on the host.\n" +
+			"Without -d, strata runs the container in the foreground and exits with its\n" +
+			"exit status.",
 		Args: minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			cfg, err := f.config(c, args[1:])

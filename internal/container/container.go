@@ -37,6 +37,7 @@ import (
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -69,13 +70,21 @@ type Config struct {
 	WorkingDir    string   `json:"workingDir,omitempty"`
 	User          string   `json:"user,omitempty"`
 	Hostname      string   `json:"hostname,omitempty"`
-	Binds         []string `json:"binds,omitempty"`   // HOST:CTR[:ro], validated at create
-	Network       string   `json:"network,omitempty"` // "host" (default) or "none"
-	ReadOnly      bool     `json:"readOnly,omitempty"`
-	Tty           bool     `json:"tty,omitempty"`
-	OpenStdin     bool     `json:"openStdin,omitempty"`
-	AutoRemove    bool     `json:"autoRemove,omitempty"`
-	Runtime       string   `json:"runtime,omitempty"` // "runc" or "crun"
+	Binds         []string `json:"binds,omitempty"` // HOST:CTR[:ro], validated at create
+	// Network is "default" (docker's name for no --network: bridge),
+	// network.Bridge, Host, None or "container:<id>". Records from before
+	// strata had networks say "" for host.
+	Network string `json:"network,omitempty"`
+	// PortBindings are the -p values as given (docker's
+	// HostConfig.PortBindings); PublishAll is -P; ExposedPorts --expose.
+	PortBindings network.PortMap `json:"portBindings,omitempty"`
+	PublishAll   bool            `json:"publishAll,omitempty"`
+	ExposedPorts []network.Port  `json:"exposedPorts,omitempty"`
+	ReadOnly     bool            `json:"readOnly,omitempty"`
+	Tty          bool            `json:"tty,omitempty"`
+	OpenStdin    bool            `json:"openStdin,omitempty"`
+	AutoRemove   bool            `json:"autoRemove,omitempty"`
+	Runtime      string          `json:"runtime,omitempty"` // "runc" or "crun"
 	// Security is --privileged, --cap-add/--cap-drop, --security-opt,
 	// --device, --group-add and --sysctl, validated at create.
 	Security oci.Security `json:"security,omitzero"`
@@ -92,6 +101,10 @@ type State struct {
 	StartedAt  time.Time `json:"startedAt,omitzero"`
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	Error      string    `json:"error,omitempty"` // why the last start failed
+	// Ports are the published ports with the host ports they got, while
+	// the container runs; PastaPid is the pasta serving them.
+	Ports    network.PortMap `json:"ports,omitempty"`
+	PastaPid int             `json:"pastaPid,omitempty"`
 }
 
 // Container is one container record.

@@ -111,7 +111,7 @@ func TestCreateGetUsersWithRootfsRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Remove(context.Background(), c, true) })
-	if c.SnapshotKey != SnapshotPrefix+c.ID || c.Image != img || c.Config.Network != "host" || c.Config.Runtime != "runc" {
+	if c.SnapshotKey != SnapshotPrefix+c.ID || c.Image != img || c.Config.Network != "default" || c.Config.Runtime != "runc" {
 		t.Fatalf("created %+v", c)
 	}
 	for _, ref := range []string{"box", "/box", c.ID, c.ID[:5]} {

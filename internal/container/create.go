@@ -13,6 +13,7 @@ import (
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/netconf"
+	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/oci"
 )
 
@@ -29,12 +30,33 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 			return Container{}, err
 		}
 	}
-	switch cfg.Network {
-	case "":
-		cfg.Network = oci.NetworkHost
-	case oci.NetworkHost, oci.NetworkNone:
-	default:
-		return Container{}, fmt.Errorf("network %q is not supported (use %q or %q; strata has no bridge networking)", cfg.Network, oci.NetworkHost, oci.NetworkNone)
+	mode, ref, err := network.ParseMode(cfg.Network)
+	if err != nil {
+		return Container{}, err
+	}
+	if cfg.Network == "" {
+		cfg.Network = "default" // docker's NetworkMode when none is given
+	} else {
+		cfg.Network = mode
+	}
+	switch mode {
+	case network.Host:
+		// As docker: published ports mean nothing on the host's network
+		// (the CLI warns).
+		cfg.PortBindings, cfg.PublishAll = nil, false
+	case network.ContainerPrefix:
+		if len(cfg.PortBindings) > 0 || cfg.PublishAll {
+			return Container{}, errors.New("conflicting options: port publishing and the container type network mode")
+		}
+		if cfg.Hostname != "" {
+			return Container{}, errors.New("conflicting options: hostname and the network mode")
+		}
+		other, err := m.lookup(ref)
+		if err != nil {
+			return Container{}, err
+		}
+		cfg.Network = network.ContainerPrefix + other.ID
+		cfg.Hostname = other.Config.Hostname // and its files, at start
 	}
 	if err := cfg.Security.Validate(cfg.Network == oci.NetworkHost); err != nil {
 		return Container{}, err

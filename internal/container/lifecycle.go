@@ -240,6 +240,7 @@ func (m *Manager) removeLocked(ctx context.Context, c Container) error {
 	if rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime)); err == nil {
 		m.deleteRuntimeState(ctx, rt, c.ID)
 	}
+	m.removeNetwork(c)
 	dir := m.Dir(c.ID)
 	if err := snapshot.UnmountAll(dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
@@ -280,6 +281,7 @@ func (m *Manager) reconcile(ctx context.Context, c Container) (Container, error)
 		}
 		m.deleteRuntimeState(ctx, rt, cur.ID)
 	}
+	m.removeNetwork(cur)
 	if err := snapshot.UnmountAll(m.RootfsDir(cur.ID)); err != nil {
 		return cur, err
 	}

@@ -100,6 +100,13 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 	}
 	// A runner that died may have left the runtime's record behind.
 	m.deleteRuntimeState(cleanupCtx, rt, id)
+	// First, so that pasta sets up while the rootfs mounts and the
+	// runtime creates the container.
+	netw, err := m.startNetwork(ctx, c)
+	if err != nil {
+		return -1, m.failStart(c, err)
+	}
+	defer netw.stop()
 
 	rootfs := m.RootfsDir(id)
 	if err := m.mountRootfs(ctx, c, rootfs); err != nil {
@@ -111,7 +118,7 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 			_ = snapshot.UnmountAll(rootfs)
 		}
 	}()
-	spec, err := m.spec(c, rootfs)
+	spec, err := m.spec(c, rootfs, netw)
 	if err != nil {
 		return -1, m.failStart(c, err)
 	}
@@ -119,7 +126,7 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 		return -1, m.failStart(c, err)
 	}
 
-	pid, err := m.createAndStart(ctx, rt, c, o)
+	pid, err := m.createAndStart(ctx, rt, c, o, netw)
 	if err != nil {
 		return -1, m.failStart(c, err)
 	}
@@ -134,6 +141,8 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 	if stopSignals != nil {
 		stopSignals()
 	}
+	// Its ports are free as soon as it has exited.
+	netw.stop()
 	o.streams.exited()
 
 	// Read before the runtime deletes the cgroup with its counters.
@@ -144,6 +153,7 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 	st := c.State
 	st.Status, st.Pid, st.ExitCode, st.FinishedAt = StatusExited, 0, code, time.Now().UTC()
 	st.OOMKilled = oomKills > 0
+	st.Ports, st.PastaPid = nil, 0
 	st.StartedAt = c.State.StartedAt
 	if cur, err := m.lookup(id); err == nil {
 		st.StartedAt = cur.State.StartedAt
@@ -172,7 +182,7 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 // container as running and returns its init pid. This process is made a
 // child subreaper first, so the init process, whose parent (the runtime)
 // exits after create, becomes our child and we can wait for its status.
-func (m *Manager) createAndStart(ctx context.Context, rt *oci.Runtime, c Container, o runOptions) (pid int, err error) {
+func (m *Manager) createAndStart(ctx context.Context, rt *oci.Runtime, c Container, o runOptions, netw *runNet) (pid int, err error) {
 	if err := becomeSubreaper(); err != nil {
 		o.streams.exited()
 		return 0, err
@@ -228,8 +238,12 @@ func (m *Manager) createAndStart(ctx context.Context, rt *oci.Runtime, c Contain
 	if err != nil {
 		return fail(err)
 	}
+	if err := netw.ready(ctx); err != nil {
+		return fail(err)
+	}
 	now := time.Now().UTC()
-	if err := m.setState(c.ID, State{Status: StatusRunning, Pid: st.Pid, StartedAt: now}); err != nil {
+	running := State{Status: StatusRunning, Pid: st.Pid, StartedAt: now, Ports: netw.ports, PastaPid: netw.pastaPid()}
+	if err := m.setState(c.ID, running); err != nil {
 		return fail(err)
 	}
 	if err := rt.Start(ctx, c.ID); err != nil {
@@ -282,14 +296,24 @@ func (m *Manager) mountRootfs(ctx context.Context, c Container, rootfs string) e
 }
 
 // spec builds the runtime config for c over the mounted rootfs.
-func (m *Manager) spec(c Container, rootfs string) (*specs.Spec, error) {
+func (m *Manager) spec(c Container, rootfs string, netw *runNet) (*specs.Spec, error) {
 	nf := netconf.PathsIn(m.Dir(c.ID))
+	network := c.Config.Network
+	switch {
+	case netw.shared != nil:
+		// Its network's name files too, as docker does.
+		nf = netconf.PathsIn(m.Dir(netw.shared.ID))
+		network = netw.mode
+	case network != oci.NetworkNone:
+		network = oci.NetworkHost
+	}
 	o := oci.SpecOptions{
 		Image:      c.ImageConfig.ImageConfig,
 		Entrypoint: c.Config.Entrypoint, EntrypointSet: c.Config.EntrypointSet,
 		Cmd: c.Config.Cmd, Env: c.Config.Env, WorkingDir: c.Config.WorkingDir,
 		User: c.Config.User, Hostname: c.Config.Hostname,
-		ReadOnly: c.Config.ReadOnly, Terminal: c.Config.Tty, Network: c.Config.Network,
+		ReadOnly: c.Config.ReadOnly, Terminal: c.Config.Tty,
+		Network: network, NetworkNamespace: netw.netns,
 		Rootfs:    rootfs,
 		HostsPath: nf.Hosts, ResolvConfPath: nf.ResolvConf, HostnamePath: nf.Hostname,
 		Security:    c.Config.Security,

@@ -114,7 +114,11 @@ type SpecOptions struct {
 	Terminal bool // allocate a pty (the caller must then use a ConsoleSocket)
 
 	Network string // NetworkHost (default when empty) or NetworkNone
-	Binds   []Bind
+	// NetworkNamespace, when set, is the path of a network namespace the
+	// container joins instead (its own, which pasta connects, or another
+	// container's); Network is then ignored.
+	NetworkNamespace string
+	Binds            []Bind
 
 	Rootfs string // absolute path of the mounted root filesystem
 
@@ -171,11 +175,12 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	var hostNet bool
-	switch o.Network {
-	case "", NetworkHost:
-		hostNet = true
-	case NetworkNone:
+	netns := specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: o.NetworkNamespace}
+	switch {
+	case o.NetworkNamespace != "":
+	case o.Network == "" || o.Network == NetworkHost:
+		netns.Type = "" // the host's
+	case o.Network == NetworkNone:
 	default:
 		return nil, fmt.Errorf("network %q is not supported (use %q or %q)", o.Network, NetworkHost, NetworkNone)
 	}
@@ -202,7 +207,7 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 		Mounts:      mounts(o),
 		Annotations: o.Annotations,
 		Linux: &specs.Linux{
-			Namespaces:  namespaces(hostNet),
+			Namespaces:  namespaces(netns),
 			Devices:     defaultDevices(),
 			CgroupsPath: o.CgroupsPath,
 			Resources: &specs.LinuxResources{
@@ -305,7 +310,9 @@ func nofileLimit() uint64 {
 	return DefaultNofile
 }
 
-func namespaces(hostNet bool) []specs.LinuxNamespace {
+// namespaces are the container's own namespaces plus netns, unless its
+// Type is empty (the host's network).
+func namespaces(netns specs.LinuxNamespace) []specs.LinuxNamespace {
 	ns := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace},
 		{Type: specs.IPCNamespace},
@@ -313,8 +320,8 @@ func namespaces(hostNet bool) []specs.LinuxNamespace {
 		{Type: specs.MountNamespace},
 		{Type: specs.CgroupNamespace},
 	}
-	if !hostNet {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	if netns.Type != "" {
+		ns = append(ns, netns)
 	}
 	return ns
 }

@@ -303,3 +303,22 @@ func TestParseSignal(t *testing.T) {
 		t.Errorf("StopSignal(\"\") = %d, %v", s, err)
 	}
 }
+
+func TestSpecJoinsANetworkNamespaceByPath(t *testing.T) {
+	o := baseOptions()
+	o.Network = NetworkNone // ignored: the path wins
+	o.NetworkNamespace = "/store/run/netns/abc"
+	s, err := Spec(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []specs.LinuxNamespace
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			got = append(got, ns)
+		}
+	}
+	if len(got) != 1 || got[0].Path != o.NetworkNamespace {
+		t.Fatalf("network namespaces %+v, want one joined at %s", got, o.NetworkNamespace)
+	}
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-project/strata/internal/testutil/requires"
+)
+
+// These tests run real containers on real pasta; all traffic stays on the
+// host's loopback and in the containers' own namespaces.
+
+func newNetworkCLI(t *testing.T) *cli {
+	t.Helper()
+	requires.Command(t, "pasta")
+	return newBusyboxCLI(t)
+}
+
+// freePort is a TCP port on 127.0.0.1 that nothing listens on now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// httpGet fetches url, retrying while the server in the container comes
+// up (bounded: 10 s).
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	client := http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == 200 {
+				return string(b)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// webRoot is a directory with an index.html saying what.
+func webRoot(t *testing.T, what string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte(what+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// networkLeftovers lists what of the store's networking is left: pasta
+// processes serving it, namespace files, namespace mounts.
+func networkLeftovers(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.Contains(string(b), "pasta") && strings.Contains(string(b), root+"/") {
+			out = append(out, "process "+p)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "run", "netns", "*"))
+	for _, f := range files {
+		out = append(out, "file "+f)
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "nsfs") && strings.Contains(line, root+"/") {
+				out = append(out, "mount "+line)
+			}
+		}
+	}
+	return out
+}
+
+func TestPublishedPortsAnswerFromTheHost(t *testing.T) {
+	t.Parallel()
+	c := newNetworkCLI(t)
+	p1, p2 := freePort(t), freePort(t)
+	// Two containers bind the same container port; each is reached on its
+	// own host port.
+	c.ok("run", "-d", "--name", "web1", "-p", "127.0.0.1:"+p1+":8080", "-v", webRoot(t, "one")+":/www", "busybox", "httpd", "-f", "-p", "8080", "-h", "/www")
+	c.ok("run", "-d", "--name", "web2", "-p", "127.0.0.1:"+p2+":8080", "-v", webRoot(t, "two")+":/www", "busybox", "httpd", "-f", "-p", "8080", "-h", "/www")
+	if got := httpGet(t, "http://127.0.0.1:"+p1+"/"); got != "one\n" {
+		t.Fatalf("web1 answered %q", got)
+	}
+	if got := httpGet(t, "http://127.0.0.1:"+p2+"/"); got != "two\n" {
+		t.Fatalf("web2 answered %q", got)
+	}
+
+	// A taken host port fails the start before the container runs, with
+	// docker's exit status, and leaves no network behind.
+	_, errs, code := c.run(nil, "run", "--rm", "-p", "127.0.0.1:"+p1+":80", "busybox", "true")
+	if code != 125 || !strings.Contains(errs, "127.0.0.1:"+p1) || !strings.Contains(errs, "already allocated") {
+		t.Fatalf("taken port: code %d, stderr %q", code, errs)
+	}
+
+	// container:NAME shares web1's namespace: its localhost is web1's.
+	out := c.ok("run", "--rm", "--network", "container:web1", "busybox", "wget", "-qO-", "http://127.0.0.1:8080/")
+	if out != "one\n" {
+		t.Fatalf("container:web1 localhost answered %q", out)
+	}
+	// The port is free again once the container stops.
+	c.ok("stop", "-t", "1", "web1")
+	l, err := net.Listen("tcp", "127.0.0.1:"+p1)
+	if err != nil {
+		t.Fatalf("web1's port still taken after stop: %v", err)
+	}
+	l.Close()
+	c.ok("rm", "-f", "web1", "web2")
+	if left := networkLeftovers(t, c.root); len(left) > 0 {
+		t.Fatalf("left after rm: %q", left)
+	}
+}
+
+func TestContainerNetworkIsIsolated(t *testing.T) {
+	t.Parallel()
+	c := newNetworkCLI(t)
+	// A server on the host's loopback is not the container's loopback.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(conn, "host secret\n")
+			conn.Close()
+		}
+	}()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	out, _, _ := c.run(nil, "run", "--rm", "busybox", "sh", "-c", "nc -w 2 127.0.0.1 "+port+" </dev/null; ip -o link | cut -d: -f2")
+	if strings.Contains(out, "host secret") {
+		t.Fatal("the container reached the host's loopback server through its own")
+	}
+	links := strings.Fields(out)
+	if len(links) != 2 || links[0] != "lo" {
+		t.Fatalf("default network links %q, want lo and pasta's interface", links)
+	}
+	if left := networkLeftovers(t, c.root); len(left) > 0 {
+		t.Fatalf("left after run --rm: %q", left)
+	}
+}
+
+func TestKilledRunnerNetworkIsReconciled(t *testing.T) {
+	t.Parallel()
+	c := newNetworkCLI(t)
+	port := freePort(t)
+	cmd := exec.Command(strataBin, "--root", c.root, "run", "--name", "fg", "-p", "127.0.0.1:"+port+":8080", "-v", webRoot(t, "fg")+":/www", "busybox", "httpd", "-f", "-p", "8080", "-h", "/www")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if got := httpGet(t, "http://127.0.0.1:"+port+"/"); got != "fg\n" {
+		t.Fatalf("fg answered %q", got)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	// The next command finds the dead runner and cleans up after it.
+	if out := c.ok("ps", "-a", "--format", "{{.Names}} {{.State}}"); out != "fg exited\n" {
+		t.Fatalf("ps after kill -9 of the runner: %q", out)
+	}
+	if left := networkLeftovers(t, c.root); len(left) > 0 {
+		t.Fatalf("left after the runner's kill -9: %q", left)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Fatalf("port still taken: %v", err)
+	}
+	l.Close()
+}
