@@ -11,9 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	digest "github.com/opencontainers/go-digest"
@@ -24,6 +22,7 @@ import (
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/oci"
+	"github.com/strata-project/strata/internal/rootfs"
 	"github.com/strata-project/strata/internal/snapshot"
 )
 
@@ -128,12 +127,18 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 	if err != nil {
 		return nil, b.df.at(loc, "%s --chown=%s: %v", name, chown, err)
 	}
-	c := copier{root: w.rootfs, own: own, mode: mode, keepOwners: src.fromImage}
+	upper := ""
 	if b.s.Snapshots.Whiteouts() == snapshot.WhiteoutsOverlay {
-		if c.upper, err = b.s.Snapshots.Dir(ctx, w.key); err != nil {
+		if upper, err = b.s.Snapshots.Dir(ctx, w.key); err != nil {
 			return nil, err
 		}
 	}
+	c, err := newCopier(w.rootfs, upper)
+	if err != nil {
+		return nil, err
+	}
+	defer c.close()
+	c.own, c.mode, c.keepOwners = own, mode, src.fromImage
 	for _, m := range src.matches {
 		var err error
 		switch {
@@ -169,90 +174,94 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 	return l, nil
 }
 
-// copier writes entries into a root filesystem.
+// copier writes entries into a root filesystem, only through a
+// rootfs.Root: every path is resolved inside the root when it is opened.
 type copier struct {
-	root string
+	root *rootfs.Root
 	// upper, when set, is the overlay upper dir of the snapshot mounted
 	// at root: files below directories the copy creates go there directly
 	// (see writeDir).
-	upper      string
+	upper      *rootfs.Root
 	own        owner
 	mode       *uint32
 	keepOwners bool
 }
 
-// resolve gives the host path of p inside the root: parent directories
-// are resolved inside the root (following the image's symlinks), the last
-// component is not followed.
-func (c *copier) resolve(p string) (string, error) {
-	p = path.Clean("/" + p)
-	if p == "/" {
-		return c.root, nil
-	}
-	dir, err := securejoin.SecureJoin(c.root, path.Dir(p))
+// newCopier opens the root filesystem at root (and the overlay upper dir
+// of its snapshot, when upper is not "") for a copy.
+func newCopier(root, upper string) (*copier, error) {
+	r, err := rootfs.Open(root)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return filepath.Join(dir, path.Base(p)), nil
+	c := &copier{root: r}
+	if upper != "" {
+		if c.upper, err = rootfs.Open(upper); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *copier) close() {
+	c.root.Close()
+	if c.upper != nil {
+		c.upper.Close()
+	}
 }
 
 func (c *copier) isDir(p string) bool {
-	full, err := securejoin.SecureJoin(c.root, p)
-	if err != nil {
-		return false
-	}
-	fi, err := os.Stat(full)
-	return err == nil && fi.IsDir()
+	st, err := c.root.Stat(p)
+	return err == nil && rootfs.IsDir(&st)
 }
 
 // mkdirAll makes directory p and missing parents (0755, owned by --chown's
-// user or root) and returns its host path.
-func (c *copier) mkdirAll(p string) (string, error) {
-	cur := "/"
-	for _, part := range strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/") {
-		if part == "" {
-			continue
-		}
-		cur = path.Join(cur, part)
-		full, err := securejoin.SecureJoin(c.root, cur)
-		if err != nil {
-			return "", err
-		}
-		fi, err := os.Stat(full)
-		switch {
-		case err == nil && fi.IsDir():
-			continue
-		case err == nil:
-			return "", fmt.Errorf("%s is not a directory", cur)
-		case !errors.Is(err, os.ErrNotExist):
-			return "", err
-		}
-		if err := os.Mkdir(full, 0o755); err != nil {
-			return "", err
-		}
-		if err := os.Lchown(full, c.own.uid, c.own.gid); err != nil {
-			return "", err
-		}
+// user or root) and returns an O_PATH fd of it that the caller owns.
+func (c *copier) mkdirAll(p string) (int, error) {
+	fd, err := c.root.MkdirAllMode(p, 0o755, c.own.uid, c.own.gid)
+	if errors.Is(err, unix.ENOTDIR) {
+		return -1, fmt.Errorf("%s is not a directory", p)
 	}
-	return securejoin.SecureJoin(c.root, p)
+	return fd, err
 }
 
 // tree copies a directory's contents (not the directory itself) to dest.
 // Entries come parents first; below a directory this copy created, names
 // cannot exist yet, so they are written without looking (by the copy
 // pool), and everything else goes through file, which merges with or
-// replaces what the image has.
+// replaces what the image has. Fresh directories are held as fds, so
+// nothing is resolved by path twice.
 func (c *copier) tree(m match, dest string) error {
 	existed := c.isDir(dest)
-	full, err := c.mkdirAll(dest)
+	destFd, err := c.mkdirAll(dest)
 	if err != nil {
 		return err
 	}
-	// fresh maps a directory (relative to dest) this copy made to where
-	// its entries are created.
-	fresh := map[string]string{}
+	// fresh maps a directory (relative to dest) this copy made to the fd
+	// of the directory its entries are created in.
+	fresh := map[string]int{}
+	fds := []int{destFd}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	addFresh := func(rel string, fd int, at string) error {
+		w, err := c.writeDir(fd, at)
+		if err != nil {
+			return err
+		}
+		if w != fd {
+			fds = append(fds, w)
+		}
+		fresh[rel] = w
+		return nil
+	}
 	if !existed {
-		fresh[""] = c.writeDir(full)
+		if err := addFresh("", destFd, dest); err != nil {
+			return err
+		}
 	}
 	pool := newCopyPool(c)
 	var dirs []entry
@@ -261,18 +270,15 @@ func (c *copier) tree(m match, dest string) error {
 		at, isFresh := fresh[strings.TrimSuffix(parent, "/")]
 		switch {
 		case isFresh && e.fi.IsDir():
-			p := filepath.Join(at, name)
-			if err := os.Mkdir(p, 0o755); err != nil {
+			fd, err := c.mkdirAt(at, name, e)
+			if err != nil {
 				pool.wait()
 				return err
 			}
-			if err := c.meta(p, e); err != nil {
-				pool.wait()
-				return err
-			}
-			fresh[e.rel] = p
+			fds = append(fds, fd)
+			fresh[e.rel] = fd
 		case isFresh:
-			if !pool.add(copyJob{e: e, dst: filepath.Join(at, name)}) {
+			if !pool.add(copyJob{e: e, dir: at, name: name}) {
 				return pool.wait()
 			}
 		default:
@@ -281,8 +287,12 @@ func (c *copier) tree(m match, dest string) error {
 				pool.wait()
 				return err
 			}
-			if made != "" {
-				fresh[e.rel] = c.writeDir(made)
+			if made >= 0 {
+				fds = append(fds, made)
+				if err := addFresh(e.rel, made, path.Join(dest, e.rel)); err != nil {
+					pool.wait()
+					return err
+				}
 			}
 		}
 		if e.fi.IsDir() {
@@ -294,67 +304,83 @@ func (c *copier) tree(m match, dest string) error {
 	}
 	// Directory times last: writing children changed them.
 	for i := len(dirs) - 1; i >= 0; i-- {
-		p, err := c.resolve(path.Join(dest, dirs[i].rel))
-		if err != nil {
-			return err
-		}
-		if err := setTimes(p, dirs[i].fi.ModTime()); err != nil {
+		mt := dirs[i].fi.ModTime()
+		if err := c.root.Lutimes(path.Join(dest, dirs[i].rel), mt, mt); err != nil {
 			return err
 		}
 	}
 	if !existed {
 		top := m.entries[0]
-		if err := c.meta(full, top); err != nil {
+		if err := c.metaFd(destFd, top); err != nil {
 			return err
 		}
-		return setTimes(full, top.fi.ModTime())
+		mt := top.fi.ModTime()
+		return c.root.Lutimes(dest, mt, mt)
 	}
 	return nil
 }
 
 // file writes one entry (file, directory, symlink) at target.
 func (c *copier) file(e entry, target string) error {
-	_, err := c.fileAt(e, target)
+	fd, err := c.fileAt(e, target)
+	if fd >= 0 {
+		unix.Close(fd)
+	}
 	return err
 }
 
-// fileAt is file, and returns the host path of the directory it created
-// when e is a directory not merged into an existing one ("" otherwise).
-func (c *copier) fileAt(e entry, target string) (string, error) {
-	if _, err := c.mkdirAll(path.Dir(path.Clean("/" + target))); err != nil {
-		return "", err
-	}
-	p, err := c.resolve(target)
+// fileAt is file, and returns an O_PATH fd (the caller's) of the directory
+// it created when e is a directory not merged into an existing one (-1
+// otherwise).
+func (c *copier) fileAt(e entry, target string) (int, error) {
+	target = rootfs.Clean(target)
+	pfd, err := c.mkdirAll(path.Dir(target))
 	if err != nil {
-		return "", err
+		return -1, err
 	}
-	old, err := os.Lstat(p)
-	exists := err == nil
+	defer unix.Close(pfd)
+	base := path.Base(target)
+	var old unix.Stat_t
+	exists := unix.Fstatat(pfd, base, &old, unix.AT_SYMLINK_NOFOLLOW) == nil
 	mode := e.fi.Mode()
 	switch {
 	case mode.IsDir():
-		if exists && old.IsDir() {
-			return "", nil // merge into the existing directory
+		if exists && rootfs.IsDir(&old) {
+			return -1, nil // merge into the existing directory
 		}
 		if exists {
-			if err := os.Remove(p); err != nil {
-				return "", err
+			if err := unix.Unlinkat(pfd, base, 0); err != nil {
+				return -1, &os.PathError{Op: "remove", Path: target, Err: err}
 			}
 		}
-		if err := os.Mkdir(p, 0o755); err != nil {
-			return "", err
-		}
-		return p, c.meta(p, e)
+		return c.mkdirAt(pfd, base, e)
 	case mode&os.ModeSymlink != 0, mode.IsRegular():
 		if exists {
-			if err := os.RemoveAll(p); err != nil {
-				return "", err
+			if err := rootfs.RemoveAllAt(pfd, base); err != nil {
+				return -1, &os.PathError{Op: "remove", Path: target, Err: err}
 			}
 		}
 		var buf []byte
-		return "", c.writeNew(copyJob{e: e, dst: p}, &buf)
+		return -1, c.writeNew(copyJob{e: e, dir: pfd, name: base}, &buf)
 	}
-	return "", fmt.Errorf("%s: cannot copy %s", e.rel, mode.Type())
+	return -1, fmt.Errorf("%s: cannot copy %s", e.rel, mode.Type())
+}
+
+// mkdirAt creates directory name in dir for e, with e's owner and mode,
+// and returns an O_PATH fd of it that the caller owns.
+func (c *copier) mkdirAt(dir int, name string, e entry) (int, error) {
+	if err := unix.Mkdirat(dir, name, 0o700); err != nil {
+		return -1, &os.PathError{Op: "mkdir", Path: e.rel, Err: err}
+	}
+	fd, err := unix.Openat(dir, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: e.rel, Err: err}
+	}
+	if err := c.metaFd(fd, e); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 func (c *copier) owner(e entry) (int, int) {
@@ -369,18 +395,14 @@ func (c *copier) owner(e entry) (int, int) {
 	return 0, 0
 }
 
-// meta sets owner, then mode (chown clears setuid bits).
-func (c *copier) meta(p string, e entry) error {
+// metaFd sets owner, then mode (chown clears setuid bits) on the directory
+// held by the O_PATH fd.
+func (c *copier) metaFd(fd int, e entry) error {
 	uid, gid := c.owner(e)
-	if err := os.Lchown(p, uid, gid); err != nil {
-		return err
+	if err := rootfs.SetOwnerMode(fd, uid, gid, c.perm(e)); err != nil {
+		return fmt.Errorf("%s: %w", e.rel, err)
 	}
-	return unix.Chmod(p, c.perm(e))
-}
-
-func setTimes(p string, t time.Time) error {
-	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
-	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+	return nil
 }
 
 // isArchive tells whether ADD should unpack the file: a tar, plain or
@@ -403,10 +425,16 @@ func isArchive(p string) bool {
 // extract unpacks a local archive into directory dest (ADD). Entries keep
 // their owners and modes; paths stay inside dest.
 func (c *copier) extract(ctx context.Context, archivePath, dest string) error {
-	full, err := c.mkdirAll(dest)
+	fd, err := c.mkdirAll(dest)
 	if err != nil {
 		return err
 	}
+	unix.Close(fd)
+	into, err := c.root.Sub(dest)
+	if err != nil {
+		return err
+	}
+	defer into.Close()
 	f, err := os.Open(archivePath)
 	if err != nil {
 		return err
@@ -419,6 +447,6 @@ func (c *copier) extract(ctx context.Context, archivePath, dest string) error {
 	defer r.Close()
 	// A local archive is not a layer: .wh.* names are plain files, as docker
 	// writes them.
-	_, err = archive.Apply(ctx, full, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
+	_, err = archive.ApplyRoot(ctx, into, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
 	return err
 }

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -28,44 +26,38 @@ import (
 // job allows, and, on overlay, straight into the snapshot's upper
 // directory where that is the same as writing through the mount.
 
-// freshDir is a directory this COPY created (or emptied), so none of the
-// names it copies into it exist yet: nothing needs to be looked up or
-// removed before writing them.
-type freshDir struct {
-	merged string // its path through the snapshot's mount
-	write  string // where to create its entries: merged, or the same directory in the upper dir
-}
-
-// writeDir tells where to create the entries of the fresh directory at
-// merged. On overlay a directory made through the mount is the upper dir's
+// writeDir gives the directory to create the entries of a fresh directory
+// in: fd (an O_PATH fd of the directory at rel, made through the mount), or
+// a new fd of the same directory in the upper dir, which the caller then
+// owns. On overlay a directory made through the mount is the upper dir's
 // directory of the same path, and nothing of the lower layers shows
 // through it (it is new, or opaque), so writing into the upper dir directly
 // gives the same tree while skipping overlayfs, whose files also refuse
 // copy_file_range from the context. The inode numbers prove the mapping:
 // overlayfs reports the upper inode's number for a directory only there.
-func (c *copier) writeDir(merged string) string {
-	if c.upper == "" {
-		return merged
+func (c *copier) writeDir(fd int, rel string) (int, error) {
+	if c.upper == nil {
+		return fd, nil
 	}
-	rel, ok := strings.CutPrefix(merged, c.root)
-	if !ok || (rel != "" && rel[0] != '/') {
-		return merged
+	up, err := c.upper.OpenDir(rootfs.Clean(rel))
+	if err != nil {
+		return fd, nil
 	}
-	up := filepath.Join(c.upper, rel)
 	var ms, us unix.Stat_t
-	if unix.Lstat(merged, &ms) != nil || unix.Lstat(up, &us) != nil {
-		return merged
+	if unix.Fstat(fd, &ms) != nil || unix.Fstat(up, &us) != nil ||
+		ms.Ino != us.Ino || !rootfs.IsDir(&ms) || !rootfs.IsDir(&us) {
+		unix.Close(up)
+		return fd, nil
 	}
-	if ms.Ino != us.Ino || ms.Mode&unix.S_IFMT != unix.S_IFDIR || us.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return merged
-	}
-	return up
+	return up, nil
 }
 
-// copyJob writes one regular file or symlink into a fresh directory.
+// copyJob writes one regular file or symlink, name, into a fresh directory
+// held open as dir.
 type copyJob struct {
-	e   entry
-	dst string // host path to create
+	e    entry
+	dir  int
+	name string
 }
 
 // copyPool runs copy jobs on a few workers. The first failure (in job
@@ -139,22 +131,26 @@ func (p *copyPool) wait() error {
 	return p.err
 }
 
-// writeNew creates j.dst, which does not exist, as a copy of j.e with its
-// owner, mode and times.
+// writeNew creates j.name in j.dir, which does not exist, as a copy of j.e
+// with its owner, mode and times.
 func (c *copier) writeNew(j copyJob, buf *[]byte) error {
 	mode := j.e.fi.Mode()
 	uid, gid := c.owner(j.e)
 	switch {
 	case mode&os.ModeSymlink != 0:
-		if err := unix.Symlink(j.e.link, j.dst); err != nil {
+		if err := unix.Symlinkat(j.e.link, j.dir, j.name); err != nil {
 			return fmt.Errorf("symlink %s: %w", j.e.rel, err)
 		}
-		if err := unix.Lchown(j.dst, uid, gid); err != nil {
+		if err := unix.Fchownat(j.dir, j.name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown %s: %w", j.e.rel, err)
 		}
-		return setTimes(j.dst, j.e.fi.ModTime())
+		ts := timespecs(j.e.fi.ModTime())
+		if err := unix.UtimesNanoAt(j.dir, j.name, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("set times of %s: %w", j.e.rel, err)
+		}
+		return nil
 	case mode.IsRegular():
-		if err := c.copyRegular(j.e.abs, j.dst, uid, gid, c.perm(j.e), j.e.fi.ModTime(), buf); err != nil {
+		if err := c.copyRegular(j.e.abs, j, uid, gid, c.perm(j.e), j.e.fi.ModTime(), buf); err != nil {
 			return fmt.Errorf("copy %s: %w", j.e.rel, err)
 		}
 		return nil
@@ -174,13 +170,14 @@ func (c *copier) perm(e entry) uint32 {
 // copyRegular copies src's bytes into a new file dst and sets its owner,
 // then mode (chown clears setuid bits), then times, all on the open
 // descriptor.
-func (c *copier) copyRegular(src, dst string, uid, gid int, perm uint32, mtime time.Time, buf *[]byte) error {
+func (c *copier) copyRegular(src string, j copyJob, uid, gid int, perm uint32, mtime time.Time, buf *[]byte) error {
+	dst := j.e.rel
 	in, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &os.PathError{Op: "open", Path: src, Err: err}
 	}
 	defer unix.Close(in)
-	out, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	out, err := unix.Openat(j.dir, j.name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return &os.PathError{Op: "create", Path: dst, Err: err}
 	}
@@ -190,7 +187,7 @@ func (c *copier) copyRegular(src, dst string, uid, gid int, perm uint32, mtime t
 			unix.Close(out)
 		}
 		if !ok {
-			unix.Unlink(dst)
+			unix.Unlinkat(j.dir, j.name, 0)
 		}
 	}()
 	if err := copyFd(out, in, buf); err != nil {
@@ -265,12 +262,18 @@ func copyFd(out, in int, buf *[]byte) error {
 // futimens sets the access and modification times of the open file fd
 // to t (utimensat with a NULL path, which x/sys does not wrap).
 func futimens(fd int, t time.Time) error {
-	ts := [2]unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	ts := timespecs(t)
 	_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
 	if errno != 0 {
 		return errno
 	}
 	return nil
+}
+
+// timespecs is t as both access and modification time.
+func timespecs(t time.Time) [2]unix.Timespec {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	return [2]unix.Timespec{ts, ts}
 }
 
 // fileDigests returns the sha256 of each regular file among entries (zero

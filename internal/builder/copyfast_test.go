@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
@@ -222,19 +225,45 @@ func TestWriteDirMapsFreshDirsToUpper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := copier{root: root, upper: upper}
+	c, err := newCopier(root, upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
 	if err := os.Mkdir(filepath.Join(root, "fresh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.writeDir(filepath.Join(root, "fresh")); got != filepath.Join(upper, "fresh") {
+	// writeDir gives the directory to write into: an fd of the upper
+	// dir's copy of a fresh dir, the mount's own fd for a lower dir.
+	writeDir := func(rel string) (got string, sameFd bool) {
+		t.Helper()
+		fd, err := c.root.OpenDir(rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		w, err := c.writeDir(fd, rel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w != fd {
+			defer unix.Close(w)
+		}
+		p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(w))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, w == fd
+	}
+	if got, _ := writeDir("fresh"); got != filepath.Join(upper, "fresh") {
 		t.Errorf("fresh dir writes to %s, want the upper dir", got)
 	}
-	if got := c.writeDir(filepath.Join(root, "etc")); got != filepath.Join(root, "etc") {
+	if got, same := writeDir("etc"); !same || got != filepath.Join(root, "etc") {
 		t.Errorf("lower dir etc writes to %s, want the mount", got)
 	}
 	// What is written in the upper dir shows in the mount.
-	if err := os.WriteFile(filepath.Join(c.writeDir(filepath.Join(root, "fresh")), "f"), []byte("hi"), 0o644); err != nil {
-		t.Fatal(err)
+	if got, _ := writeDir("fresh"); os.WriteFile(filepath.Join(got, "f"), []byte("hi"), 0o644) != nil {
+		t.Fatal("write into the upper dir")
 	}
 	if b, err := os.ReadFile(filepath.Join(root, "fresh", "f")); err != nil || string(b) != "hi" {
 		t.Errorf("file written in the upper dir reads %q %v through the mount", b, err)

@@ -43,6 +43,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // CacheMountsDir is the directory under the store root that holds the
@@ -366,7 +367,10 @@ func (b *builder) setupBind(ctx context.Context, rm *runMounts, w *work, i int, 
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return err
 		}
-		c := copier{root: dst}
+		c, err := newCopier(dst, "")
+		if err != nil {
+			return err
+		}
 		if fi.IsDir() {
 			err = c.tree(m, "/")
 			src = dst
@@ -374,6 +378,7 @@ func (b *builder) setupBind(ctx context.Context, rm *runMounts, w *work, i int, 
 			err = c.file(m.entries[0], "/"+m.name)
 			src = filepath.Join(dst, m.name)
 		}
+		c.close()
 		if err != nil {
 			return fmt.Errorf("copy bind source: %w", err)
 		}
@@ -447,24 +452,65 @@ func (rm *runMounts) mountSecretsDir(w *work) error {
 	return nil
 }
 
-// missingPaths lists the host paths of the components of dst that do not
-// exist in rootfs, outermost first: what the runtime will create to mount
-// on dst.
-func missingPaths(rootfs, dst string) []string {
+// realDev makes /dev a directory for a RUN when the image has a symlink
+// there, and returns what puts the symlink back (once; later calls do
+// nothing). The runtime mounts a tmpfs on /dev resolved inside the root,
+// but creates /dev/fd, /dev/ptmx... by host path, which would follow the
+// image's symlink out of the root.
+func realDev(root *rootfs.Root) (restore func(), err error) {
+	st, err := root.Lstat("dev")
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return func() {}, nil
+	}
+	target, err := root.Readlink("dev")
+	if err != nil {
+		return nil, err
+	}
+	if err := root.Remove("dev"); err != nil {
+		return nil, err
+	}
+	if err := root.Mkdir("dev", 0o755); err != nil {
+		return nil, err
+	}
+	done := false
+	return func() {
+		if done {
+			return
+		}
+		done = true
+		if root.Remove("dev") != nil || root.Symlink(target, "dev") != nil {
+			return // a RUN that left something in /dev keeps it
+		}
+		_ = root.Lchown("dev", int(st.Uid), int(st.Gid))
+		_ = root.Lutimes("dev", time.Unix(st.Atim.Unix()), time.Unix(st.Mtim.Unix()))
+	}, nil
+}
+
+// missingPaths lists the components of dst that do not exist in root,
+// outermost first, as clean relative paths with the symlinks above them
+// resolved inside the root: what the runtime will create to mount on dst.
+func missingPaths(root *rootfs.Root, dst string) []string {
 	var out []string
-	cur := "/"
-	for _, part := range strings.Split(strings.Trim(path.Clean("/"+dst), "/"), "/") {
+	cur, real := "", ""
+	for _, part := range strings.Split(rootfs.Clean(dst), "/") {
 		if part == "" {
 			continue
 		}
 		cur = path.Join(cur, part)
-		p, err := securejoin.SecureJoin(rootfs, cur)
+		if real != "" { // below a missing one: missing too
+			real = path.Join(real, part)
+			out = append(out, real)
+			continue
+		}
+		if _, err := root.Lstat(cur); !errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		p, err := root.RealPath(cur)
 		if err != nil {
 			return out
 		}
-		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-			out = append(out, p)
-		}
+		real = p
+		out = append(out, real)
 	}
 	return out
 }

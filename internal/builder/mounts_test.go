@@ -14,6 +14,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/patternmatcher"
 
+	"github.com/strata-project/strata/internal/rootfs"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -109,35 +110,44 @@ func TestCacheMountDirOwnerAndMode(t *testing.T) {
 }
 
 func TestMissingPathsAndStubs(t *testing.T) {
-	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "root"), 0o755)
-	os.Symlink("/root", filepath.Join(root, "home"))
-	got := missingPaths(root, "/home/.cache/x")
-	want := []string{filepath.Join(root, "root/.cache"), filepath.Join(root, "root/.cache/x")}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("missingPaths = %v, want %v (symlinks resolved in the root)", got, want)
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "root"), 0o755)
+	os.Symlink("/root", filepath.Join(dir, "home"))
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(missingPaths(root, "/root")) != 0 {
+	defer root.Close()
+	got := missingPaths(root, "/home/.cache/x")
+	want := []string{"root/.cache", "root/.cache/x"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("missingPaths = %v, want %v", got, want)
+	}
+	if len(missingPaths(root, "/home")) != 0 || len(missingPaths(root, "/root")) != 0 {
 		t.Error("an existing path is missing")
 	}
 	// What the runtime made is removed; what a RUN put there stays.
-	empty := filepath.Join(root, "empty")
-	os.Mkdir(empty, 0o755)
-	full := filepath.Join(root, "full")
-	os.Mkdir(full, 0o755)
-	os.WriteFile(filepath.Join(full, "f"), []byte("x"), 0o644)
-	stubFile := filepath.Join(root, "stub")
-	os.WriteFile(stubFile, nil, 0o644)
-	written := filepath.Join(root, "written")
-	os.WriteFile(written, []byte("data"), 0o644)
-	for _, p := range []string{empty, full, stubFile, written} {
-		removeStub(p)
+	os.Mkdir(filepath.Join(dir, "root/empty"), 0o755)
+	os.Mkdir(filepath.Join(dir, "full"), 0o755)
+	os.WriteFile(filepath.Join(dir, "full/f"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "stub"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "written"), []byte("data"), 0o644)
+	// A RUN that turned a stub's parent into a symlink to the host does
+	// not get an empty host directory removed.
+	canary := t.TempDir()
+	os.Mkdir(filepath.Join(canary, "hostdir"), 0o755)
+	os.Symlink(canary, filepath.Join(dir, "swapped"))
+	for _, p := range []string{"home/empty", "full", "stub", "written", "swapped/hostdir"} {
+		removeStub(root, p)
 	}
-	for p, gone := range map[string]bool{empty: true, stubFile: true, full: false, written: false} {
-		_, err := os.Lstat(p)
+	for p, gone := range map[string]bool{"root/empty": true, "stub": true, "full": false, "written": false} {
+		_, err := os.Lstat(filepath.Join(dir, p))
 		if gone != (err != nil) {
 			t.Errorf("%s: gone=%v, want %v", p, err != nil, gone)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(canary, "hostdir")); err != nil {
+		t.Errorf("removeStub removed a host directory through a symlink: %v", err)
 	}
 }
 

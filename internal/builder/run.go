@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	digest "github.com/opencontainers/go-digest"
@@ -167,21 +167,31 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 	// The runtime creates missing mount points (/proc, /dev, a --mount
 	// target and its missing parents) in the root; they are removed again
 	// so they do not end up in the layer.
+	root, err := rootfs.Open(w.rootfs)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close() // closed early below; a second Close is harmless
 	seen := map[string]bool{}
 	var stubs []string
 	for _, m := range spec.Mounts {
-		for _, p := range missingPaths(w.rootfs, m.Destination) {
+		for _, p := range missingPaths(root, m.Destination) {
 			if !seen[p] {
 				seen[p] = true
 				stubs = append(stubs, p)
 			}
 		}
 	}
+	restoreDev, err := realDev(root)
+	if err != nil {
+		return nil, b.df.at(c.Location(), "RUN: %v", err)
+	}
+	defer restoreDev()
 	if cwd := spec.Process.Cwd; cwd != "" && cwd != "/" {
-		if p, err := securejoin.SecureJoin(w.rootfs, cwd); err == nil {
-			if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
-				// docker creates a missing WORKDIR for RUN; keep it.
-				_ = os.MkdirAll(p, 0o755)
+		if _, err := root.Stat(cwd); errors.Is(err, unix.ENOENT) {
+			// docker creates a missing WORKDIR for RUN; keep it.
+			if fd, err := root.MkdirAllMode(cwd, 0o755, 0, 0); err == nil {
+				unix.Close(fd)
 			}
 		}
 	}
@@ -200,8 +210,10 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 	rm.close()
 	sort.Sort(sort.Reverse(sort.StringSlice(stubs)))
 	for _, p := range stubs {
-		removeStub(p)
+		removeStub(root, p)
 	}
+	restoreDev()
+	root.Close() // a held fd would keep the step's mount busy
 	if err == nil && code == 0 {
 		if err := b.dropStubParents(ctx, w, stubs); err != nil {
 			return nil, err
@@ -254,12 +266,8 @@ func (b *builder) dropStubParents(ctx context.Context, w *work, stubs []string) 
 		return err
 	}
 	var rels []string
-	for _, p := range stubs {
-		rel, err := filepath.Rel(w.rootfs, p)
-		if err != nil || strings.HasPrefix(rel, "..") {
-			continue
-		}
-		for d := filepath.Dir(rel); d != "."; d = filepath.Dir(d) {
+	for _, rel := range stubs { // resolved in-root by missingPaths
+		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
 			rels = append(rels, d)
 		}
 	}
@@ -276,17 +284,20 @@ func (b *builder) dropStubParents(ctx context.Context, w *work, stubs []string) 
 
 // removeStub removes a mount point the runtime made, if it is still what
 // the runtime made: an empty directory or an empty file. A RUN that put
-// something there keeps it.
-func removeStub(p string) {
-	fi, err := os.Lstat(p)
+// something there keeps it. The path is resolved inside the root again: the
+// RUN may have replaced a parent with a symlink.
+func removeStub(root *rootfs.Root, rel string) {
+	st, err := root.Lstat(rel)
 	if err != nil {
 		return
 	}
-	if fi.Mode().IsRegular() && fi.Size() != 0 {
-		return
-	}
-	if fi.IsDir() || fi.Mode().IsRegular() {
-		_ = os.Remove(p) // a directory goes only if empty
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		if st.Size == 0 {
+			_ = root.Remove(rel)
+		}
+	case unix.S_IFDIR:
+		_ = root.Remove(rel) // only if empty
 	}
 }
 
@@ -329,19 +340,22 @@ func (b *builder) workdir(ctx context.Context, st *stageState, dir string) (*lay
 	if err != nil {
 		return nil, err
 	}
-	p, err := securejoin.SecureJoin(w.rootfs, dir)
+	root, err := rootfs.Open(w.rootfs)
 	if err != nil {
 		b.discard(ctx, w)
 		return nil, err
 	}
-	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+	defer root.Close()
+	if st, err := root.Stat(dir); err == nil && rootfs.IsDir(&st) {
 		b.discard(ctx, w)
 		return nil, nil
 	}
-	if err := os.MkdirAll(p, 0o755); err != nil {
+	fd, err := root.MkdirAllMode(dir, 0o755, 0, 0)
+	if err != nil {
 		b.discard(ctx, w)
 		return nil, fmt.Errorf("WORKDIR %s: %w", dir, err)
 	}
+	unix.Close(fd)
 	return b.commit(ctx, w)
 }
 

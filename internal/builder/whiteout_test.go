@@ -59,7 +59,11 @@ func TestAddLocalTarKeepsWhiteoutNames(t *testing.T) {
 	if err := os.WriteFile(tarPath, whiteoutTar(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := copier{root: root}
+	c, err := newCopier(root, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
 	if err := c.extract(context.Background(), tarPath, "/"); err != nil {
 		t.Fatal(err)
 	}

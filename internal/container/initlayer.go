@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -74,9 +75,21 @@ func writeInitLayer(dir string, lowers []string) error {
 		return err
 	}
 	defer root.Close()
+	// What the init layer creates counts for the mount points after it:
+	// the merged view is dir over the lowers (dir is the whole tree on the
+	// native driver).
+	merged := lowers
+	if len(lowers) == 0 || lowers[0] != dir {
+		merged = append([]string{dir}, lowers...)
+	}
 	for _, mp := range mountPoints {
 		isDir := strings.HasSuffix(mp, "/")
-		rel, le, err := rootfs.ResolveLower(lowers, strings.TrimSuffix(mp, "/"))
+		if mp == "dev/" {
+			if err := realDev(root, merged); err != nil {
+				return err
+			}
+		}
+		rel, le, err := rootfs.ResolveLower(merged, strings.TrimSuffix(mp, "/"))
 		if err != nil {
 			return fmt.Errorf("mount point /%s: %w", mp, err)
 		}
@@ -102,6 +115,27 @@ func writeInitLayer(dir string, lowers []string) error {
 			return fmt.Errorf("mount point /%s: %w", mp, err)
 		}
 		f.Close()
+	}
+	return nil
+}
+
+// realDev makes /dev a directory when the image has a symlink there. The
+// runtime mounts a tmpfs on /dev (resolved inside the root) but then
+// creates /dev/fd, /dev/stdin, /dev/ptmx... by host path, which would
+// follow the image's symlink out of the root. /dev is the runtime's, as
+// /proc and /sys are (runc refuses a symlink for those).
+func realDev(root *rootfs.Root, lowers []string) error {
+	le, err := rootfs.LookupLower(lowers, "dev")
+	if err != nil || le == nil || le.Stat.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return err
+	}
+	// Native: the symlink is in dir itself. Overlay: dir is the upper and
+	// has nothing there; a directory in it hides the lower symlink.
+	if err := root.Remove("dev"); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("mount point /dev: %w", err)
+	}
+	if err := root.Mkdir("dev", 0o755); err != nil {
+		return fmt.Errorf("mount point /dev: %w", err)
 	}
 	return nil
 }

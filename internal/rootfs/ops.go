@@ -6,6 +6,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -77,6 +78,32 @@ func (r *Root) OpenPath(rel string, follow bool) (int, error) {
 	return fd, nil
 }
 
+// RealPath is rel with every symlink in its parent directories resolved
+// inside the root, as a clean relative path: the name, for bookkeeping such
+// as finding it in an overlay upper dir, of where rel is. Never open the
+// string through the host path later; go through the Root again.
+func (r *Root) RealPath(rel string) (string, error) {
+	dir, base := path.Split(Clean(rel))
+	fd, err := r.OpenDir(strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return "", r.pathErr("open", dir, err)
+	}
+	defer unix.Close(fd)
+	rootPath, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(r.fd))
+	if err != nil {
+		return "", err
+	}
+	dirPath, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", err
+	}
+	in, ok := strings.CutPrefix(dirPath, rootPath)
+	if !ok || (in != "" && in[0] != '/' && rootPath != "/") {
+		return "", r.pathErr("resolve", rel, unix.EXDEV)
+	}
+	return Clean(in + "/" + base), nil
+}
+
 // Lstat stats rel without following a final symlink.
 func (r *Root) Lstat(rel string) (unix.Stat_t, error) { return r.stat(rel, false) }
 
@@ -132,12 +159,13 @@ func (r *Root) Mkdir(rel string, perm os.FileMode) error {
 	return nil
 }
 
-// MkdirAllMode is MkdirAll for callers that only want the directories to
-// exist: missing ones get perm (no umask) and owner uid:gid.
+// MkdirAllMode is MkdirAll for callers that want plain directories:
+// missing ones get perm (no umask) and owner uid:gid. It returns an O_PATH
+// fd of rel that the caller owns.
 // A symlink on the way whose target is missing has its target created,
 // inside the root, as `mkdir -p` in a chroot would (WORKDIR /app where /app
 // is a dangling link).
-func (r *Root) MkdirAllMode(rel string, perm os.FileMode, uid, gid int) error {
+func (r *Root) MkdirAllMode(rel string, perm os.FileMode, uid, gid int) (int, error) {
 	hook := func(_ string, fd int) error { return SetOwnerMode(fd, uid, gid, FileMode(perm)) }
 	p := Clean(rel)
 	for range maxSymlinks {
@@ -145,20 +173,20 @@ func (r *Root) MkdirAllMode(rel string, perm os.FileMode, uid, gid int) error {
 		var de *DanglingError
 		if !errors.As(err, &de) {
 			if err != nil {
-				return r.pathErr("mkdir", rel, err)
+				return -1, r.pathErr("mkdir", rel, err)
 			}
-			return unix.Close(fd)
+			return fd, nil
 		}
 		target, err := r.Readlink(de.Prefix)
 		if err != nil {
-			return err
+			return -1, err
 		}
 		if !strings.HasPrefix(target, "/") {
 			target = path.Join(path.Dir(de.Prefix), target)
 		}
 		p = Clean(target + "/" + strings.TrimPrefix(p, de.Prefix))
 	}
-	return r.pathErr("mkdir", rel, unix.ELOOP)
+	return -1, r.pathErr("mkdir", rel, unix.ELOOP)
 }
 
 // Lchown changes the owner of rel, not following a final symlink.
@@ -203,6 +231,21 @@ func chmodFd(fd int, mode uint32) error {
 	return unix.Fchmodat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), mode, 0)
 }
 
+// Lutimes sets the access and modification times of rel, not following a
+// final symlink.
+func (r *Root) Lutimes(rel string, atime, mtime time.Time) error {
+	pfd, base, err := r.parentOf(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return r.pathErr("utimes", rel, err)
+	}
+	return nil
+}
+
 // Symlink creates rel as a symlink to target, stored verbatim.
 func (r *Root) Symlink(target, rel string) error {
 	pfd, base, err := r.parentOf(rel)
@@ -229,6 +272,25 @@ func (r *Root) Readlink(rel string) (string, error) {
 		return "", r.pathErr("readlink", rel, err)
 	}
 	return string(buf[:n]), nil
+}
+
+// Remove removes rel, a file or an empty directory, like os.Remove, never
+// following a final symlink (the symlink itself is removed).
+func (r *Root) Remove(rel string) error {
+	pfd, base, err := r.parentOf(rel)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	r.Invalidate()
+	err = unix.Unlinkat(pfd, base, 0)
+	if err == unix.EISDIR {
+		err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
+	}
+	if err != nil {
+		return r.pathErr("remove", rel, err)
+	}
+	return nil
 }
 
 // RemoveAll removes rel and everything below it, never following a

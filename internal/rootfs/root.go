@@ -35,10 +35,15 @@ func Open(dir string) (*Root, error) {
 	return &Root{fd: fd, cacheFd: -1, name: dir}, nil
 }
 
-// Close releases the root fd.
+// Close releases the root fd; closing again does nothing.
 func (r *Root) Close() error {
 	r.dropCache()
-	return unix.Close(r.fd)
+	if r.fd < 0 {
+		return nil
+	}
+	fd := r.fd
+	r.fd = -1
+	return unix.Close(fd)
 }
 
 // Name is the host path the root was opened by, for messages.

@@ -44,9 +44,11 @@ func TestRootStaysInside(t *testing.T) {
 		}
 		f.Close()
 	}
-	if err := r.MkdirAllMode("abs/a/b", 0o711, 0, 0); err != nil {
+	fd, err := r.MkdirAllMode("abs/a/b", 0o711, 0, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
+	unix.Close(fd)
 	if err := r.Symlink("/etc/passwd", "abs/a/link"); err != nil {
 		t.Fatal(err)
 	}
