@@ -110,3 +110,21 @@ func TestLoginPushPullWithCredentials(t *testing.T) {
 		t.Errorf("push with the helper's credentials: %s%s", out, errs)
 	}
 }
+
+func TestSearchLoopbackRegistry(t *testing.T) {
+	reg := rt.Start(t)
+	c := newBusyboxCLI(t)
+	c.ok("tag", "busybox", reg.Ref("ship/searchme:1"))
+	c.ok("push", "-q", reg.Ref("ship/searchme:1"))
+	out := c.ok("search", reg.Host+"/searchme")
+	want := "NAME                                          DESCRIPTION   STARS     OFFICIAL\n"
+	if lines := strings.Split(out, "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") || !strings.HasPrefix(lines[1], reg.Host+"/ship/searchme ") {
+		t.Errorf("search printed:\n%s\nwant a table like:\n%s", out, want)
+	}
+	if out := c.ok("search", "--format", "{{.Name}}", reg.Host+"/nothing-matches"); out != "" {
+		t.Errorf("search without a match printed %q", out)
+	}
+	if _, _, code := c.run(nil, "search", "--limit", "0", "x"); code != 1 {
+		t.Errorf("--limit 0 exited %d", code)
+	}
+}

@@ -187,7 +187,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newVersionCmd(), newInfoCmd(g),
 		newImportCmd(g), newImagesCmd(g), newTagCmd(g), newRmiCmd(g),
 		newInspectCmd(g), newHistoryCmd(g), newMountCmd(g), newUmountCmd(g),
-		newImageCmd(g), newBuildCmd(g), newPullCmd(g), newPushCmd(g), newSaveCmd(g), newLoadCmd(g), newLoginCmd(), newLogoutCmd(),
+		newImageCmd(g), newBuildCmd(g), newPullCmd(g), newPushCmd(g), newSaveCmd(g), newLoadCmd(g), newLoginCmd(), newLogoutCmd(), newSearchCmd(),
 		newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g), newKillCmd(g),
 		newWaitCmd(g), newLogsCmd(g), newPsCmd(g), newRmCmd(g), newContainerCmd(g),
 		newExecCmd(g),
