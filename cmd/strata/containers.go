@@ -5,15 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	units "github.com/docker/go-units"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/strata-project/strata/internal/container"
 	"github.com/strata-project/strata/internal/netconf"
+	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -70,7 +73,11 @@ type psRow struct {
 	Labels     string
 	Mounts     string
 	Networks   string
+	labels     map[string]string
 }
+
+// Label is {{.Label "key"}}: one label's value, "" when unset.
+func (r psRow) Label(key string) string { return r.labels[key] }
 
 var psHeaders = map[string]string{
 	"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
@@ -141,12 +148,29 @@ func toPsRow(ctr container.Container, now time.Time, noTrunc bool) psRow {
 		id = ctr.ShortID()
 		cmd = ellipsis(cmd, 20)
 	}
+	labels := ctr.RunConfig().Labels
+	var mounts []string
+	for _, m := range inspectMounts(ctr.Config.Binds) {
+		mounts = append(mounts, m.Source)
+	}
 	return psRow{
 		ID: id, Image: ctr.ImageRef, Command: strconv.Quote(cmd),
 		CreatedAt:  ctr.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: since(ctr.Created), State: string(ctr.State.Status),
 		Status: ctr.StatusText(now), Names: ctr.Name, Networks: ctr.NetworkName(),
+		Labels: joinLabels(labels), labels: labels,
+		Mounts: strings.Join(mounts, ","),
 	}
+}
+
+// joinLabels is ps's LABELS column: k=v pairs, sorted, comma-separated.
+func joinLabels(labels map[string]string) string {
+	kv := make([]string, 0, len(labels))
+	for k, v := range labels {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return strings.Join(kv, ",")
 }
 
 // containerArgs is the command line the container runs (or would run).
@@ -307,8 +331,10 @@ func newLogsCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// inspectContainer is docker's `container inspect` JSON shape (the parts
-// strata has).
+// inspectContainer is docker's `container inspect` JSON shape. Field
+// names are docker's JSON names (CpuQuota, not CPUQuota): --format
+// templates run over these typed values, and docker's names must resolve.
+//
 // Id answers {{.Id}} on the typed value (see inspectImage.Id).
 func (v inspectContainer) Id() string { return v.ID }
 
@@ -324,12 +350,63 @@ type inspectContainer struct {
 	HostsPath       string               `json:"HostsPath"`
 	LogPath         string               `json:"LogPath"`
 	Name            string               `json:"Name"`
+	RestartCount    int                  `json:"RestartCount"`
 	Driver          string               `json:"Driver"`
+	Platform        string               `json:"Platform"`
+	MountLabel      string               `json:"MountLabel"`
+	ProcessLabel    string               `json:"ProcessLabel"`
+	AppArmorProfile string               `json:"AppArmorProfile"`
 	ExecIDs         []string             `json:"ExecIDs"` // running execs; null when none, as docker
 	HostConfig      inspectHostConfig    `json:"HostConfig"`
-	Config          inspectCtrConfig     `json:"Config"`
 	GraphDriver     inspectDriver        `json:"GraphDriver"`
+	Mounts          []inspectMount       `json:"Mounts"`
+	Config          inspectCtrConfig     `json:"Config"`
 	NetworkSettings inspectNetworkConfig `json:"NetworkSettings"`
+}
+
+// inspectMount is one of docker's .Mounts entries.
+type inspectMount struct {
+	Type        string `json:"Type"` // "bind" or "volume"
+	Name        string `json:"Name,omitempty"`
+	Source      string `json:"Source"`
+	Destination string `json:"Destination"`
+	Driver      string `json:"Driver,omitempty"`
+	Mode        string `json:"Mode"`
+	RW          bool   `json:"RW"`
+	Propagation string `json:"Propagation"`
+}
+
+// inspectMounts lists the container's bind mounts as docker does (named
+// volumes, when strata has them, are Type "volume" entries).
+func inspectMounts(binds []string) []inspectMount {
+	out := []inspectMount{}
+	for _, spec := range binds {
+		b, err := oci.ParseBind(spec) // validated at create
+		if err != nil {
+			continue
+		}
+		m := inspectMount{Type: "bind", Source: b.Source, Destination: b.Destination, RW: !b.ReadOnly, Propagation: "rprivate"}
+		if parts := strings.Split(spec, ":"); len(parts) == 3 {
+			m.Mode = parts[2]
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// inspectHealth is docker's .State.Health, present when the container
+// has a healthcheck.
+type inspectHealth struct {
+	Status        string             `json:"Status"` // starting, healthy, unhealthy
+	FailingStreak int                `json:"FailingStreak"`
+	Log           []inspectHealthLog `json:"Log"`
+}
+
+type inspectHealthLog struct {
+	Start    string `json:"Start"`
+	End      string `json:"End"`
+	ExitCode int    `json:"ExitCode"`
+	Output   string `json:"Output"`
 }
 
 type inspectState struct {
@@ -344,14 +421,59 @@ type inspectState struct {
 	Error      string `json:"Error"`
 	StartedAt  string `json:"StartedAt"`
 	FinishedAt string `json:"FinishedAt"`
+	// Health is docker's healthcheck state; nil (and absent) without one.
+	Health *inspectHealth `json:"Health,omitempty"`
 }
 
 type inspectHostConfig struct {
-	Binds          []string `json:"Binds"`
-	NetworkMode    string   `json:"NetworkMode"`
-	ReadonlyRootfs bool     `json:"ReadonlyRootfs"`
-	AutoRemove     bool     `json:"AutoRemove"`
-	Runtime        string   `json:"Runtime"`
+	Binds           []string             `json:"Binds"`
+	ContainerIDFile string               `json:"ContainerIDFile"`
+	LogConfig       inspectLogConfig     `json:"LogConfig"`
+	NetworkMode     string               `json:"NetworkMode"`
+	PortBindings    network.PortMap      `json:"PortBindings"`
+	RestartPolicy   inspectRestartPolicy `json:"RestartPolicy"`
+	ReadonlyRootfs  bool                 `json:"ReadonlyRootfs"`
+	AutoRemove      bool                 `json:"AutoRemove"`
+	Runtime         string               `json:"Runtime"`
+	VolumesFrom     []string             `json:"VolumesFrom"`
+	Dns             []string             `json:"Dns"`
+	DnsOptions      []string             `json:"DnsOptions"`
+	DnsSearch       []string             `json:"DnsSearch"`
+	ExtraHosts      []string             `json:"ExtraHosts"`
+	CgroupnsMode    string               `json:"CgroupnsMode"`
+	IpcMode         string               `json:"IpcMode"`
+	PidMode         string               `json:"PidMode"`
+	UTSMode         string               `json:"UTSMode"`
+	UsernsMode      string               `json:"UsernsMode"`
+	PublishAllPorts bool                 `json:"PublishAllPorts"`
+	ConsoleSize     [2]uint              `json:"ConsoleSize"`
+
+	VolumeDriver string   `json:"VolumeDriver"`
+	Cgroup       string   `json:"Cgroup"`
+	CgroupParent string   `json:"CgroupParent"`
+	Links        []string `json:"Links"`
+	OomScoreAdj  int      `json:"OomScoreAdj"`
+	Isolation    string   `json:"Isolation"`
+
+	// Resource fields strata does not set, with docker's zero values.
+	BlkioWeightDevice    []string `json:"BlkioWeightDevice"`
+	BlkioDeviceReadBps   []string `json:"BlkioDeviceReadBps"`
+	BlkioDeviceWriteBps  []string `json:"BlkioDeviceWriteBps"`
+	BlkioDeviceReadIOps  []string `json:"BlkioDeviceReadIOps"`
+	BlkioDeviceWriteIOps []string `json:"BlkioDeviceWriteIOps"`
+	CpuPeriod            int64    `json:"CpuPeriod"`
+	CpuQuota             int64    `json:"CpuQuota"`
+	CpuRealtimePeriod    int64    `json:"CpuRealtimePeriod"`
+	CpuRealtimeRuntime   int64    `json:"CpuRealtimeRuntime"`
+	DeviceCgroupRules    []string `json:"DeviceCgroupRules"`
+	DeviceRequests       []string `json:"DeviceRequests"`
+	KernelMemory         int64    `json:"KernelMemory"`
+	KernelMemoryTCP      int64    `json:"KernelMemoryTCP"`
+	MemorySwappiness     *int64   `json:"MemorySwappiness"`
+	CpuCount             int64    `json:"CpuCount"`
+	CpuPercent           int64    `json:"CpuPercent"`
+	IOMaximumIOps        uint64   `json:"IOMaximumIOps"`
+	IOMaximumBandwidth   uint64   `json:"IOMaximumBandwidth"`
 
 	Privileged  bool              `json:"Privileged"`
 	CapAdd      []string          `json:"CapAdd"`
@@ -366,13 +488,23 @@ type inspectHostConfig struct {
 	MemoryReservation int64           `json:"MemoryReservation"`
 	OomKillDisable    bool            `json:"OomKillDisable"`
 	NanoCpus          int64           `json:"NanoCpus"`
-	CPUShares         int64           `json:"CpuShares"`
+	CpuShares         int64           `json:"CpuShares"`
 	CpusetCpus        string          `json:"CpusetCpus"`
 	CpusetMems        string          `json:"CpusetMems"`
 	PidsLimit         *int64          `json:"PidsLimit"`
 	BlkioWeight       uint16          `json:"BlkioWeight"`
 	Ulimits           []*units.Ulimit `json:"Ulimits"`
 	ShmSize           int64           `json:"ShmSize"`
+}
+
+type inspectLogConfig struct {
+	Type   string            `json:"Type"`
+	Config map[string]string `json:"Config"`
+}
+
+type inspectRestartPolicy struct {
+	Name              string `json:"Name"`
+	MaximumRetryCount int    `json:"MaximumRetryCount"`
 }
 
 type inspectDevice struct {
@@ -391,14 +523,22 @@ func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
 	}
 	hc := inspectHostConfig{
 		Binds: binds, NetworkMode: ctr.Config.Network, ReadonlyRootfs: ctr.Config.ReadOnly,
+		LogConfig:     inspectLogConfig{Type: "json-file", Config: map[string]string{}},
+		PortBindings:  network.PortMap{},
+		RestartPolicy: inspectRestartPolicy{Name: "no"},
+		Dns:           []string{}, DnsOptions: []string{}, DnsSearch: []string{},
+		CgroupnsMode: "host", IpcMode: "private", BlkioWeightDevice: []string{},
 		AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime,
 		Privileged: sec.Privileged, CapAdd: sec.CapAdd, CapDrop: sec.CapDrop,
 		SecurityOpt: sec.SecurityOpt, GroupAdd: sec.GroupAdd, Sysctls: sec.Sysctls,
 		Devices: []inspectDevice{},
 		Memory:  res.Memory, MemorySwap: res.MemorySwap, MemoryReservation: res.MemoryReservation,
-		OomKillDisable: res.OomKillDisable, NanoCpus: res.NanoCPUs, CPUShares: res.CPUShares,
+		OomKillDisable: res.OomKillDisable, NanoCpus: res.NanoCPUs, CpuShares: res.CPUShares,
 		CpusetCpus: res.CpusetCpus, CpusetMems: res.CpusetMems, BlkioWeight: res.BlkioWeight,
 		ShmSize: res.ShmSize, Ulimits: []*units.Ulimit{},
+	}
+	for p, b := range ctr.Config.PortBindings {
+		hc.PortBindings[p] = b
 	}
 	if hc.ShmSize == 0 {
 		hc.ShmSize = 64 << 20
@@ -420,23 +560,66 @@ func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
 }
 
 type inspectCtrConfig struct {
-	Hostname     string              `json:"Hostname"`
-	User         string              `json:"User"`
-	AttachStdin  bool                `json:"AttachStdin"`
-	Tty          bool                `json:"Tty"`
-	OpenStdin    bool                `json:"OpenStdin"`
-	Env          []string            `json:"Env"`
-	Cmd          []string            `json:"Cmd"`
-	Image        string              `json:"Image"`
-	WorkingDir   string              `json:"WorkingDir"`
-	Entrypoint   []string            `json:"Entrypoint"`
-	Labels       map[string]string   `json:"Labels"`
-	StopSignal   string              `json:"StopSignal,omitempty"`
-	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	Hostname     string                        `json:"Hostname"`
+	Domainname   string                        `json:"Domainname"`
+	User         string                        `json:"User"`
+	AttachStdin  bool                          `json:"AttachStdin"`
+	AttachStdout bool                          `json:"AttachStdout"`
+	AttachStderr bool                          `json:"AttachStderr"`
+	ExposedPorts map[string]struct{}           `json:"ExposedPorts,omitempty"`
+	Tty          bool                          `json:"Tty"`
+	OpenStdin    bool                          `json:"OpenStdin"`
+	StdinOnce    bool                          `json:"StdinOnce"`
+	Env          []string                      `json:"Env"`
+	Cmd          []string                      `json:"Cmd"`
+	Healthcheck  *dockerspec.HealthcheckConfig `json:"Healthcheck,omitempty"`
+	Image        string                        `json:"Image"`
+	Volumes      map[string]struct{}           `json:"Volumes"`
+	WorkingDir   string                        `json:"WorkingDir"`
+	Entrypoint   []string                      `json:"Entrypoint"`
+	OnBuild      []string                      `json:"OnBuild"`
+	Labels       map[string]string             `json:"Labels"`
+	StopSignal   string                        `json:"StopSignal,omitempty"`
 }
 
+// inspectNetworkConfig is docker's .NetworkSettings. strata has no
+// bridge: the addresses stay empty; Ports lists published ports.
 type inspectNetworkConfig struct {
-	Networks map[string]struct{} `json:"Networks"`
+	Bridge                 string                      `json:"Bridge"`
+	SandboxID              string                      `json:"SandboxID"`
+	HairpinMode            bool                        `json:"HairpinMode"`
+	LinkLocalIPv6Address   string                      `json:"LinkLocalIPv6Address"`
+	LinkLocalIPv6PrefixLen int                         `json:"LinkLocalIPv6PrefixLen"`
+	Ports                  network.PortMap             `json:"Ports"`
+	SandboxKey             string                      `json:"SandboxKey"`
+	SecondaryIPAddresses   []string                    `json:"SecondaryIPAddresses"`
+	SecondaryIPv6Addresses []string                    `json:"SecondaryIPv6Addresses"`
+	EndpointID             string                      `json:"EndpointID"`
+	Gateway                string                      `json:"Gateway"`
+	GlobalIPv6Address      string                      `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen    int                         `json:"GlobalIPv6PrefixLen"`
+	IPAddress              string                      `json:"IPAddress"`
+	IPPrefixLen            int                         `json:"IPPrefixLen"`
+	IPv6Gateway            string                      `json:"IPv6Gateway"`
+	MacAddress             string                      `json:"MacAddress"`
+	Networks               map[string]*inspectEndpoint `json:"Networks"`
+}
+
+// inspectEndpoint is the container's place on one network.
+type inspectEndpoint struct {
+	IPAMConfig          map[string]string `json:"IPAMConfig"`
+	Links               []string          `json:"Links"`
+	Aliases             []string          `json:"Aliases"`
+	NetworkID           string            `json:"NetworkID"`
+	EndpointID          string            `json:"EndpointID"`
+	Gateway             string            `json:"Gateway"`
+	IPAddress           string            `json:"IPAddress"`
+	IPPrefixLen         int               `json:"IPPrefixLen"`
+	IPv6Gateway         string            `json:"IPv6Gateway"`
+	GlobalIPv6Address   string            `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen int               `json:"GlobalIPv6PrefixLen"`
+	MacAddress          string            `json:"MacAddress"`
+	DriverOpts          map[string]string `json:"DriverOpts"`
 }
 
 func toInspectContainer(m *container.Manager, driver string, ctr container.Container) inspectContainer {
@@ -454,6 +637,14 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 	}
 	rc := ctr.RunConfig()
 	nf := netconf.PathsIn(m.Dir(ctr.ID))
+	labels := rc.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	networks := map[string]*inspectEndpoint{}
+	if name := ctr.NetworkName(); name != "" {
+		networks[name] = &inspectEndpoint{}
+	}
 	return inspectContainer{
 		ID: ctr.ID, Created: ts(ctr.Created), Path: path, Args: args,
 		State: inspectState{
@@ -463,17 +654,22 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 		},
 		Image:          ctr.Image.String(),
 		ResolvConfPath: nf.ResolvConf, HostnamePath: nf.Hostname, HostsPath: nf.Hosts,
-		LogPath: m.LogPath(ctr.ID), Name: "/" + ctr.Name, Driver: driver,
+		LogPath: m.LogPath(ctr.ID), Name: "/" + ctr.Name, Driver: driver, Platform: "linux",
 		ExecIDs:    m.ExecIDs(ctr),
 		HostConfig: inspectHostConfigOf(ctr),
+		Mounts:     inspectMounts(ctr.Config.Binds),
 		Config: inspectCtrConfig{
 			Hostname: ctr.Config.Hostname, User: rc.User, AttachStdin: ctr.Config.OpenStdin,
+			AttachStdout: true, AttachStderr: true, StdinOnce: ctr.Config.OpenStdin,
 			Tty: ctr.Config.Tty, OpenStdin: ctr.Config.OpenStdin, Env: rc.Env, Cmd: rc.Cmd,
 			Image: ctr.ImageRef, WorkingDir: rc.WorkingDir, Entrypoint: rc.Entrypoint,
-			Labels: rc.Labels, StopSignal: rc.StopSignal,
-			ExposedPorts: rc.ExposedPorts,
+			Labels: labels, StopSignal: rc.StopSignal, Volumes: rc.Volumes,
+			ExposedPorts: rc.ExposedPorts, Healthcheck: rc.Healthcheck, OnBuild: rc.OnBuild,
 		},
-		GraphDriver:     inspectDriver{Name: driver, Data: map[string]string{"MergedDir": m.RootfsDir(ctr.ID)}},
-		NetworkSettings: inspectNetworkConfig{Networks: map[string]struct{}{ctr.Config.Network: {}}},
+		GraphDriver: inspectDriver{Name: driver, Data: map[string]string{"MergedDir": m.RootfsDir(ctr.ID)}},
+		NetworkSettings: inspectNetworkConfig{
+			Ports:    network.PortMap{},
+			Networks: networks,
+		},
 	}
 }

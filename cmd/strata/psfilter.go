@@ -83,7 +83,7 @@ func (f psFilter) match(ctr container.Container, ancestors []digest.Digest, imag
 		}) &&
 		anyOf("label", func(v string) bool {
 			k, want, hasValue := strings.Cut(v, "=")
-			got, ok := ctr.ImageConfig.Labels[k]
+			got, ok := ctr.RunConfig().Labels[k]
 			return ok && (!hasValue || got == want)
 		})
 }

@@ -32,6 +32,7 @@ type createFlags struct {
 	resources                                                   resourceFlags
 	publish, expose                                             []string
 	publishAll                                                  bool
+	labels                                                      []string
 }
 
 func (f *createFlags) register(c *cobra.Command) {
@@ -66,6 +67,7 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&sec.Devices, "device", nil, "add a host device to the container (HOST[:CONTAINER[:rwm]])")
 	fl.StringArrayVar(&sec.GroupAdd, "group-add", nil, "add additional groups to join")
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "set a namespaced kernel parameter (KEY=VALUE)")
+	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set metadata on the container (KEY=VALUE)")
 	f.resources.register(fl, true)
 }
 
@@ -84,6 +86,16 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 	}
 	if cfg.Security.SecurityOpt, err = oci.SetSecuritySeccompFile(f.security.SecurityOpt); err != nil {
 		return cfg, err
+	}
+	for _, kv := range f.labels {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "" {
+			return cfg, fmt.Errorf("invalid argument %q for \"--label\" flag: want KEY=VALUE", kv)
+		}
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		cfg.Labels[k] = v
 	}
 	for _, kv := range f.sysctls {
 		k, v, ok := strings.Cut(kv, "=")

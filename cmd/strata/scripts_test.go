@@ -68,3 +68,38 @@ func TestInspectFormatKeepsTypes(t *testing.T) {
 		t.Fatalf("image inspect -f: %q", got)
 	}
 }
+
+// Container inspect has docker's fields with docker's types, so scripts
+// written against docker never print <no value>; ps shows labels.
+func TestContainerInspectFields(t *testing.T) {
+	c := newBusyboxCLI(t)
+	host := t.TempDir()
+	c.ok("create", "--name", "fields", "--label", "tier=web", "-v", host+":/data:ro", "busybox")
+	got := c.ok("inspect", "-f", strings.Join([]string{
+		"{{.State.Status}} {{.State.Pid}} {{.State.ExitCode}} {{.State.OOMKilled}} {{.RestartCount}} {{.Platform}}",
+		"{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.LogConfig.Type}} {{json .HostConfig.PortBindings}} {{.HostConfig.NetworkMode}} {{.HostConfig.ShmSize}} {{.HostConfig.CpuQuota}} {{.HostConfig.Dns}}",
+		"{{range .Mounts}}{{.Type}} {{.Source}} {{.Destination}} {{.Mode}} {{.RW}} {{.Propagation}}{{end}}",
+		"{{json .NetworkSettings.Ports}} {{.NetworkSettings.IPAddress}}| {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+		"{{.Config.Labels.tier}} {{.Config.AttachStdout}} {{.Config.Volumes}} {{.Config.OnBuild}} {{.Id | len}}",
+	}, "\n"), "fields")
+	want := strings.Join([]string{
+		"created 0 0 false 0 linux",
+		"no json-file {} default 67108864 0 []",
+		"bind " + host + " /data ro false rprivate",
+		"{} | bridge",
+		"web true map[] [] 64",
+	}, "\n") + "\n"
+	if got != want {
+		t.Fatalf("inspect:\n%s\nwant:\n%s", got, want)
+	}
+	if strings.Contains(got, "<no value>") {
+		t.Fatal("<no value> in inspect")
+	}
+	ps := c.ok("ps", "-a", "--format", `{{.Labels}}|{{.Label "tier"}}|{{.Label "nope"}}|{{.Mounts}}`)
+	if ps != "tier=web|web||"+host+"\n" {
+		t.Fatalf("ps labels: %q", ps)
+	}
+	if ps := c.ok("ps", "-a", "-q", "--filter", "label=tier=web"); strings.TrimSpace(ps) == "" {
+		t.Fatal("ps --filter label= does not see --label")
+	}
+}

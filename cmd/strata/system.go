@@ -19,7 +19,7 @@ import (
 type versionPart struct {
 	Platform   struct{ Name string }
 	Version    string
-	APIVersion string `json:"ApiVersion"`
+	ApiVersion string `json:"ApiVersion"`
 	GoVersion  string
 	GitCommit  string
 	Os         string
@@ -39,7 +39,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Show the strata version information",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
-			p := versionPart{Version: version, APIVersion: "1.41", GoVersion: runtime.Version(), Os: runtime.GOOS, Arch: runtime.GOARCH}
+			p := versionPart{Version: version, ApiVersion: "1.41", GoVersion: runtime.Version(), Os: runtime.GOOS, Arch: runtime.GOARCH}
 			p.Platform.Name = "strata"
 			if format != "" {
 				return writeRows(c.OutOrStdout(), format, "", nil, []versionData{{Client: p, Server: &p}})

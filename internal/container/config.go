@@ -28,5 +28,15 @@ func (c Container) RunConfig() image.RunConfig {
 	if cc.User != "" {
 		rc.User = cc.User
 	}
+	if len(cc.Labels) > 0 {
+		labels := make(map[string]string, len(rc.Labels)+len(cc.Labels))
+		for k, v := range rc.Labels {
+			labels[k] = v
+		}
+		for k, v := range cc.Labels {
+			labels[k] = v
+		}
+		rc.Labels = labels
+	}
 	return rc
 }

@@ -85,6 +85,8 @@ type Config struct {
 	OpenStdin    bool            `json:"openStdin,omitempty"`
 	AutoRemove   bool            `json:"autoRemove,omitempty"`
 	Runtime      string          `json:"runtime,omitempty"` // "runc" or "crun"
+	// Labels are --label's, over the image's.
+	Labels map[string]string `json:"labels,omitempty"`
 	// Security is --privileged, --cap-add/--cap-drop, --security-opt,
 	// --device, --group-add and --sysctl, validated at create.
 	Security oci.Security `json:"security,omitzero"`
