@@ -11,7 +11,7 @@ import (
 // never help text and exit 0; a group alone still prints its help.
 func TestUnknownCommandsFail(t *testing.T) {
 	c := newCLI(t)
-	for _, args := range [][]string{{"image", "push"}, {"image", "frob"}, {"container", "frob"}, {"builder", "frob"}, {"frob"}} {
+	for _, args := range [][]string{{"image", "pussh"}, {"image", "frob"}, {"container", "frob"}, {"builder", "frob"}, {"frob"}} {
 		out, errs, code := c.run(nil, args...)
 		parent := "strata " + strings.Join(args[:len(args)-1], " ")
 		parent = strings.TrimSpace(parent)
