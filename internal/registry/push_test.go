@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,42 +39,6 @@ func twoLayers(t *testing.T) [][]byte {
 	}
 }
 
-// proxy counts the requests on their way to a registry.
-type proxy struct {
-	Host string
-	mu   sync.Mutex
-	reqs []string // "METHOD /path"
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	p := &proxy{}
-	u, _ := url.Parse("http://" + target)
-	rp := httputil.NewSingleHostReverseProxy(u)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		p.reqs = append(p.reqs, r.Method+" "+r.URL.Path)
-		p.mu.Unlock()
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	p.Host = strings.TrimPrefix(srv.URL, "http://")
-	return p
-}
-
-// uploads counts the requests that send blob bytes, and resets the count.
-func (p *proxy) uploads() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, r := range p.reqs {
-		if strings.HasPrefix(r, "PATCH ") || (strings.HasPrefix(r, "PUT ") && strings.Contains(r, "/blobs/uploads/")) {
-			n++
-		}
-	}
-	p.reqs = nil
-	return n
-}
-
 func (r *recorder) layerStates() map[EventKind]int {
 	out := map[EventKind]int{}
 	for _, e := range r.events {
@@ -102,7 +64,7 @@ func TestPushToRegistry(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	reg := rt.Start(t)
-	px := newProxy(t, reg.Host)
+	px := rt.NewProxy(t, reg.Host)
 	ref := px.Host + "/ship/app:1"
 	id := storeImage(t, s, twoLayers(t), ref)
 
@@ -115,7 +77,7 @@ func TestPushToRegistry(t *testing.T) {
 	if st[PushPushed] != 2 || st[PushPreparing] != 2 || st[PushDone] != 1 {
 		t.Errorf("events %v, want 2 layers pushed", st)
 	}
-	if px.uploads() == 0 {
+	if px.Uploads() == 0 {
 		t.Fatal("the proxy saw no upload")
 	}
 	// What the registry has is the image: same config (ID), same diffIDs.
@@ -144,7 +106,7 @@ func TestPushToRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := px.uploads(); n != 0 {
+	if n := px.Uploads(); n != 0 {
 		t.Errorf("second push made %d upload requests", n)
 	}
 	if st := rec.layerStates(); st[PushExists] != 2 || again[0].Digest != pushed[0].Digest {
@@ -160,7 +122,7 @@ func TestPushToRegistry(t *testing.T) {
 	if _, err := Push(ctx, s, other, PushOptions{Progress: rec.add}); err != nil {
 		t.Fatal(err)
 	}
-	if n := px.uploads(); n != 0 {
+	if n := px.Uploads(); n != 0 {
 		t.Errorf("mounting push made %d upload requests", n)
 	}
 	if st := rec.layerStates(); st[PushMounted] != 2 {

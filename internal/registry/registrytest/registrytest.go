@@ -11,10 +11,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -358,4 +363,45 @@ func StoreImage(t testing.TB, s *store.Store, cmd []string, layers [][]byte, ref
 		t.Fatal(err)
 	}
 	return id
+}
+
+// Proxy passes requests on to a registry and counts them: how a test
+// sees what a client sent (a second push that uploads nothing).
+type Proxy struct {
+	Host string // 127.0.0.1:PORT
+	mu   sync.Mutex
+	reqs []string // "METHOD /path"
+}
+
+// NewProxy starts a counting proxy in front of the registry at target.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p := &Proxy{}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		p.reqs = append(p.reqs, r.Method+" "+r.URL.Path)
+		p.mu.Unlock()
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	p.Host = strings.TrimPrefix(srv.URL, "http://")
+	return p
+}
+
+// Ref is the reference of repo through the proxy.
+func (p *Proxy) Ref(repo string) string { return p.Host + "/" + repo }
+
+// Uploads counts the requests that sent blob bytes since the last call.
+func (p *Proxy) Uploads() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.reqs {
+		if strings.HasPrefix(r, "PATCH ") || (strings.HasPrefix(r, "PUT ") && strings.Contains(r, "/blobs/uploads/")) {
+			n++
+		}
+	}
+	p.reqs = nil
+	return n
 }
