@@ -54,7 +54,7 @@ func newContainerCmd(g *globals) *cobra.Command {
 	c.AddCommand(ls, rm, newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g),
 		newKillCmd(g), newWaitCmd(g), newLogsCmd(g), newContainerInspectCmd(g),
 		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g), newExecCmd(g))
-	c.AddCommand(newUpdateCmd(g), newStatsCmd(g))
+	c.AddCommand(newUpdateCmd(g), newStatsCmd(g), newPortCmd(g))
 	return c
 }
 
@@ -158,9 +158,19 @@ func toPsRow(ctr container.Container, now time.Time, noTrunc bool) psRow {
 		CreatedAt:  ctr.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: since(ctr.Created), State: string(ctr.State.Status),
 		Status: ctr.StatusText(now), Names: ctr.Name, Networks: ctr.NetworkName(),
+		Ports:  psPorts(ctr),
 		Labels: joinLabels(labels), labels: labels,
 		Mounts: strings.Join(mounts, ","),
 	}
+}
+
+// psPorts is the PORTS column: a running container's published and
+// exposed ports, nothing for others (as docker).
+func psPorts(ctr container.Container) string {
+	if ctr.State.Status != container.StatusRunning {
+		return ""
+	}
+	return network.Format(network.Report(ctr.State.Ports), ctr.ExposedPorts())
 }
 
 // joinLabels is ps's LABELS column: k=v pairs, sorted, comma-separated.
@@ -529,7 +539,8 @@ func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
 		Dns:           []string{}, DnsOptions: []string{}, DnsSearch: []string{},
 		CgroupnsMode: "host", IpcMode: "private", BlkioWeightDevice: []string{},
 		AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime,
-		Privileged: sec.Privileged, CapAdd: sec.CapAdd, CapDrop: sec.CapDrop,
+		PublishAllPorts: ctr.Config.PublishAll,
+		Privileged:      sec.Privileged, CapAdd: sec.CapAdd, CapDrop: sec.CapDrop,
 		SecurityOpt: sec.SecurityOpt, GroupAdd: sec.GroupAdd, Sysctls: sec.Sysctls,
 		Devices: []inspectDevice{},
 		Memory:  res.Memory, MemorySwap: res.MemorySwap, MemoryReservation: res.MemoryReservation,
@@ -582,8 +593,7 @@ type inspectCtrConfig struct {
 	StopSignal   string                        `json:"StopSignal,omitempty"`
 }
 
-// inspectNetworkConfig is docker's .NetworkSettings. strata has no
-// bridge: the addresses stay empty; Ports lists published ports.
+// inspectNetworkConfig is docker's .NetworkSettings.
 type inspectNetworkConfig struct {
 	Bridge                 string                      `json:"Bridge"`
 	SandboxID              string                      `json:"SandboxID"`
@@ -641,10 +651,6 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	networks := map[string]*inspectEndpoint{}
-	if name := ctr.NetworkName(); name != "" {
-		networks[name] = &inspectEndpoint{}
-	}
 	return inspectContainer{
 		ID: ctr.ID, Created: ts(ctr.Created), Path: path, Args: args,
 		State: inspectState{
@@ -664,12 +670,56 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 			Tty: ctr.Config.Tty, OpenStdin: ctr.Config.OpenStdin, Env: rc.Env, Cmd: rc.Cmd,
 			Image: ctr.ImageRef, WorkingDir: rc.WorkingDir, Entrypoint: rc.Entrypoint,
 			Labels: labels, StopSignal: rc.StopSignal, Volumes: rc.Volumes,
-			ExposedPorts: rc.ExposedPorts, Healthcheck: rc.Healthcheck, OnBuild: rc.OnBuild,
+			ExposedPorts: exposedSet(ctr), Healthcheck: rc.Healthcheck, OnBuild: rc.OnBuild,
 		},
-		GraphDriver: inspectDriver{Name: driver, Data: map[string]string{"MergedDir": m.RootfsDir(ctr.ID)}},
-		NetworkSettings: inspectNetworkConfig{
-			Ports:    network.PortMap{},
-			Networks: networks,
-		},
+		GraphDriver:     inspectDriver{Name: driver, Data: map[string]string{"MergedDir": m.RootfsDir(ctr.ID)}},
+		NetworkSettings: inspectNetworkOf(m, ctr),
 	}
+}
+
+// inspectNetworkOf fills NetworkSettings: the ports a running container
+// publishes (an exposed port without a binding is null, as docker shows
+// it) and, on the default network, the address pasta gave it.
+func inspectNetworkOf(m *container.Manager, ctr container.Container) inspectNetworkConfig {
+	ns := inspectNetworkConfig{Ports: network.PortMap{}, Networks: map[string]*inspectEndpoint{}}
+	name := ctr.NetworkName()
+	ep := &inspectEndpoint{}
+	for _, n := range network.Builtins() {
+		if n.Name == name {
+			ep.NetworkID = n.ID
+		}
+	}
+	if ctr.State.Status == container.StatusRunning {
+		for p, bs := range network.Report(ctr.State.Ports) {
+			ns.Ports[p] = bs
+		}
+		for _, p := range ctr.ExposedPorts() {
+			if _, ok := ns.Ports[p]; !ok {
+				ns.Ports[p] = nil
+			}
+		}
+		if name == network.Bridge {
+			a := network.HostAddress()
+			ns.IPAddress, ns.Gateway, ns.IPPrefixLen = a.IP, a.Gateway, a.PrefixLen
+			ep.IPAddress, ep.Gateway, ep.IPPrefixLen = a.IP, a.Gateway, a.PrefixLen
+			ns.SandboxKey = m.NetnsPath(ctr.ID)
+		}
+	}
+	if name != "" {
+		ns.Networks[name] = ep
+	}
+	return ns
+}
+
+// exposedSet is Config.ExposedPorts: the image's, --expose's and -p's.
+func exposedSet(ctr container.Container) map[string]struct{} {
+	ps := ctr.ExposedPorts()
+	if len(ps) == 0 {
+		return nil
+	}
+	out := map[string]struct{}{}
+	for _, p := range ps {
+		out[string(p)] = struct{}{}
+	}
+	return out
 }

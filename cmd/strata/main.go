@@ -194,6 +194,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g),
 		newBuilderCmd(g), newMonitorCmd(g),
 		newUpdateCmd(g), newStatsCmd(g),
+		newPortCmd(g), newNetworkCmd(g),
 	)
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		if g.root == "" {

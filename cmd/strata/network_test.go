@@ -196,3 +196,74 @@ func TestKilledRunnerNetworkIsReconciled(t *testing.T) {
 	}
 	l.Close()
 }
+
+func TestPublishAllPortPsInspect(t *testing.T) {
+	t.Parallel()
+	c := newNetworkCLI(t)
+	c.ok("run", "-d", "--name", "pa", "-P", "--expose", "8080", "--expose", "9000/udp", "-v", webRoot(t, "all")+":/www", "busybox", "httpd", "-f", "-p", "8080", "-h", "/www")
+	// -P gave 8080 a free host port; port finds it and it answers.
+	lines := strings.Split(strings.TrimSpace(c.ok("port", "pa", "8080")), "\n")
+	host, port, ok := strings.Cut(lines[0], ":")
+	if !ok || host != "0.0.0.0" {
+		t.Fatalf("port pa 8080: %q", lines)
+	}
+	if got := httpGet(t, "http://127.0.0.1:"+port+"/"); got != "all\n" {
+		t.Fatalf("-P port answered %q", got)
+	}
+	if _, errs, code := c.run(nil, "port", "pa", "80"); code != 1 || !strings.Contains(errs, "No public port '80/tcp' published for pa") {
+		t.Fatalf("port pa 80: %d %q", code, errs)
+	}
+	if out := c.ok("ps", "--format", "{{.Ports}}"); !strings.Contains(out, "0.0.0.0:"+port+"->8080/tcp") {
+		t.Fatalf("ps PORTS %q lacks 8080's binding", out)
+	}
+	insp := c.ok("inspect", "--format", `{{(index (index .NetworkSettings.Ports "8080/tcp") 0).HostPort}} {{.HostConfig.PublishAllPorts}} {{json .HostConfig.PortBindings}} {{if .NetworkSettings.IPAddress}}ip{{end}} {{json .Config.ExposedPorts}}`, "pa")
+	if want := port + ` true {} ip {"8080/tcp":{},"9000/udp":{}}` + "\n"; insp != want {
+		t.Fatalf("inspect: %q, want %q", insp, want)
+	}
+	for filter, want := range map[string]string{
+		"publish=8080": "pa\n", "publish=8000-8100/tcp": "pa\n", "publish=8080/udp": "",
+		"expose=9000/udp": "pa\n", "expose=7000": "", "network=bridge": "pa\n", "network=host": "",
+	} {
+		if got := c.ok("ps", "--filter", filter, "--format", "{{.Names}}"); got != want {
+			t.Errorf("ps --filter %s: %q, want %q", filter, got, want)
+		}
+	}
+	// The published ports come back after a stop and a start (maybe on
+	// other host ports, as docker's -P gives).
+	c.ok("stop", "-t", "1", "pa")
+	if out := c.ok("port", "pa"); out != "" {
+		t.Fatalf("a stopped container still lists ports: %q", out)
+	}
+	c.ok("start", "pa")
+	lines = strings.Split(strings.TrimSpace(c.ok("port", "pa", "8080")), "\n")
+	_, port, _ = strings.Cut(lines[0], ":")
+	if got := httpGet(t, "http://127.0.0.1:"+port+"/"); got != "all\n" {
+		t.Fatalf("-P port after restart answered %q", got)
+	}
+
+	// -p with --network host is accepted with docker's warning and ignored.
+	if _, errs, code := c.run(nil, "run", "--rm", "--network", "host", "-p", "80:80", "busybox", "true"); code != 0 || !strings.Contains(errs, "Published ports are discarded when using host network mode") {
+		t.Fatalf("-p with host network: %d %q", code, errs)
+	}
+	if _, errs, code := c.run(nil, "run", "--rm", "--network", "container:pa", "-p", "80:80", "busybox", "true"); code != 125 || !strings.Contains(errs, "conflicting options") {
+		t.Fatalf("-p with container network: %d %q", code, errs)
+	}
+}
+
+func TestNetworkLsAndCreate(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	out := c.ok("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}")
+	if out != "bridge bridge local\nhost host local\nnone null local\n" {
+		t.Fatalf("network ls: %q", out)
+	}
+	if out := c.ok("network", "ls", "-q", "--filter", "driver=null"); len(strings.TrimSpace(out)) != 12 {
+		t.Fatalf("network ls -q: %q", out)
+	}
+	if out := c.ok("network", "inspect", "--format", "{{.Name}} {{.Driver}}", "bridge"); out != "bridge bridge\n" {
+		t.Fatalf("network inspect: %q", out)
+	}
+	if _, errs, code := c.run(nil, "network", "create", "mynet"); code == 0 || !strings.Contains(errs, "not supported") {
+		t.Fatalf("network create: %d %q", code, errs)
+	}
+}

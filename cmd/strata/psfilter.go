@@ -12,6 +12,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-project/strata/internal/container"
+	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -33,7 +34,11 @@ func parsePsFilter(args []string) (psFilter, error) {
 		}
 		k = strings.ToLower(strings.TrimSpace(k))
 		switch k {
-		case "id", "name", "ancestor", "label":
+		case "id", "name", "ancestor", "label", "network":
+		case "publish", "expose":
+			if _, err := network.ParseExpose(v); err != nil {
+				return nil, fmt.Errorf("invalid filter '%s=%s': %w", k, v, err)
+			}
 		case "status":
 			switch container.Status(v) {
 			case container.StatusCreated, container.StatusRunning, container.StatusExited,
@@ -85,6 +90,20 @@ func (f psFilter) match(ctr container.Container, ancestors []digest.Digest, imag
 			k, want, hasValue := strings.Cut(v, "=")
 			got, ok := ctr.RunConfig().Labels[k]
 			return ok && (!hasValue || got == want)
+		}) &&
+		anyOf("publish", func(v string) bool { return network.MatchPorts(v, ctr.PublishedPorts()) }) &&
+		anyOf("expose", func(v string) bool { return network.MatchPorts(v, ctr.ExposedPorts()) }) &&
+		anyOf("network", func(v string) bool {
+			name := ctr.NetworkName()
+			if v == name {
+				return true
+			}
+			for _, n := range network.Builtins() {
+				if n.Name == name && len(v) >= 12 && strings.HasPrefix(n.ID, v) {
+					return true
+				}
+			}
+			return false
 		})
 }
 

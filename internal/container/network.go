@@ -12,9 +12,9 @@ import (
 	"github.com/strata-project/strata/internal/network"
 )
 
-// netnsPath is where container id's network namespace is bound while it
-// runs (bridge mode).
-func (m *Manager) netnsPath(id string) string {
+// NetnsPath is where container id's network namespace is bound while it
+// runs (bridge mode): docker's SandboxKey.
+func (m *Manager) NetnsPath(id string) string {
 	return filepath.Join(m.store.Root, "run", "netns", id)
 }
 
@@ -48,7 +48,7 @@ func (m *Manager) startNetwork(ctx context.Context, c Container) (*runNet, error
 	case network.ContainerPrefix:
 		return n, m.joinNetwork(ctx, n, ref)
 	}
-	ns := m.netnsPath(c.ID)
+	ns := m.NetnsPath(c.ID)
 	// A runner that died left these; pasta leaves with the file.
 	m.removeNetwork(c)
 	alloc, err := network.Allocate(publishedPorts(c))
@@ -83,7 +83,7 @@ func (m *Manager) joinNetwork(ctx context.Context, n *runNet, ref string) error 
 	case other.Config.Network == "" || omode == network.Host:
 		n.mode = network.Host
 	case omode == network.Bridge:
-		n.netns = m.netnsPath(other.ID)
+		n.netns = m.NetnsPath(other.ID)
 	default:
 		n.netns = "/proc/" + strconv.Itoa(other.State.Pid) + "/ns/net"
 	}
@@ -173,7 +173,7 @@ func (n *runNet) pastaPid() int {
 // (which also quits by itself when the namespace file goes) and the bound
 // namespace.
 func (m *Manager) removeNetwork(c Container) {
-	ns := m.netnsPath(c.ID)
+	ns := m.NetnsPath(c.ID)
 	if pid := c.State.PastaPid; pid > 0 {
 		// Only the pasta of this namespace: the PID may have been reused.
 		if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); err == nil && strings.Contains(string(b), "\x00"+ns+"\x00") {
@@ -194,4 +194,13 @@ func (c Container) NetworkName() string {
 		return ""
 	}
 	return mode
+}
+
+// PublishedPorts are the container ports c publishes (-p, and with -P its
+// exposed ports), whether or not it runs.
+func (c Container) PublishedPorts() []network.Port {
+	if mode, _, _ := network.ParseMode(c.Config.Network); mode != network.Bridge || c.Config.Network == "" {
+		return nil
+	}
+	return publishedPorts(c).Ports()
 }

@@ -288,3 +288,23 @@ func Format(published PortMap, exposed []Port) string {
 	}
 	return strings.Join(append(result, mappings...), ", ")
 }
+
+// MatchPorts tells whether any of ports is in filter, ps --filter's
+// publish= or expose= value: PORT, PORT/PROTO or a range START-END[/PROTO]
+// (tcp unless said). An invalid filter matches nothing.
+func MatchPorts(filter string, ports []Port) bool {
+	rest, proto, err := splitProto(filter)
+	if err != nil {
+		return false
+	}
+	lo, hi, err := parseRange(rest)
+	if err != nil {
+		return false
+	}
+	for _, p := range ports {
+		if n := p.Number(); n >= lo && n <= hi && p.Proto() == proto {
+			return true
+		}
+	}
+	return false
+}
