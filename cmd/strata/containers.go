@@ -53,7 +53,7 @@ func newContainerCmd(g *globals) *cobra.Command {
 	rm.Use, rm.Aliases = "rm [OPTIONS] CONTAINER [CONTAINER...]", []string{"remove"}
 	c.AddCommand(ls, rm, newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g),
 		newKillCmd(g), newWaitCmd(g), newLogsCmd(g), newContainerInspectCmd(g),
-		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g), newExecCmd(g))
+		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g), newExecCmd(g), newAttachCmd(g))
 	c.AddCommand(newUpdateCmd(g), newStatsCmd(g), newPortCmd(g))
 	return c
 }
@@ -310,7 +310,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 
 func newLogsCmd(g *globals) *cobra.Command {
 	var o container.LogOptions
-	var tail string
+	var tail, since, until string
 	c := &cobra.Command{
 		Use:   "logs [OPTIONS] CONTAINER",
 		Short: "Fetch the logs of a container",
@@ -323,6 +323,14 @@ func newLogsCmd(g *globals) *cobra.Command {
 					return usageError{cmd: c.CommandPath(), err: fmt.Errorf("invalid --tail %q: want a number or \"all\"", tail)}
 				}
 				o.Tail = n
+			}
+			now := time.Now()
+			var err error
+			if o.Since, err = parseLogTime("since", since, now); err != nil {
+				return usageError{cmd: c.CommandPath(), err: err}
+			}
+			if o.Until, err = parseLogTime("until", until, now); err != nil {
+				return usageError{cmd: c.CommandPath(), err: err}
 			}
 			_, m, err := g.containers(c)
 			if err != nil {
@@ -337,7 +345,10 @@ func newLogsCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().BoolVarP(&o.Follow, "follow", "f", false, "follow log output")
 	c.Flags().BoolVarP(&o.Timestamps, "timestamps", "t", false, "show timestamps")
+	c.Flags().BoolVar(&o.Details, "details", false, "show extra details provided to logs")
 	c.Flags().StringVarP(&tail, "tail", "n", "all", "number of lines to show from the end of the logs")
+	c.Flags().StringVar(&since, "since", "", "show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)")
+	c.Flags().StringVar(&until, "until", "", "show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)")
 	return c
 }
 

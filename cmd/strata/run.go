@@ -33,6 +33,7 @@ type createFlags struct {
 	publish, expose                                             []string
 	publishAll                                                  bool
 	labels                                                      []string
+	log                                                         logFlags
 }
 
 func (f *createFlags) register(c *cobra.Command) {
@@ -69,6 +70,7 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&f.sysctls, "sysctl", nil, "set a namespaced kernel parameter (KEY=VALUE)")
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set metadata on the container (KEY=VALUE)")
 	f.resources.register(fl, true)
+	f.log.register(fl)
 }
 
 // config turns the flags and the command after the image into a container
@@ -82,6 +84,9 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 	}
 	var err error
 	if cfg.Resources, err = f.resources.resources(c.Flags(), oci.Resources{}); err != nil {
+		return cfg, err
+	}
+	if cfg.Log, err = f.log.config(); err != nil {
 		return cfg, err
 	}
 	if cfg.Security.SecurityOpt, err = oci.SetSecuritySeccompFile(f.security.SecurityOpt); err != nil {

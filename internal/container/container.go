@@ -92,6 +92,8 @@ type Config struct {
 	Security oci.Security `json:"security,omitzero"`
 	// Resources are the limits of run/create and update.
 	Resources oci.Resources `json:"resources,omitzero"`
+	// Log is --log-driver and --log-opt, validated at create.
+	Log LogConfig `json:"log,omitzero"`
 }
 
 // State is the container's lifecycle state.

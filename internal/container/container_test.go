@@ -3,6 +3,7 @@ package container
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -40,36 +41,107 @@ func TestStatusText(t *testing.T) {
 // --tail keeps only the last lines, including a final line without newline.
 func TestJSONLogRoundTripAndTail(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "log")
-	f, err := os.Create(path)
+	l, err := openJSONLog(path, LogConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &jsonLog{f: f}
-	l.copyFrom(strings.NewReader("one\ntwo\nthree"), "stdout")
-	l.copyFrom(strings.NewReader("oops\n"), "stderr")
-	f.Close()
+	out := &lineWriter{log: l, stream: "stdout"}
+	out.Write([]byte("one\ntwo\nthr"))
+	out.Write([]byte("ee")) // a line in two writes is one entry
+	out.Close()
+	errw := &lineWriter{log: l, stream: "stderr"}
+	errw.Write([]byte("oops\n"))
+	errw.Close()
+	l.close()
 
-	read := func(n int) (string, string) {
+	read := func(n int, o LogOptions) (string, string) {
 		r, err := os.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer r.Close()
 		var out, errb bytes.Buffer
-		lr := &lineReader{f: r}
-		if err := lr.tail(n, logWriter{stdout: &out, stderr: &errb}.write); err != nil {
+		o.Tail = n
+		if err := tailAll([]*lineReader{{f: r}}, n, logWriter{stdout: &out, stderr: &errb, o: o}.write); err != nil {
 			t.Fatal(err)
 		}
 		return out.String(), errb.String()
 	}
-	if out, errs := read(-1); out != "one\ntwo\nthree" || errs != "oops\n" {
+	if out, errs := read(-1, LogOptions{}); out != "one\ntwo\nthree" || errs != "oops\n" {
 		t.Errorf("all: %q %q", out, errs)
 	}
-	if out, errs := read(2); out != "three" || errs != "oops\n" {
+	if out, errs := read(2, LogOptions{}); out != "three" || errs != "oops\n" {
 		t.Errorf("tail 2: %q %q", out, errs)
 	}
-	if out, errs := read(0); out != "" || errs != "" {
+	if out, errs := read(0, LogOptions{}); out != "" || errs != "" {
 		t.Errorf("tail 0: %q %q", out, errs)
+	}
+	if out, _ := read(-1, LogOptions{Details: true}); out != " one\n two\n three" {
+		t.Errorf("details: %q", out)
+	}
+	future := time.Now().Add(time.Hour)
+	if out, errs := read(-1, LogOptions{Since: future}); out != "" || errs != "" {
+		t.Errorf("since the future: %q %q", out, errs)
+	}
+	if out, errs := read(-1, LogOptions{Until: future}); out != "one\ntwo\nthree" || errs != "oops\n" {
+		t.Errorf("until the future: %q %q", out, errs)
+	}
+	if out, _ := read(-1, LogOptions{Until: time.Now().Add(-time.Hour)}); out != "" {
+		t.Errorf("until an hour ago: %q", out)
+	}
+}
+
+// Rotation keeps max-file files of about max-size each, and reading
+// returns the kept lines oldest first across them.
+func TestJSONLogRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	l, err := openJSONLog(path, LogConfig{Opts: map[string]string{"max-size": "200", "max-file": "3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw := &lineWriter{log: l, stream: "stdout"}
+	for i := range 40 {
+		fmt.Fprintf(lw, "line %02d\n", i)
+	}
+	l.close()
+	for _, p := range []string{path, path + ".1", path + ".2"} {
+		st, err := os.Stat(p)
+		if err != nil || st.Size() > 200 {
+			t.Fatalf("%s: %v size %d", p, err, st.Size())
+		}
+	}
+	if _, err := os.Stat(path + ".3"); err == nil {
+		t.Fatal("a fourth file was kept")
+	}
+	var readers []*lineReader
+	for _, p := range []string{path + ".2", path + ".1", path} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		readers = append(readers, &lineReader{f: f})
+	}
+	var out bytes.Buffer
+	if err := tailAll(readers, -1, logWriter{stdout: &out}.write); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) < 5 || lines[len(lines)-1] != "line 39" {
+		t.Fatalf("read back %q", lines)
+	}
+	for i := 1; i < len(lines); i++ {
+		if lines[i] <= lines[i-1] {
+			t.Fatalf("out of order: %q", lines)
+		}
+	}
+	for _, bad := range []map[string]string{{"max-size": "x"}, {"max-file": "0"}, {"compress": "true"}} {
+		if err := (LogConfig{Opts: bad}).Validate(); err == nil {
+			t.Errorf("log opts %v accepted", bad)
+		}
+	}
+	if err := (LogConfig{Driver: "syslog"}).Validate(); err == nil {
+		t.Error("log driver syslog accepted")
 	}
 }
 

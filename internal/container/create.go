@@ -64,6 +64,9 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 	if err := cfg.Resources.Validate(); err != nil {
 		return Container{}, err
 	}
+	if err := cfg.Log.Validate(); err != nil {
+		return Container{}, err
+	}
 	if cfg.Runtime == "" {
 		cfg.Runtime = m.defaultRuntime
 	}

@@ -96,7 +96,9 @@ func (m *Manager) Exec(ctx context.Context, c Container, cfg ExecConfig, user At
 	// to strata).
 	pidCh := make(chan int, 1)
 	stopSignals := oci.ForwardSignalsToPid(pidCh)
-	var s streams = &attachStreams{user: user}
+	// An exec's output is the user's only: docker keeps it out of the
+	// container's log.
+	var s streams = &stdioStreams{user: user}
 	pid, err := m.startExec(context.WithoutCancel(ctx), rt, c.ID, proc, s)
 	if err != nil {
 		close(pidCh)

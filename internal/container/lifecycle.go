@@ -23,7 +23,11 @@ import (
 // its exit status once it ends (`run` without -d, `start -a`). Signals that
 // strata receives are relayed to the container.
 func (m *Manager) RunAttached(ctx context.Context, c Container, user AttachIO) (int, error) {
-	return m.run(ctx, c.ID, runOptions{streams: &attachStreams{user: user}, forwardSignals: true})
+	s, err := m.newStdioStreams(c, user)
+	if err != nil {
+		return -1, &StartError{Code: 125, Err: err}
+	}
+	return m.run(ctx, c.ID, runOptions{streams: s, forwardSignals: true})
 }
 
 // monitorReport is what a monitor tells the command that started it, as one
@@ -81,9 +85,18 @@ func (m *Manager) Monitor(ctx context.Context, id string, report io.WriteCloser)
 		report.Close()
 		return err
 	}
+	s, err := m.newStdioStreams(c, AttachIO{})
+	if err == nil && c.Config.OpenStdin {
+		s.stdin, err = m.openStdinFifo(c.ID)
+	}
+	if err != nil {
+		_ = json.NewEncoder(report).Encode(monitorReport{Error: err.Error(), Code: 125})
+		report.Close()
+		return err
+	}
 	reported := false
 	_, err = m.run(ctx, id, runOptions{
-		streams: &logStreams{path: m.LogPath(c.ID)},
+		streams: s,
 		started: func(pid int) {
 			_ = json.NewEncoder(report).Encode(monitorReport{Pid: pid})
 			report.Close()

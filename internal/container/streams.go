@@ -17,183 +17,168 @@ type AttachIO struct {
 	Stderr *os.File
 }
 
-// attachStreams connect the container to the user's terminal or files.
+// stdioStreams connect a container's process to its json-file log and,
+// for a foreground run, to the user's files: the user sees the output live
+// and the log keeps it, so `logs` works for every container.
 //
-// Stdout goes to the container as it is. Stderr goes through a pipe that is
-// copied only once the runtime has created the container: until then the
-// only writer is the runtime itself, whose failure message strata reports
-// anyway, and the user should not read it twice.
-type attachStreams struct {
-	user         AttachIO
-	errR, errW   *os.File
-	errCopied    chan struct{}
-	restore      func() error
-	stopResize   func()
-	wait         func() error
-	master       *os.File
-	startedCopy  bool
-	closedWriter bool
+// Output goes through pipes (or the pty master) that are copied only once
+// the runtime has created the container: until then the only writer is
+// the runtime itself, whose failure message strata reports anyway, and
+// neither the user nor the log should get it twice.
+type stdioStreams struct {
+	user    AttachIO
+	log     *jsonLog // nil: --log-driver none
+	stdin   *os.File // a detached container's stdin (the attach fifo), else nil
+	tty     bool     // the user's terminal follows the pty (foreground -t)
+	reads   []*os.File
+	writes  []*os.File // the container's ends, closed once the runtime has them
+	master  *os.File
+	restore func() error
+	resize  func()
+	copiers sync.WaitGroup
+	started bool
 }
 
-func (a *attachStreams) io() (oci.IO, error) {
-	stdio := oci.IO{Stdout: a.user.Stdout, Stderr: a.user.Stderr}
-	if a.user.Stdin != nil {
-		stdio.Stdin = a.user.Stdin
-	}
-	if a.user.Stderr != nil {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return oci.IO{}, fmt.Errorf("stderr pipe: %w", err)
-		}
-		a.errR, a.errW = r, w
-		stdio.Stderr = w
-	}
-	return stdio, nil
-}
-
-func (a *attachStreams) created(master *os.File) error {
-	if a.errW != nil {
-		a.errW.Close()
-		a.closedWriter = true
-		a.errCopied = make(chan struct{})
-		a.startedCopy = true
-		go func() {
-			defer close(a.errCopied)
-			if _, err := io.Copy(a.user.Stderr, a.errR); err != nil {
-				_, _ = io.Copy(io.Discard, a.errR)
-			}
-		}()
-	}
-	if master == nil {
-		return nil
-	}
-	a.master = master
-	var in io.Reader
-	if a.user.Stdin != nil {
-		in = a.user.Stdin
-		// Raw mode, so Ctrl-C and friends reach the container as bytes.
-		restore, err := oci.MakeRaw(a.user.Stdin)
-		if err != nil {
-			return err
-		}
-		a.restore = restore
-	}
-	if oci.IsTerminal(a.user.Stdout) {
-		a.stopResize = oci.ForwardResize(master, a.user.Stdout)
-	} else if a.user.Stdin != nil && oci.IsTerminal(a.user.Stdin) {
-		a.stopResize = oci.ForwardResize(master, a.user.Stdin)
-	}
-	a.wait = oci.Attach(master, in, a.user.Stdout)
-	return nil
-}
-
-func (a *attachStreams) exited() {
-	if a.errW != nil && !a.closedWriter {
-		a.errW.Close()
-	}
-	if a.startedCopy {
-		<-a.errCopied
-	}
-	if a.errR != nil {
-		a.errR.Close()
-	}
-	if a.wait != nil {
-		_ = a.wait()
-	}
-	if a.stopResize != nil {
-		a.stopResize()
-	}
-	if a.restore != nil {
-		_ = a.restore()
-	}
-	if a.master != nil {
-		a.master.Close()
-	}
-}
-
-// logStreams copy a detached container's output into its json-file log.
-type logStreams struct {
-	path   string
-	log    *jsonLog
-	pipes  []*os.File // our write ends, closed once the runtime has them
-	reads  []*os.File
-	master *os.File
-	wg     sync.WaitGroup
-}
-
-func (l *logStreams) open() error {
-	if l.log != nil {
-		return nil
-	}
-	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("open container log: %w", err)
-	}
-	l.log = &jsonLog{f: f}
-	return nil
-}
-
-func (l *logStreams) io() (oci.IO, error) {
-	if err := l.open(); err != nil {
-		return oci.IO{}, err
+func (s *stdioStreams) io() (oci.IO, error) {
+	stdio := oci.IO{}
+	if s.user.Stdin != nil {
+		stdio.Stdin = s.user.Stdin
+	} else if s.stdin != nil {
+		stdio.Stdin = s.stdin
 	}
 	var files [2]*os.File
 	for i := range files {
 		r, w, err := os.Pipe()
 		if err != nil {
+			s.closeAll()
 			return oci.IO{}, fmt.Errorf("output pipe: %w", err)
 		}
-		l.reads = append(l.reads, r)
-		l.pipes = append(l.pipes, w)
+		s.reads = append(s.reads, r)
+		s.writes = append(s.writes, w)
 		files[i] = w
 	}
-	return oci.IO{Stdout: files[0], Stderr: files[1]}, nil
+	stdio.Stdout, stdio.Stderr = files[0], files[1]
+	return stdio, nil
 }
 
-func (l *logStreams) created(master *os.File) error {
-	if err := l.open(); err != nil {
-		return err
-	}
-	l.closePipes()
-	if master != nil {
-		l.master = master
-		l.copy(master, "stdout")
+func (s *stdioStreams) created(master *os.File) error {
+	s.closeWrites()
+	s.started = true
+	if master == nil {
+		s.copy(s.reads[0], s.user.Stdout, "stdout")
+		s.copy(s.reads[1], s.user.Stderr, "stderr")
 		return nil
 	}
-	for i, stream := range []string{"stdout", "stderr"} {
-		if i < len(l.reads) {
-			l.copy(l.reads[i], stream)
+	s.master = master
+	var in io.Reader
+	switch {
+	case s.user.Stdin != nil:
+		in = s.user.Stdin
+		// Raw mode, so Ctrl-C and friends reach the container as bytes.
+		restore, err := oci.MakeRaw(s.user.Stdin)
+		if err != nil {
+			return err
 		}
+		s.restore = restore
+	case s.stdin != nil:
+		in = s.stdin
 	}
+	if in != nil {
+		go func() { _, _ = io.Copy(master, in) }()
+	}
+	if s.user.Stdout != nil && oci.IsTerminal(s.user.Stdout) {
+		s.resize = oci.ForwardResize(master, s.user.Stdout)
+	} else if s.user.Stdin != nil && oci.IsTerminal(s.user.Stdin) {
+		s.resize = oci.ForwardResize(master, s.user.Stdin)
+	}
+	s.copy(master, s.user.Stdout, "stdout")
 	return nil
 }
 
-func (l *logStreams) copy(r io.Reader, stream string) {
-	l.wg.Add(1)
+// copy sends r to the user's file (when there is one) and the log. A
+// failing user file (a closed pipe) does not stop the log, nor block the
+// container on a full pipe.
+func (s *stdioStreams) copy(r io.Reader, user *os.File, stream string) {
+	var lw *lineWriter
+	if s.log != nil {
+		lw = &lineWriter{log: s.log, stream: stream}
+	}
+	s.copiers.Add(1)
 	go func() {
-		defer l.wg.Done()
-		l.log.copyFrom(r, stream)
+		defer s.copiers.Done()
+		buf := make([]byte, 32<<10)
+		userOK := user != nil
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				if userOK {
+					if _, werr := user.Write(buf[:n]); werr != nil {
+						userOK = false
+					}
+				}
+				if lw != nil {
+					_, _ = lw.Write(buf[:n])
+				}
+			}
+			if err != nil {
+				// EIO on a pty master: no slave is open any more, the
+				// pty's end of file.
+				break
+			}
+		}
+		if lw != nil {
+			lw.Close()
+		}
 	}()
 }
 
-func (l *logStreams) closePipes() {
-	for _, w := range l.pipes {
+func (s *stdioStreams) closeWrites() {
+	for _, w := range s.writes {
 		w.Close()
 	}
-	l.pipes = nil
+	s.writes = nil
 }
 
-func (l *logStreams) exited() {
-	l.closePipes()
-	l.wg.Wait()
-	for _, r := range l.reads {
+func (s *stdioStreams) closeAll() {
+	s.closeWrites()
+	for _, r := range s.reads {
 		r.Close()
 	}
-	l.reads = nil
-	if l.master != nil {
-		l.master.Close()
+	s.reads = nil
+}
+
+func (s *stdioStreams) exited() {
+	s.closeWrites()
+	if s.started {
+		s.copiers.Wait()
 	}
-	if l.log != nil {
-		l.log.f.Close()
+	s.closeAll()
+	if s.resize != nil {
+		s.resize()
 	}
+	if s.restore != nil {
+		_ = s.restore()
+	}
+	if s.master != nil {
+		s.master.Close()
+	}
+	if s.log != nil {
+		s.log.close()
+	}
+	if s.stdin != nil {
+		s.stdin.Close()
+	}
+}
+
+// newStdioStreams opens c's log as its config says, for one run.
+func (m *Manager) newStdioStreams(c Container, user AttachIO) (*stdioStreams, error) {
+	s := &stdioStreams{user: user}
+	if c.Config.Log.Driver != LogDriverNone {
+		log, err := openJSONLog(m.LogPath(c.ID), c.Config.Log)
+		if err != nil {
+			return nil, err
+		}
+		s.log = log
+	}
+	return s, nil
 }
