@@ -70,7 +70,7 @@ func (m *Manager) Exec(ctx context.Context, c Container, cfg ExecConfig, user At
 	if err != nil {
 		return -1, err
 	}
-	proc, err := m.execProcess(c, cfg)
+	proc, err := m.execProcess(c, cfg, user)
 	if err != nil {
 		return -1, &ExecError{Code: 126, Err: err}
 	}
@@ -173,7 +173,7 @@ func (m *Manager) startExec(ctx context.Context, rt *oci.Runtime, id string, pro
 
 // execProcess builds the exec's process from the one run wrote into the
 // container's bundle, so it inherits the container's confinement.
-func (m *Manager) execProcess(c Container, cfg ExecConfig) (*specs.Process, error) {
+func (m *Manager) execProcess(c Container, cfg ExecConfig, user AttachIO) (*specs.Process, error) {
 	spec, err := oci.ReadBundle(m.Dir(c.ID))
 	if err != nil {
 		return nil, err
@@ -181,6 +181,11 @@ func (m *Manager) execProcess(c Container, cfg ExecConfig) (*specs.Process, erro
 	o := oci.ExecOptions{
 		Args: cfg.Cmd, Env: cfg.Env, WorkingDir: cfg.WorkingDir,
 		Terminal: cfg.Tty, Privileged: cfg.Privileged,
+	}
+	for _, f := range []*os.File{user.Stdout, user.Stdin} {
+		if f != nil && o.ConsoleSize == nil && cfg.Tty {
+			o.ConsoleSize = oci.ConsoleSize(f)
+		}
 	}
 	if cfg.User != "" {
 		uid, gid, groups, err := oci.ResolveUser(m.RootfsDir(c.ID), cfg.User)

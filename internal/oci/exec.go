@@ -24,6 +24,9 @@ type ExecOptions struct {
 	// User replaces the container's user when non-nil (already resolved
 	// against the container's passwd and group files, see ResolveUser).
 	User *specs.User
+	// ConsoleSize is the pty's size from the start (with Terminal): an
+	// exec'd process runs at once, before the caller could resize it.
+	ConsoleSize *specs.Box
 	// Privileged gives the process every capability strata holds.
 	Privileged bool
 }
@@ -47,6 +50,9 @@ func ExecProcess(ctr *specs.Process, o ExecOptions) (*specs.Process, error) {
 	p.Args = append([]string(nil), o.Args...)
 	p.Terminal = o.Terminal
 	p.ConsoleSize = nil
+	if o.Terminal {
+		p.ConsoleSize = o.ConsoleSize
+	}
 	env, err := Env(ctr.Env, o.Env, "", o.Terminal)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -42,6 +43,16 @@ func Resize(master, tty *os.File) error {
 		return fmt.Errorf("set window size: %w", err)
 	}
 	return nil
+}
+
+// ConsoleSize is the window size of the user's terminal tty, for a spec's
+// Process.ConsoleSize; nil when tty is not a terminal.
+func ConsoleSize(tty *os.File) *specs.Box {
+	ws, err := unix.IoctlGetWinsize(int(tty.Fd()), unix.TIOCGWINSZ)
+	if err != nil || ws.Row == 0 || ws.Col == 0 {
+		return nil
+	}
+	return &specs.Box{Height: uint(ws.Row), Width: uint(ws.Col)}
 }
 
 // ForwardResize sizes the pty like the user's terminal now and after every
