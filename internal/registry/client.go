@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -21,14 +22,15 @@ import (
 // asked for) and picks the scheme; strata drives the requests, so it can
 // compress while uploading and decide per layer what to send.
 type client struct {
-	rt   http.RoundTripper
-	base string // scheme://host
-	repo string
+	rt       http.RoundTripper
+	base     string // scheme://host
+	repo     string
+	spoolDir string // for the monolithic-upload fallback's temp file
 }
 
 // newClient opens repo on host for pushing, with pull access to the
 // repositories blobs may be mounted from.
-func newClient(ctx context.Context, a Access, host, repo string, mountFrom []string) (*client, error) {
+func newClient(ctx context.Context, a Access, host, repo, spoolDir string, mountFrom []string) (*client, error) {
 	reg, err := a.registry(host)
 	if err != nil {
 		return nil, err
@@ -50,7 +52,7 @@ func newClient(ctx context.Context, a Access, host, repo string, mountFrom []str
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: %w", host, err)
 	}
-	return &client{rt: rt, base: reg.Scheme() + "://" + reg.RegistryStr(), repo: repo}, nil
+	return &client{rt: rt, base: reg.Scheme() + "://" + reg.RegistryStr(), repo: repo, spoolDir: spoolDir}, nil
 }
 
 // Retries: a failed request is tried again this many times, after these
@@ -209,6 +211,12 @@ func (c *client) upload(ctx context.Context, body func() (io.Reader, func() (dig
 		r, result, done := body()
 		defer done()
 		resp, err = c.do(ctx, http.MethodPatch, loc, r, -1, map[string]string{"Content-Type": "application/octet-stream"}, http.StatusAccepted, http.StatusNoContent, http.StatusCreated)
+		var se *statusError
+		if errors.As(err, &se) && refusesStreaming(se.code) {
+			done()
+			d, n, err = c.uploadMonolithic(ctx, body)
+			return err
+		}
 		if err != nil {
 			return err
 		}
@@ -220,6 +228,46 @@ func (c *client) upload(ctx context.Context, body func() (io.Reader, func() (dig
 			return err
 		}
 		return c.commit(ctx, loc, d)
+	})
+	return d, n, err
+}
+
+// refusesStreaming tells a registry that will not take a chunked PATCH.
+func refusesStreaming(code int) bool {
+	return code == http.StatusLengthRequired || code == http.StatusMethodNotAllowed || code == http.StatusNotImplemented
+}
+
+// uploadMonolithic is the fallback for registries that want a blob's
+// length before its bytes: the blob is written to an unlinked temp file
+// (the one copy the protocol forces), then sent in one PUT.
+func (c *client) uploadMonolithic(ctx context.Context, body func() (io.Reader, func() (digest.Digest, int64, error), func())) (digest.Digest, int64, error) {
+	f, err := os.CreateTemp(c.spoolDir, ".push-")
+	if err != nil {
+		return "", 0, err
+	}
+	os.Remove(f.Name())
+	defer f.Close()
+	r, result, done := body()
+	_, err = io.Copy(f, r)
+	done()
+	if err != nil {
+		return "", 0, err
+	}
+	d, n, err := result()
+	if err != nil {
+		return "", 0, err
+	}
+	err = withRetry(ctx, func() error {
+		resp, err := c.do(ctx, http.MethodPost, c.url("/blobs/uploads/"), nil, -1, nil, http.StatusAccepted)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		loc, err := c.location(resp)
+		if err != nil {
+			return err
+		}
+		return c.commitWith(ctx, loc, d, io.NewSectionReader(f, 0, n), n)
 	})
 	return d, n, err
 }
@@ -237,15 +285,16 @@ func (c *client) putBlob(ctx context.Context, b []byte) error {
 		if err != nil {
 			return err
 		}
-		return c.commitWith(ctx, loc, d, b)
+		return c.commitWith(ctx, loc, d, bytes.NewReader(b), int64(len(b)))
 	})
 }
 
 func (c *client) commit(ctx context.Context, loc string, d digest.Digest) error {
-	return c.commitWith(ctx, loc, d, nil)
+	return c.commitWith(ctx, loc, d, bytes.NewReader(nil), 0)
 }
 
-func (c *client) commitWith(ctx context.Context, loc string, d digest.Digest, b []byte) error {
+// commitWith ends upload session loc with its last bytes (body, size).
+func (c *client) commitWith(ctx context.Context, loc string, d digest.Digest, body io.Reader, size int64) error {
 	u, err := url.Parse(loc)
 	if err != nil {
 		return err
@@ -253,7 +302,7 @@ func (c *client) commitWith(ctx context.Context, loc string, d digest.Digest, b 
 	q := u.Query()
 	q.Set("digest", d.String())
 	u.RawQuery = q.Encode()
-	resp, err := c.do(ctx, http.MethodPut, u.String(), bytes.NewReader(b), int64(len(b)), map[string]string{"Content-Type": "application/octet-stream"}, http.StatusCreated)
+	resp, err := c.do(ctx, http.MethodPut, u.String(), body, size, map[string]string{"Content-Type": "application/octet-stream"}, http.StatusCreated)
 	if err != nil {
 		return err
 	}

@@ -158,7 +158,7 @@ func pushOne(ctx context.Context, s *store.Store, tag reference.NamedTagged, opt
 			}
 		}
 	}
-	c, err := newClient(ctx, opts.Access, registryHost(host), repo, sortedKeys(mountFrom))
+	c, err := newClient(ctx, opts.Access, registryHost(host), repo, s.Root, sortedKeys(mountFrom))
 	if err != nil {
 		return Pushed{}, err
 	}

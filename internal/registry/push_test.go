@@ -305,6 +305,10 @@ func TestPushFaults(t *testing.T) {
 		{"500 on upload", times(1, isPatch, status500)},
 		{"reset mid-blob", times(1, isPatch, reset)},
 		{"500 on manifest", times(1, isManifestPut, status500)},
+		// A registry that wants lengths: the monolithic fallback (one hit per layer).
+		{"no chunked upload", times(1, isPatch, func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "length required", http.StatusLengthRequired)
+		})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s2 := openStore(t)
