@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/creack/pty"
+
 	rt "github.com/strata-project/strata/internal/registry/registrytest"
 )
 
@@ -126,5 +128,33 @@ func TestSearchLoopbackRegistry(t *testing.T) {
 	}
 	if _, _, code := c.run(nil, "search", "--limit", "0", "x"); code != 1 {
 		t.Errorf("--limit 0 exited %d", code)
+	}
+}
+
+// On a terminal, push draws a bar per layer (docker's words as their
+// status) and ends with docker's digest line.
+func TestPushProgressTTY(t *testing.T) {
+	reg := rt.Start(t)
+	c := newBusyboxCLI(t)
+	ref := reg.Ref("ship/tty:1")
+	c.ok("tag", "busybox", ref)
+	for _, want := range []string{"Pushed", "Layer already exists"} {
+		cmd := exec.Command(strataBin, "--root", c.root, "push", ref)
+		master, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := readPTY(master)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("push on a terminal: %v", err)
+		}
+		out.waitFor(t, "the digest line", func(s string) bool { return strings.Contains(s, "1: digest: sha256:") })
+		master.Close()
+		out.mu.Lock()
+		s := out.buf.String()
+		out.mu.Unlock()
+		if !strings.HasPrefix(s, "The push refers to repository ["+reg.Host+"/ship/tty]") || !strings.Contains(s, ": "+want) || !cursorUp.MatchString(s) {
+			t.Errorf("push on a terminal drew:\n%q\nwant bars ending in %q", s, want)
+		}
 	}
 }

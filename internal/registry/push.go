@@ -45,7 +45,7 @@ type Pushed struct {
 }
 
 // ErrNoSuchLocalImage is wrapped when the name to push is not in the store.
-var ErrNoSuchLocalImage = errors.New("an image does not exist locally with the tag")
+var ErrNoSuchLocalImage = errors.New("An image does not exist locally with the tag")
 
 // uploadJobs is how many layers upload at once, as docker does.
 const uploadJobs = 3
