@@ -319,3 +319,39 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		}
 	}
 }
+
+// Parse errors carry strata's file:line and docker's "dockerfile parse
+// error on line N" wording.
+func TestParseErrorsCarryDockerWording(t *testing.T) {
+	_, err := parseDockerfile("Dockerfile", strings.NewReader("FROM busybox\nRUN true\nFROBNICATE x\n"))
+	want := "Dockerfile:3: unknown instruction: FROBNICATE (dockerfile parse error on line 3: unknown instruction: FROBNICATE)"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
+
+// Hostile-input checks docker has: each refused with the line.
+func TestRefusedWithTheLine(t *testing.T) {
+	t.Parallel()
+	_, err := parseDockerfile("Dockerfile", strings.NewReader("FROM busybox AS a\nRUN true\nFROM busybox AS A\n"))
+	if want := `Dockerfile:3: duplicate stage name "a": a stage name already used on line 1`; err == nil || err.Error() != want {
+		t.Errorf("duplicate stage: %v, want %s", err, want)
+	}
+	s := openStore(t)
+	for df, want := range map[string]string{
+		"FROM busybox\nENV A=1\nEXPOSE notaport\n":    "Dockerfile:3: invalid containerPort: notaport",
+		"FROM busybox\nSTOPSIGNAL SIGFOO\n":           `Dockerfile:2: STOPSIGNAL: invalid signal "SIGFOO"`,
+		"FROM busybox\nARG S=SIGBAR\nSTOPSIGNAL $S\n": `Dockerfile:3: STOPSIGNAL: invalid signal "SIGBAR"`,
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644)
+		if _, err := Build(context.Background(), s, Options{ContextDir: dir}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", df, err, want)
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nSTOPSIGNAL SIGRTMIN+3\n"), 0o644)
+	if _, err := Build(context.Background(), s, Options{ContextDir: dir}); err != nil {
+		t.Errorf("STOPSIGNAL SIGRTMIN+3: %v", err)
+	}
+}

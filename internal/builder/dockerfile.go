@@ -36,19 +36,37 @@ func parseDockerfile(name string, r io.Reader) (*dockerfile, error) {
 	if len(stages) == 0 {
 		return nil, fmt.Errorf("%s: file with no instructions", name)
 	}
+	// docker's classic builder refuses a second stage of one name (BuildKit
+	// only warns, and FROM/COPY --from would silently take the last one).
+	first := map[string]int{}
+	for _, st := range stages {
+		if st.Name == "" {
+			continue
+		}
+		line := 0
+		if len(st.Location) > 0 {
+			line = st.Location[0].Start.Line
+		}
+		if prev, ok := first[st.Name]; ok {
+			return nil, fmt.Errorf("%s:%d: duplicate stage name %q: a stage name already used on line %d", name, line, st.Name, prev)
+		}
+		first[st.Name] = line
+	}
 	return &dockerfile{name: name, escape: res.EscapeToken, stages: stages, metaArgs: meta}, nil
 }
 
 // parseError names the line of a parser error the way every other error
-// does ("Dockerfile:2: ..."). The message inside a location drops the
-// parser's own "dockerfile parse error on line 2:" prefix.
+// does ("Dockerfile:2: ..."), and also in docker's words ("dockerfile parse
+// error on line 2: ..."), which is what users and CI logs grep for.
 func parseError(name string, err error) error {
 	var le *parser.LocationError
 	if errors.As(err, &le) && len(le.Locations) > 0 && len(le.Locations[0]) > 0 {
-		return fmt.Errorf("%s:%d: %w", name, le.Locations[0][0].Start.Line, le.Unwrap())
+		err = le.Unwrap()
+		line := le.Locations[0][0].Start.Line
+		return fmt.Errorf("%s:%d: %w (dockerfile parse error on line %d: %s)", name, line, err, line, err)
 	}
 	if line := errLine(err); line > 0 {
-		return fmt.Errorf("%s:%d: %w", name, line, err)
+		return fmt.Errorf("%s:%d: %w (dockerfile parse error on line %d: %s)", name, line, err, line, err)
 	}
 	return fmt.Errorf("%s: %w", name, err)
 }

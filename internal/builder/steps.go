@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
+	"github.com/strata-project/strata/internal/oci"
 )
 
 // checkSupported rejects flags and forms the builder does not implement,
@@ -52,6 +53,11 @@ func (b *builder) checkSupported(c instructions.Command) error {
 		}
 		if c.Link && !numericChown(c.Chown) {
 			return b.df.at(c.Location(), "COPY --link --chown=%s: names cannot be resolved in the empty filesystem a --link copy writes to: use numeric IDs", c.Chown)
+		}
+	case *instructions.StopSignalCommand:
+		// Refused at build time, as docker does, not at the first stop.
+		if _, err := oci.ParseSignal(c.Signal); err != nil {
+			return b.df.at(c.Location(), "STOPSIGNAL: %v", err)
 		}
 	case *instructions.AddCommand:
 		if c.Link && !numericChown(c.Chown) {

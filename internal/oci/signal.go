@@ -95,6 +95,10 @@ func onSignals(buffer int, sigs []os.Signal, fn func(os.Signal)) (stop func()) {
 	}
 }
 
+// The real-time signal range a process sees under glibc (the kernel's 32 and
+// 33 are taken by the C library), as docker's signal table has it.
+const sigRTMin, sigRTMax = 34, 64
+
 // ParseSignal parses a signal the way `docker kill -s` and the image's
 // StopSignal spell it: "SIGTERM", "TERM", "term" or "15".
 func ParseSignal(s string) (syscall.Signal, error) {
@@ -110,6 +114,33 @@ func ParseSignal(s string) (syscall.Signal, error) {
 	}
 	if sig := unix.SignalNum(name); sig != 0 {
 		return sig, nil
+	}
+	// Real-time signals by offset, as docker spells them: systemd images
+	// stop with SIGRTMIN+3.
+	for _, rt := range []struct {
+		prefix string
+		base   int
+		sign   int
+	}{{"SIGRTMIN", sigRTMin, 1}, {"SIGRTMAX", sigRTMax, -1}} {
+		rest, ok := strings.CutPrefix(name, rt.prefix)
+		if !ok {
+			continue
+		}
+		off := 0
+		if rest != "" {
+			op := "+"
+			if rt.sign < 0 {
+				op = "-"
+			}
+			n, err := strconv.Atoi(strings.TrimPrefix(rest, op))
+			if err != nil || !strings.HasPrefix(rest, op) || n < 0 {
+				break
+			}
+			off = n
+		}
+		if n := rt.base + rt.sign*off; n >= sigRTMin && n <= sigRTMax {
+			return syscall.Signal(n), nil
+		}
 	}
 	return 0, fmt.Errorf("invalid signal %q", s)
 }

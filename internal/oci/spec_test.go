@@ -288,13 +288,13 @@ func TestEffectiveUser(t *testing.T) {
 }
 
 func TestParseSignal(t *testing.T) {
-	for in, want := range map[string]int{"SIGTERM": 15, "term": 15, "KILL": 9, "9": 9, "sigusr1": 10} {
+	for in, want := range map[string]int{"SIGTERM": 15, "term": 15, "KILL": 9, "9": 9, "sigusr1": 10, "SIGRTMIN+3": 37, "RTMIN": 34, "SIGRTMAX-2": 62} {
 		got, err := ParseSignal(in)
 		if err != nil || int(got) != want {
 			t.Errorf("ParseSignal(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "NOPE", "0", "99", "-1"} {
+	for _, bad := range []string{"", "NOPE", "0", "99", "-1", "SIGFOO", "SIGRTMIN+31", "SIGRTMIN-1", "SIGRTMAX+1", "RTMINX"} {
 		if _, err := ParseSignal(bad); err == nil {
 			t.Errorf("ParseSignal(%q) succeeded", bad)
 		}
