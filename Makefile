@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/strata
 DEMO_ROOT ?= /var/lib/strata
 
-.PHONY: all setup deps build demo test vet clean
+.PHONY: all setup deps build demo test vet clean realworld
 
 all: build
 
@@ -45,6 +45,13 @@ demo: setup
 test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+
+# realworld: the real-world corpus (examples/realworld) built cold and warm
+# with strata and docker side by side, each image checked; needs the Debian
+# and npm mirrors (RUN steps download), so it is not part of test.
+realworld: setup
+	@command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+	STRATA=$(CURDIR)/$(BIN) bench/realworld/run.sh
 
 clean:
 	rm -rf bin

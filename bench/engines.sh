@@ -15,7 +15,15 @@ if [ -z "${DOCKER:-}" ]; then
 fi
 PODMAN=${PODMAN:-podman}
 
-for tool in "$STRATA" "$DOCKER" dockerd "$PODMAN" hyperfine jq runc; do
+# ENGINES (default: all three) picks the engines a script compares;
+# HYPERFINE=no drops that requirement for scripts that time runs themselves.
+ENGINES=${ENGINES:-strata docker podman}
+has_engine() { case " $ENGINES " in *" $1 "*) return 0 ;; esac; return 1; }
+tools=("$STRATA" jq runc)
+has_engine docker && tools+=("$DOCKER" dockerd)
+has_engine podman && tools+=("$PODMAN")
+[ "${HYPERFINE:-yes}" = no ] || tools+=(hyperfine)
+for tool in "${tools[@]}"; do
 	command -v "$tool" >/dev/null || { echo "$NAME: $tool not found (apt-get install -y docker.io podman hyperfine jq runc; make build)" >&2; exit 1; }
 done
 
@@ -60,11 +68,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# start_engines imports the busybox base into all three (starting dockerd).
+# start_engines [TAR NAME] imports a base image (default: the busybox
+# rootfs as busybox:latest) into each engine of ENGINES (starting dockerd).
 start_engines() {
-	"$repo/hack/busybox-rootfs.sh" "$work/busybox.tar"
+	local tar=${1:-$work/busybox.tar} name=${2:-busybox:latest}
+	[ -n "${1:-}" ] || "$repo/hack/busybox-rootfs.sh" "$tar"
 	mkdir -p "$work/strata" "$work/podman/tmp"
-	"${strata[@]}" import "$work/busybox.tar" busybox:latest
+	"${strata[@]}" import "$tar" "$name" >/dev/null
+	has_engine docker || return 0
 	dockerd --bridge=none --iptables=false --ip6tables=false \
 		--data-root "$work/docker" --exec-root "$work/docker-exec" \
 		--host "unix://$work/docker.sock" --pidfile "$work/docker.pid" >"$work/dockerd.log" 2>&1 &
@@ -74,15 +85,16 @@ start_engines() {
 		kill -0 "$dockerd_pid" 2>/dev/null || { cat "$work/dockerd.log" >&2; exit 1; }
 		sleep 0.2
 	done
-	"${docker[@]}" import "$work/busybox.tar" busybox:latest
-	"${podman[@]}" import "$work/busybox.tar" busybox:latest >/dev/null
+	"${docker[@]}" import "$tar" "$name" >/dev/null
+	has_engine podman || return 0
+	"${podman[@]}" import "$tar" "$name" >/dev/null
 }
 
 # engine_versions prints each engine's version, for the results.
 engine_versions() {
 	echo "strata: $("$STRATA" version 2>/dev/null | head -3 | tr '\n' ' ')"
-	echo "docker: $("${docker[@]}" version --format 'client {{.Client.Version}}, server {{.Server.Version}}')"
-	echo "podman: $("${podman[@]}" version --format '{{.Client.Version}}'), runtime $(runc --version | head -1)"
-	echo "hyperfine: $(hyperfine --version)"
+	has_engine docker && echo "docker: $("${docker[@]}" version --format 'client {{.Client.Version}}, server {{.Server.Version}}')"
+	has_engine podman && echo "podman: $("${podman[@]}" version --format '{{.Client.Version}}'), runtime $(runc --version | head -1)"
+	[ "${HYPERFINE:-yes}" = no ] || echo "hyperfine: $(hyperfine --version)"
 	echo "kernel: $(uname -r), cores: $(nproc)"
 }

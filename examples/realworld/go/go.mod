@@ -1,0 +1,3 @@
+module example.com/realworld/greeter
+
+go 1.19
