@@ -27,6 +27,8 @@ type buildFlags struct {
 	explainCache            bool
 	wasteThreshold          string
 	addHosts                []string
+	outputs                 []string
+	platform                string
 }
 
 func newBuildCmd(g *globals) *cobra.Command {
@@ -91,6 +93,8 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.explainCache, "explain-cache", false, "after the build, say for each step that missed the cache what changed since its last build")
 	fl.StringVar(&f.wasteThreshold, "waste-threshold", "10MB", "advise on the build's own wasted bytes above SIZE or PCT of the image (see image analyze)")
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping to RUN's /etc/hosts (host:ip)")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the result's files: type=local,dest=DIR | type=tar,dest=FILE | DIR | - (a tar on stdout)")
+	fl.StringVar(&f.platform, "platform", os.Getenv("DOCKER_DEFAULT_PLATFORM"), "platform to build for (this host's, linux/amd64)")
 	return c
 }
 
@@ -134,6 +138,12 @@ func (f *buildFlags) options(c *cobra.Command, contextPath string) (opts builder
 	opts, err = f.buildOptions(usage, contextPath)
 	if err != nil {
 		return opts, cleanup, err
+	}
+	if opts.Output != nil && opts.Output.Dest == "-" {
+		if fd, ok := c.OutOrStdout().(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
+			return opts, cleanup, usage("refusing to write a tar to the terminal: redirect stdout or give --output dest=FILE")
+		}
+		opts.Output.Stdout = c.OutOrStdout()
 	}
 	for k, v := range clientProxies(c.ErrOrStderr()) {
 		if _, set := opts.BuildArgs[k]; !set && !f.namesArg(k) {
@@ -234,6 +244,24 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 			return opts, usage("invalid tag %q: %v", t, err)
 		}
 		opts.Tags = append(opts.Tags, reference.Named(ref))
+	}
+	for _, o := range f.outputs {
+		out, ok, err := builder.ParseOutput(o)
+		if err != nil {
+			return opts, usage("%v", err)
+		}
+		if !ok {
+			continue
+		}
+		if opts.Output != nil {
+			return opts, usage("only one --output of type local or tar is supported")
+		}
+		opts.Output = &out
+	}
+	if f.platform != "" {
+		if err := builder.CheckPlatform(f.platform); err != nil {
+			return opts, err
+		}
 	}
 	for _, h := range f.addHosts {
 		host, err := netconf.ParseHost(h)

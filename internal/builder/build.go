@@ -79,6 +79,8 @@ type Options struct {
 	// VALUE is a directory, or docker-image://REF for an image in the
 	// store. A stage of the same name wins over a named context.
 	BuildContexts map[string]string
+	// Output, when set, also exports the final stage's files (--output).
+	Output *Output
 	// Squash merges the layers the final stage adds to its base into one.
 	Squash bool
 	// Pull fetches every named base image from its registry before use,
@@ -298,6 +300,11 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 	st := final.st
 	if b.opts.Squash {
 		if st, err = b.squash(ctx, st); err != nil {
+			return Result{}, err
+		}
+	}
+	if b.opts.Output != nil {
+		if err := b.output(ctx, st); err != nil {
 			return Result{}, err
 		}
 	}

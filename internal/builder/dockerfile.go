@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,6 +104,48 @@ func platformArgs() map[string]string {
 		"TARGETPLATFORM": p, "TARGETOS": image.DefaultOS, "TARGETARCH": image.DefaultArch, "TARGETVARIANT": "",
 		"BUILDPLATFORM": p, "BUILDOS": image.DefaultOS, "BUILDARCH": image.DefaultArch, "BUILDVARIANT": "",
 	}
+}
+
+// CheckPlatform accepts a --platform naming this host's platform
+// (OS/ARCH[/VARIANT]). Another one is refused: strata builds only for the
+// host, and says whether the kernel could even run that architecture's
+// binaries (a binfmt_misc handler such as qemu-user-static's).
+func CheckPlatform(p string) error {
+	parts := strings.Split(strings.ToLower(p), "/")
+	goos, arch := parts[0], ""
+	if len(parts) > 1 {
+		arch = parts[1]
+	}
+	if len(parts) == 1 { // BuildKit also takes a bare architecture
+		goos, arch = image.DefaultOS, parts[0]
+	}
+	switch arch {
+	case "x86_64", "x86-64":
+		arch = "amd64"
+	case "aarch64":
+		arch = "arm64"
+	}
+	variantOK := len(parts) < 3 || (arch == "amd64" && parts[2] == "v1")
+	if goos == image.DefaultOS && arch == image.DefaultArch && variantOK && len(parts) <= 3 {
+		return nil
+	}
+	host := image.DefaultOS + "/" + image.DefaultArch
+	if emulated(arch) {
+		return fmt.Errorf("--platform %s: this host is %s; building for another platform through binfmt_misc emulation is not supported by strata yet", p, host)
+	}
+	return fmt.Errorf("--platform %s: this host is %s and the kernel has no binfmt_misc emulation registered for %s (install qemu-user-static); strata builds for the host's platform only", p, host, arch)
+}
+
+// emulated tells whether an enabled binfmt_misc handler names arch's
+// interpreter (qemu-ARCH, with the kernel's spelling of the name).
+func emulated(arch string) bool {
+	names := map[string]string{"arm64": "aarch64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "386": "i386", "mips64le": "mips64el"}
+	q := names[arch]
+	if q == "" {
+		return false
+	}
+	b, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-" + q)
+	return err == nil && strings.HasPrefix(string(b), "enabled")
 }
 
 // stagePlan is one stage with its FROM resolved against the meta ARGs.
