@@ -27,7 +27,7 @@ type buildFlags struct {
 	explainCache            bool
 	wasteThreshold          string
 	addHosts                []string
-	outputs                 []string
+	outputs, ssh            []string
 	platform                string
 }
 
@@ -94,6 +94,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.wasteThreshold, "waste-threshold", "10MB", "advise on the build's own wasted bytes above SIZE or PCT of the image (see image analyze)")
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping to RUN's /etc/hosts (host:ip)")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the result's files: type=local,dest=DIR | type=tar,dest=FILE | DIR | - (a tar on stdout)")
+	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent socket for RUN --mount=type=ssh: default|ID[=SOCKET] (default: $SSH_AUTH_SOCK)")
 	fl.StringVar(&f.platform, "platform", os.Getenv("DOCKER_DEFAULT_PLATFORM"), "platform to build for (this host's, linux/amd64)")
 	return c
 }
@@ -262,6 +263,22 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 		if err := builder.CheckPlatform(f.platform); err != nil {
 			return opts, err
 		}
+	}
+	for _, v := range f.ssh {
+		id, sock, _ := strings.Cut(v, "=")
+		if sock == "" {
+			sock = os.Getenv("SSH_AUTH_SOCK")
+		}
+		if id == "" || sock == "" {
+			return opts, usage("invalid --ssh %q: no agent socket (set SSH_AUTH_SOCK or give ID=SOCKET)", v)
+		}
+		if err := builder.CheckSSHAgent(sock); err != nil {
+			return opts, usage("invalid --ssh %q: %v", v, err)
+		}
+		if opts.SSH == nil {
+			opts.SSH = map[string]string{}
+		}
+		opts.SSH[id] = sock
 	}
 	for _, h := range f.addHosts {
 		host, err := netconf.ParseHost(h)

@@ -41,6 +41,7 @@ COPY --from=build /out/ /
 		{"--platform windows/amd64", "this host is linux/amd64"},
 		{"--output type=oci,dest=x", `type "oci" is not supported`},
 		{"--output type=local", "type=local needs dest="},
+		{"--ssh default=/etc/passwd", "/etc/passwd is not a socket: strata forwards SSH agent sockets"},
 	} {
 		_, errs, code := c.run(nil, append(append([]string{"build"}, strings.Fields(tc.args)...), ctx)...)
 		if code == 0 || !strings.Contains(errs, tc.want) {

@@ -405,7 +405,7 @@ RUN exit 1
 	}
 
 	for _, tc := range []struct{ line, want string }{
-		{"RUN --mount=type=ssh true", "Dockerfile:2: RUN --mount=type=ssh is not supported"},
+		{"RUN --mount=type=ssh,required true", `Dockerfile:2: RUN --mount=type=ssh,target=/run/buildkit/ssh_agent.0: no SSH agent "default" was given`},
 		{"RUN --mount=type=cache,from=busybox,target=/c true", "Dockerfile:2: RUN --mount=type=cache,from= is not supported"},
 		{"ADD git@github.com:x/y.git /x", "Dockerfile:2: ADD of a git source"},
 		{"ADD --checksum=sha256:00 Dockerfile /x", "Dockerfile:2: ADD --checksum needs an http(s) source"},

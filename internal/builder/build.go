@@ -74,6 +74,9 @@ type Options struct {
 	// Secrets are the values RUN --mount=type=secret,id=ID reads, by ID.
 	// They are in no layer, history entry or cache key.
 	Secrets map[string][]byte
+	// SSH are the agent sockets RUN --mount=type=ssh forwards, by ID
+	// (--ssh default=$SSH_AUTH_SOCK).
+	SSH map[string]string
 	// BuildContexts are the named contexts (--build-context NAME=VALUE)
 	// that COPY --from=NAME, RUN --mount=from=NAME and FROM NAME can use:
 	// VALUE is a directory, or docker-image://REF for an image in the

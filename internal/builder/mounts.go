@@ -66,6 +66,7 @@ type mountPlan struct {
 func (b *builder) mountPlans(ctx context.Context, sp *stagePlan, st *stageState, c *instructions.RunCommand, deps map[int]*stageState) ([]mountPlan, error) {
 	var out []mountPlan
 	targets := map[string]bool{}
+	sshMounts := 0
 	for _, m := range instructions.GetMounts(c) {
 		p := mountPlan{m: m, id: m.CacheID}
 		if m.Target != "" {
@@ -94,6 +95,17 @@ func (b *builder) mountPlans(ctx context.Context, sp *stagePlan, st *stageState,
 			}
 		case instructions.MountTypeBind:
 			p.source = strings.TrimPrefix(path.Clean("/"+m.Source), "/")
+		case instructions.MountTypeSSH:
+			if p.id == "" {
+				p.id = "default"
+			}
+			if p.target == "" {
+				p.target = fmt.Sprintf("/run/buildkit/ssh_agent.%d", sshMounts)
+			}
+			if sshMounts == 0 && !hasEnv(st.cfg.Config.Env, "SSH_AUTH_SOCK") {
+				p.env = "SSH_AUTH_SOCK"
+			}
+			sshMounts++
 		}
 		if p.target == "" && p.env == "" {
 			return nil, b.df.at(c.Location(), "RUN --mount=type=%s: a target is required", m.Type)
@@ -198,6 +210,11 @@ func (b *builder) setupMounts(ctx context.Context, w *work, plans []mountPlan) (
 			err = b.setupBind(ctx, rm, w, i, p)
 		case instructions.MountTypeSecret:
 			err = b.setupSecret(rm, w, i, p)
+		case instructions.MountTypeSSH:
+			if err = b.setupSSH(rm, p); err == nil && p.env != "" && len(rm.mounts) > 0 && rm.mounts[len(rm.mounts)-1].Destination == p.target {
+				// The first agent is the default one, as in BuildKit.
+				rm.env = append(rm.env, p.env+"="+p.target)
+			}
 		default:
 			err = fmt.Errorf("mount type %s is not supported", p.m.Type)
 		}

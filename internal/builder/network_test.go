@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,5 +179,88 @@ RUN echo "$HTTPS_PROXY" > /declared
 	}
 	if _, cached, _ := build("http://other.test:8080"); cached != 3 {
 		t.Errorf("another proxy value: %d of 3 steps cached", cached)
+	}
+}
+
+// The forwarder carries an agent conversation both ways and stops cleanly.
+func TestForwardUnix(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	agent, err := net.Listen("unix", filepath.Join(dir, "agent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	go func() {
+		for {
+			c, err := agent.Accept()
+			if err != nil {
+				return
+			}
+			b, _ := io.ReadAll(c)
+			c.Write(append([]byte("agent got "), b...))
+			c.Close()
+		}
+	}()
+	stop, err := forwardUnix(filepath.Join(dir, "fwd"), filepath.Join(dir, "agent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("unix", filepath.Join(dir, "fwd"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("list keys"))
+		c.(*net.UnixConn).CloseWrite()
+		got, _ := io.ReadAll(c)
+		c.Close()
+		if string(got) != "agent got list keys" {
+			t.Errorf("round %d: %q", i, got)
+		}
+	}
+	stop()
+	if _, err := net.Dial("unix", filepath.Join(dir, "fwd")); err == nil {
+		t.Error("forwarder still listening after stop")
+	}
+}
+
+// RUN --mount=type=ssh sees a socket of its own at the default target,
+// with SSH_AUTH_SOCK pointing at it and the mount's owner and mode; an
+// absent optional agent mounts nothing; a required one fails the step.
+func TestRunMountSSH(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	dir := t.TempDir()
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "agent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(`FROM busybox
+RUN --mount=type=ssh,uid=65534,mode=0660 test -S "$SSH_AUTH_SOCK" && stat -c '%n %u %a' "$SSH_AUTH_SOCK" > /ssh
+RUN --mount=type=ssh,id=other echo "${SSH_AUTH_SOCK:-none}" > /other
+`), 0o644)
+	tag, _ := image.ParseTagged("ssh")
+	if _, err := Build(context.Background(), s, Options{ContextDir: dir, Tags: []reference.Named{tag}, SSH: map[string]string{"default": l.Addr().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	root, err := s.MountImage(context.Background(), "ssh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(root, "ssh"))
+	other, _ := os.ReadFile(filepath.Join(root, "other"))
+	_, runDir := os.Lstat(filepath.Join(root, "run/buildkit"))
+	s.UnmountImage(context.Background(), "ssh")
+	if string(got) != "/run/buildkit/ssh_agent.0 65534 660\n" || string(other) != "none\n" {
+		t.Errorf("ssh mount: %q, absent agent: %q", got, other)
+	}
+	if !errors.Is(runDir, os.ErrNotExist) {
+		t.Errorf("the mount point stayed in the image: %v", runDir)
+	}
+	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN --mount=type=ssh,id=deploy,required true\n"), 0o644)
+	if _, err := Build(context.Background(), s, Options{ContextDir: dir}); err == nil || !strings.Contains(err.Error(), `no SSH agent "deploy" was given`) {
+		t.Errorf("required agent missing: %v", err)
 	}
 }

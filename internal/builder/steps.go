@@ -32,8 +32,6 @@ func (b *builder) checkSupported(c instructions.Command) error {
 			case "mount":
 				for _, m := range instructions.GetMounts(c) {
 					switch {
-					case m.Type == instructions.MountTypeSSH:
-						return bad("RUN --mount=type=ssh")
 					case m.Type == instructions.MountTypeCache && m.From != "":
 						return bad("RUN --mount=type=cache,from=")
 					}
