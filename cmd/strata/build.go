@@ -310,15 +310,27 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 	if !ok {
 		epoch, ok = os.LookupEnv("SOURCE_DATE_EPOCH")
 	}
-	if ok && epoch != "" {
-		sec, err := strconv.ParseInt(epoch, 10, 64)
+	if ok {
+		t, err := sourceDateEpoch(epoch)
 		if err != nil {
-			return opts, usage("invalid SOURCE_DATE_EPOCH %q: want seconds since 1970", epoch)
+			return opts, usage("%v", err)
 		}
-		t := time.Unix(sec, 0).UTC()
-		opts.SourceDateEpoch = &t
+		opts.SourceDateEpoch = t
 	}
 	return opts, nil
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH (seconds since 1970); "" is nil.
+func sourceDateEpoch(v string) (*time.Time, error) {
+	if v == "" {
+		return nil, nil
+	}
+	sec, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q: want seconds since 1970", v)
+	}
+	t := time.Unix(sec, 0).UTC()
+	return &t, nil
 }
 
 // namesArg tells whether --build-arg names key, with or without a value:

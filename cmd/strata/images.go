@@ -29,6 +29,13 @@ func newImportCmd(g *globals) *cobra.Command {
 		Args:  rangeArgs(1, 2),
 		RunE: func(c *cobra.Command, args []string) error {
 			opts := store.ImportOptions{Source: args[0], Changes: changes, Message: message, Platform: platform}
+			// As BuildKit and the reproducible-builds convention: the
+			// image's created time, so two imports give one image ID.
+			created, err := sourceDateEpoch(os.Getenv("SOURCE_DATE_EPOCH"))
+			if err != nil {
+				return usageError{cmd: c.CommandPath(), err: err}
+			}
+			opts.Created = created
 			if len(args) == 2 {
 				ref, err := image.ParseTagged(args[1])
 				if err != nil {

@@ -22,6 +22,8 @@ type ImportOptions struct {
 	Message string          // history comment (-m)
 	// Platform is the image's os/arch[/variant]; "" is linux/amd64.
 	Platform string
+	// Created is the image's creation time (SOURCE_DATE_EPOCH); nil is now.
+	Created *time.Time
 }
 
 // Import makes a one-layer image from a root filesystem tarball (plain,
@@ -52,6 +54,9 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 			return fmt.Errorf("import %s: %w", opts.Source, err)
 		}
 		now := time.Now().UTC()
+		if opts.Created != nil {
+			now = opts.Created.UTC()
+		}
 		comment := opts.Message
 		if comment == "" {
 			comment = "Imported from " + opts.Source
