@@ -20,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/snapshot"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -353,5 +354,36 @@ func TestRefusedWithTheLine(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nSTOPSIGNAL SIGRTMIN+3\n"), 0o644)
 	if _, err := Build(context.Background(), s, Options{ContextDir: dir}); err != nil {
 		t.Errorf("STOPSIGNAL SIGRTMIN+3: %v", err)
+	}
+}
+
+// A step that would stack more layers than overlayfs can run is refused
+// before it runs, naming the line and the kernel's limit.
+func TestOverlayDepthLimit(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	if s.Snapshots.Whiteouts() != snapshot.WhiteoutsOverlay {
+		t.Skip("no limit on the copy snapshotter")
+	}
+	df, err := parseDockerfile("Dockerfile", strings.NewReader("FROM busybox\nENV A=1\nRUN true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &builder{s: s, df: df}
+	cmds := df.stages[0].Commands
+	st := &stageState{}
+	for i := 0; i < snapshot.MaxOverlayLowers-2; i++ {
+		st.cfg.RootFS.DiffIDs = append(st.cfg.RootFS.DiffIDs, digest.FromString(fmt.Sprint(i)))
+	}
+	if err := b.checkDepth(st, cmds[1]); err != nil {
+		t.Errorf("498 layers + 1: %v", err)
+	}
+	st.cfg.RootFS.DiffIDs = append(st.cfg.RootFS.DiffIDs, digest.FromString("last"))
+	want := "Dockerfile:3: RUN: the image already has 499 layers, the most overlayfs can run (the kernel stacks at most 500 lower dirs"
+	if err := b.checkDepth(st, cmds[1]); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("499 layers + 1: %v", err)
+	}
+	if err := b.checkDepth(st, cmds[0]); err != nil {
+		t.Errorf("ENV makes no layer: %v", err)
 	}
 }

@@ -408,8 +408,12 @@ func walkSource(root, rel string, ig *ignore) (match, error) {
 			if err != nil {
 				return err
 			}
-			if ig.excluded(ctxRel) && !(fi.IsDir() && ig.mayInclude()) {
+			excluded := ig.excluded(ctxRel)
+			if excluded && !(fi.IsDir() && ig.mayInclude()) {
 				continue
+			}
+			if fi.Mode()&os.ModeSocket != 0 {
+				continue // as docker: a socket cannot be copied, and is skipped
 			}
 			e := entry{abs: p, rel: r, fi: fi}
 			if fi.Mode()&os.ModeSymlink != 0 {
@@ -417,10 +421,17 @@ func walkSource(root, rel string, ig *ignore) (match, error) {
 					return err
 				}
 			}
+			at := len(m.entries)
 			m.entries = append(m.entries, e)
 			if fi.IsDir() {
 				if err := walk(p, r); err != nil {
 					return err
+				}
+				if excluded && len(m.entries) == at+1 {
+					// Walked only for a `!` exception that matched
+					// nothing inside: the directory stays out, as in
+					// docker.
+					m.entries = m.entries[:at]
 				}
 			}
 		}

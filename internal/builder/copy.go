@@ -343,6 +343,21 @@ func (c *copier) fileAt(e entry, target string) (int, error) {
 	var old unix.Stat_t
 	exists := unix.Fstatat(pfd, base, &old, unix.AT_SYMLINK_NOFOLLOW) == nil
 	mode := e.fi.Mode()
+	if exists && old.Mode&unix.S_IFMT == unix.S_IFLNK && !mode.IsDir() {
+		// As docker: a file copied onto a symlink in the image is written
+		// where the link points, resolved in the root, even when that does
+		// not exist yet; the link stays. (A link to a directory is one
+		// the caller already copied into.)
+		// The kernel's resolution (ELOOP past 40 links) bounds the chain.
+		if st, err := c.root.Stat(target); errors.Is(err, unix.ENOENT) || (err == nil && !rootfs.IsDir(&st)) {
+			if link, err := readlinkAt(pfd, base); err == nil {
+				if !path.IsAbs(link) {
+					link = path.Join(path.Dir(target), link)
+				}
+				return c.fileAt(e, link)
+			}
+		}
+	}
 	switch {
 	case mode.IsDir():
 		if exists && rootfs.IsDir(&old) {
@@ -354,7 +369,7 @@ func (c *copier) fileAt(e entry, target string) (int, error) {
 			}
 		}
 		return c.mkdirAt(pfd, base, e)
-	case mode&os.ModeSymlink != 0, mode.IsRegular():
+	case mode&os.ModeSymlink != 0, mode.IsRegular(), mode&os.ModeNamedPipe != 0:
 		if exists {
 			if err := rootfs.RemoveAllAt(pfd, base); err != nil {
 				return -1, &os.PathError{Op: "remove", Path: target, Err: err}
@@ -364,6 +379,16 @@ func (c *copier) fileAt(e entry, target string) (int, error) {
 		return -1, c.writeNew(copyJob{e: e, dir: pfd, name: base}, &buf)
 	}
 	return -1, fmt.Errorf("%s: cannot copy %s", e.rel, mode.Type())
+}
+
+// readlinkAt reads the symlink name in dir.
+func readlinkAt(dir int, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dir, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 // mkdirAt creates directory name in dir for e, with e's owner and mode,

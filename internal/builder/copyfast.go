@@ -154,6 +154,22 @@ func (c *copier) writeNew(j copyJob, buf *[]byte) error {
 			return fmt.Errorf("copy %s: %w", j.e.rel, err)
 		}
 		return nil
+	case mode&os.ModeNamedPipe != 0:
+		// docker copies a FIFO as a FIFO (never its data).
+		if err := unix.Mkfifoat(j.dir, j.name, 0o600); err != nil {
+			return fmt.Errorf("mkfifo %s: %w", j.e.rel, err)
+		}
+		if err := unix.Fchownat(j.dir, j.name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown %s: %w", j.e.rel, err)
+		}
+		if err := unix.Fchmodat(j.dir, j.name, c.perm(j.e), 0); err != nil {
+			return fmt.Errorf("chmod %s: %w", j.e.rel, err)
+		}
+		ts := timespecs(j.e.fi.ModTime())
+		if err := unix.UtimesNanoAt(j.dir, j.name, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("set times of %s: %w", j.e.rel, err)
+		}
+		return nil
 	}
 	return fmt.Errorf("%s: cannot copy %s", j.e.rel, mode.Type())
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/strata-project/strata/internal/archive"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/oci"
+	"github.com/strata-project/strata/internal/snapshot"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -290,6 +291,9 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 		st.firstMiss = ref.name
 	}
 	st.miss = true
+	if err := b.checkDepth(st, c); err != nil {
+		return b.fail(ref, err)
+	}
 	next, l, err := b.execute(ctx, ref, sp, st, c, srcs)
 	if err != nil {
 		return b.fail(ref, err)
@@ -319,6 +323,27 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 	b.applyScope(st, c)
 	remember()
 	b.done(ref)
+	return nil
+}
+
+// checkDepth refuses, before it runs, a step that would stack more layers
+// than overlayfs can mount under a container (the kernel stops at
+// snapshot.MaxOverlayLowers lower dirs, and a container adds its init
+// layer), rather than failing at the mount or making an image nothing can
+// run. Only layer-making instructions count; a cached step never gets here.
+func (b *builder) checkDepth(st *stageState, c instructions.Command) error {
+	if b.s.Snapshots.Whiteouts() != snapshot.WhiteoutsOverlay {
+		return nil
+	}
+	switch c.(type) {
+	case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+	default:
+		return nil
+	}
+	max := snapshot.MaxOverlayLowers - 1
+	if n := len(st.cfg.RootFS.DiffIDs); n >= max {
+		return b.df.at(c.Location(), "%s: the image already has %d layers, the most overlayfs can run (the kernel stacks at most %d lower dirs, one is the container's init layer): merge steps, or use --squash", strings.ToUpper(c.Name()), n, snapshot.MaxOverlayLowers)
+	}
 	return nil
 }
 

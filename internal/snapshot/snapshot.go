@@ -122,3 +122,8 @@ type Snapshotter interface {
 	// layers when unpacking, and to tell added from changed files in diffs.
 	LowerDirs(ctx context.Context, key string) ([]string, error)
 }
+
+// MaxOverlayLowers is the most lower dirs one overlay mount can stack: the
+// kernel's OVL_MAX_STACK. A container's mount adds its init layer below
+// the writable one, so an image it runs has at most one layer less.
+const MaxOverlayLowers = 500
