@@ -547,7 +547,8 @@ func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
 		LogConfig:     inspectLogConfig{Type: "json-file", Config: map[string]string{}},
 		PortBindings:  network.PortMap{},
 		RestartPolicy: inspectRestartPolicy{Name: "no"},
-		Dns:           []string{}, DnsOptions: []string{}, DnsSearch: []string{},
+		Dns:           orEmpty(ctr.Config.DNS), DnsOptions: orEmpty(ctr.Config.DNSOptions), DnsSearch: orEmpty(ctr.Config.DNSSearch),
+		ExtraHosts:   ctr.Config.ExtraHosts,
 		CgroupnsMode: "host", IpcMode: "private", BlkioWeightDevice: []string{},
 		AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime,
 		PublishAllPorts: ctr.Config.PublishAll,
@@ -676,7 +677,7 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 		HostConfig: inspectHostConfigOf(ctr),
 		Mounts:     inspectMounts(ctr.Config.Binds),
 		Config: inspectCtrConfig{
-			Hostname: ctr.Config.Hostname, User: rc.User, AttachStdin: ctr.Config.OpenStdin,
+			Hostname: ctr.Config.Hostname, Domainname: ctr.Config.Domainname, User: rc.User, AttachStdin: ctr.Config.OpenStdin,
 			AttachStdout: true, AttachStderr: true, StdinOnce: ctr.Config.OpenStdin,
 			Tty: ctr.Config.Tty, OpenStdin: ctr.Config.OpenStdin, Env: rc.Env, Cmd: rc.Cmd,
 			Image: ctr.ImageRef, WorkingDir: rc.WorkingDir, Entrypoint: rc.Entrypoint,
@@ -733,4 +734,12 @@ func exposedSet(ctr container.Container) map[string]struct{} {
 		out[string(p)] = struct{}{}
 	}
 	return out
+}
+
+// orEmpty is docker's [] for a list that was not given.
+func orEmpty(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }

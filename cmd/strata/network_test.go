@@ -267,3 +267,46 @@ func TestNetworkLsAndCreate(t *testing.T) {
 		t.Fatalf("network create: %d %q", code, errs)
 	}
 }
+
+func TestNameResolutionFlags(t *testing.T) {
+	t.Parallel()
+	c := newNetworkCLI(t)
+	out := c.ok("run", "--rm", "--add-host", "db:192.0.2.77", "--add-host", "v6=[2001:db8::1]", "--dns", "192.0.2.53", "--dns-search", "example.com",
+		"--dns-option", "ndots:2", "--hostname", "web", "--domainname", "example.org", "busybox",
+		"sh", "-c", "cat /etc/hosts /etc/resolv.conf; hostname; cat /proc/sys/kernel/domainname")
+	for _, want := range []string{"192.0.2.77\tdb\n", "2001:db8::1\tv6\n", "127.0.1.1\tweb.example.org web\n",
+		"search example.com\n", "nameserver 192.0.2.53\n", "options ndots:2\n", "\nweb\nexample.org\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("container files lack %q:\n%s", want, out)
+		}
+	}
+	insp := c.ok("create", "--dns", "192.0.2.53", "--add-host", "db:192.0.2.77", "--domainname", "example.org", "busybox")
+	if got := c.ok("inspect", "-f", "{{json .HostConfig.Dns}} {{json .HostConfig.ExtraHosts}} {{.Config.Domainname}}", strings.TrimSpace(insp)); got != `["192.0.2.53"] ["db:192.0.2.77"] example.org`+"\n" {
+		t.Errorf("inspect: %q", got)
+	}
+	if _, errs, code := c.run(nil, "run", "--rm", "--add-host", "bad", "busybox", "true"); code != 125 || !strings.Contains(errs, "add-host") {
+		t.Errorf("--add-host bad: %d %q", code, errs)
+	}
+
+	// host-gateway reaches the host's loopback (only when asked for).
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(conn, "hello host\n")
+			conn.Close()
+		}
+	}()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	out = c.ok("run", "--rm", "--add-host", "host.docker.internal:host-gateway", "busybox", "timeout", "10", "nc", "host.docker.internal", port)
+	if out != "hello host\n" {
+		t.Fatalf("host-gateway: %q", out)
+	}
+}

@@ -32,6 +32,8 @@ type createFlags struct {
 	resources                                                   resourceFlags
 	publish, expose                                             []string
 	publishAll                                                  bool
+	addHosts, dns, dnsSearch, dnsOptions                        []string
+	domainname                                                  string
 	labels                                                      []string
 	log                                                         logFlags
 }
@@ -53,6 +55,11 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a container's port(s) to the host ([IP:][HOSTPORT:]CONTAINERPORT[/PROTO])")
 	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "publish all exposed ports to random ports")
 	fl.StringArrayVar(&f.expose, "expose", nil, "expose a port or a range of ports")
+	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping (host:ip, or host:host-gateway)")
+	fl.StringArrayVar(&f.dns, "dns", nil, "set custom DNS servers")
+	fl.StringArrayVar(&f.dnsSearch, "dns-search", nil, "set custom DNS search domains")
+	fl.StringArrayVar(&f.dnsOptions, "dns-option", nil, "set DNS options")
+	fl.StringVar(&f.domainname, "domainname", "", "container NIS domain name")
 	fl.StringVar(&f.hostname, "hostname", "", "container host name")
 	fl.StringVar(&f.runtime, "runtime", defaultRuntime(), "OCI runtime to use: runc or crun (env STRATA_RUNTIME)")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep STDIN open")
@@ -124,6 +131,8 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 			cfg.Binds[i] = abs + ":" + rest
 		}
 	}
+	cfg.ExtraHosts, cfg.Domainname = slices.Clone(f.addHosts), f.domainname
+	cfg.DNS, cfg.DNSSearch, cfg.DNSOptions = slices.Clone(f.dns), slices.Clone(f.dnsSearch), slices.Clone(f.dnsOptions)
 	if err := f.ports(c, &cfg); err != nil {
 		return cfg, err
 	}

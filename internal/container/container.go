@@ -80,6 +80,13 @@ type Config struct {
 	PortBindings network.PortMap `json:"portBindings,omitempty"`
 	PublishAll   bool            `json:"publishAll,omitempty"`
 	ExposedPorts []network.Port  `json:"exposedPorts,omitempty"`
+	// Name resolution as --add-host (NAME:IP, NAME:host-gateway), --dns,
+	// --dns-search, --dns-option and --domainname gave it.
+	ExtraHosts []string `json:"extraHosts,omitempty"`
+	DNS        []string `json:"dns,omitempty"`
+	DNSSearch  []string `json:"dnsSearch,omitempty"`
+	DNSOptions []string `json:"dnsOptions,omitempty"`
+	Domainname string   `json:"domainname,omitempty"`
 	ReadOnly     bool            `json:"readOnly,omitempty"`
 	Tty          bool            `json:"tty,omitempty"`
 	OpenStdin    bool            `json:"openStdin,omitempty"`

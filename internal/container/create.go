@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,6 +51,12 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 		}
 		if cfg.Hostname != "" {
 			return Container{}, errors.New("conflicting options: hostname and the network mode")
+		}
+		if len(cfg.DNS)+len(cfg.DNSSearch)+len(cfg.DNSOptions) > 0 {
+			return Container{}, errors.New("conflicting options: dns and the network mode")
+		}
+		if len(cfg.ExtraHosts) > 0 {
+			return Container{}, errors.New("conflicting options: custom host-to-IP mapping and the network mode")
 		}
 		other, err := m.lookup(ref)
 		if err != nil {
@@ -146,9 +153,15 @@ func (m *Manager) prepare(ctx context.Context, c Container, parent string) error
 	if err := os.MkdirAll(filepath.Join(dir, "rootfs"), 0o700); err != nil {
 		return fmt.Errorf("create container dir: %w", err)
 	}
+	hosts, err := extraHosts(c.Config)
+	if err != nil {
+		return err
+	}
 	files, err := netconf.Make(netconf.Config{
 		HostNetwork: c.Config.Network == oci.NetworkHost,
-		Hostname:    c.Config.Hostname,
+		Hostname:    c.Config.Hostname, Domainname: c.Config.Domainname,
+		DNS: c.Config.DNS, DNSSearch: c.Config.DNSSearch, DNSOptions: c.Config.DNSOptions,
+		ExtraHosts: hosts,
 	}, netconf.ReadHost())
 	if err != nil {
 		return err
@@ -176,4 +189,38 @@ func defaultHostname(id, network string) string {
 		}
 	}
 	return id[:12]
+}
+
+// extraHosts parses --add-host values. host-gateway is the address at
+// which the container reaches the host: its own loopback on the host's
+// network, else the gateway address pasta maps to the host's loopback.
+func extraHosts(cfg Config) ([]netconf.Host, error) {
+	var out []netconf.Host
+	for _, e := range cfg.ExtraHosts {
+		if name, ok := hostGatewayName(e); ok {
+			ip := "127.0.0.1"
+			if cfg.Network != oci.NetworkHost {
+				if ip = network.HostAddress().Gateway; ip == "" {
+					return nil, fmt.Errorf("--add-host %s: the host has no IPv4 default route to map host-gateway to", e)
+				}
+			}
+			e = name + ":" + ip
+		}
+		h, err := netconf.ParseHost(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// hostGatewayName is NAME when e is NAME:host-gateway (or NAME=...).
+func hostGatewayName(e string) (string, bool) {
+	for _, sep := range []string{"=", ":"} {
+		if name, v, ok := strings.Cut(e, sep); ok && v == network.HostGateway {
+			return name, true
+		}
+	}
+	return "", false
 }

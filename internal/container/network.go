@@ -61,7 +61,12 @@ func (m *Manager) startNetwork(ctx context.Context, c Container) (*runNet, error
 	}
 	n.netns, n.own, n.ports = ns, true, alloc.Ports
 	alloc.Release()
-	n.pasta, err = network.StartPasta(network.PastaOptions{Namespace: ns, Ports: alloc.Ports})
+	mapGW := false
+	for _, e := range c.Config.ExtraHosts {
+		_, ok := hostGatewayName(e)
+		mapGW = mapGW || ok
+	}
+	n.pasta, err = network.StartPasta(network.PastaOptions{Namespace: ns, Ports: alloc.Ports, MapGateway: mapGW})
 	if err != nil {
 		n.stop()
 		return nil, err

@@ -311,7 +311,7 @@ func (m *Manager) spec(c Container, rootfs string, netw *runNet) (*specs.Spec, e
 		Image:      c.ImageConfig.ImageConfig,
 		Entrypoint: c.Config.Entrypoint, EntrypointSet: c.Config.EntrypointSet,
 		Cmd: c.Config.Cmd, Env: c.Config.Env, WorkingDir: c.Config.WorkingDir,
-		User: c.Config.User, Hostname: c.Config.Hostname,
+		User: c.Config.User, Hostname: c.Config.Hostname, Domainname: c.Config.Domainname,
 		ReadOnly: c.Config.ReadOnly, Terminal: c.Config.Tty,
 		Network: network, NetworkNamespace: netw.netns,
 		Rootfs:    rootfs,

@@ -20,6 +20,8 @@ const (
 	None   = "none"
 	// ContainerPrefix starts "container:NAME|ID": join that container's.
 	ContainerPrefix = "container:"
+	// HostGateway in --add-host NAME:host-gateway stands for the host.
+	HostGateway = "host-gateway"
 )
 
 // ParseMode normalises a --network value: "" and "default" are the

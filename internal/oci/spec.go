@@ -109,6 +109,8 @@ type SpecOptions struct {
 	// ResolveUser(Rootfs, o.EffectiveUser()) into UID, GID, AdditionalGids.
 	User     string
 	Hostname string
+	// Domainname is the UTS namespace's NIS domain name (--domainname).
+	Domainname string
 
 	ReadOnly bool // read-only root filesystem
 	Terminal bool // allocate a pty (the caller must then use a ConsoleSocket)
@@ -216,6 +218,12 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 			MaskedPaths:   maskedPaths(),
 			ReadonlyPaths: readonlyPaths(),
 		},
+	}
+	if o.Domainname != "" {
+		// runc 1.1 ignores the spec's domainname field; the UTS
+		// namespace's sysctl sets the same thing.
+		s.Domainname = o.Domainname
+		s.Linux.Sysctl = map[string]string{"kernel.domainname": o.Domainname}
 	}
 	if err := limit(s, o.Resources); err != nil {
 		return nil, err
