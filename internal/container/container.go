@@ -87,11 +87,11 @@ type Config struct {
 	DNSSearch  []string `json:"dnsSearch,omitempty"`
 	DNSOptions []string `json:"dnsOptions,omitempty"`
 	Domainname string   `json:"domainname,omitempty"`
-	ReadOnly     bool            `json:"readOnly,omitempty"`
-	Tty          bool            `json:"tty,omitempty"`
-	OpenStdin    bool            `json:"openStdin,omitempty"`
-	AutoRemove   bool            `json:"autoRemove,omitempty"`
-	Runtime      string          `json:"runtime,omitempty"` // "runc" or "crun"
+	ReadOnly   bool     `json:"readOnly,omitempty"`
+	Tty        bool     `json:"tty,omitempty"`
+	OpenStdin  bool     `json:"openStdin,omitempty"`
+	AutoRemove bool     `json:"autoRemove,omitempty"`
+	Runtime    string   `json:"runtime,omitempty"` // "runc" or "crun"
 	// Labels are --label's, over the image's.
 	Labels map[string]string `json:"labels,omitempty"`
 	// Security is --privileged, --cap-add/--cap-drop, --security-opt,
