@@ -211,6 +211,11 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 		BuildArgs:  map[string]string{},
 		Labels:     map[string]string{},
 	}
+	access, err := registryAccess(true)
+	if err != nil {
+		return opts, err
+	}
+	opts.Registry = access
 	for _, s := range f.secrets {
 		id, data, err := readSecret(s)
 		if err != nil {

@@ -46,6 +46,7 @@ import (
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/netconf"
 	"github.com/strata-project/strata/internal/oci"
+	"github.com/strata-project/strata/internal/registry"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -84,6 +85,8 @@ type Options struct {
 	BuildContexts map[string]string
 	// Output, when set, also exports the final stage's files (--output).
 	Output *Output
+	// Registry is how base images are pulled (TLS, insecure-registries).
+	Registry registry.Access
 	// Squash merges the layers the final stage adds to its base into one.
 	Squash bool
 	// Pull fetches every named base image from its registry before use,

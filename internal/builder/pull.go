@@ -46,7 +46,7 @@ func (b *builder) pull(ctx context.Context, ref string) (image.Image, error) {
 	defer close(p.done)
 
 	r := b.begin("", "[internal] pull "+ref)
-	p.img, p.err = registry.Pull(ctx, b.s, ref, registry.Options{Progress: func(e registry.Event) {
+	p.img, p.err = registry.Pull(ctx, b.s, ref, registry.Options{Access: b.opts.Registry, Progress: func(e registry.Event) {
 		switch e.Kind {
 		case registry.LayerExists:
 			b.log(r, fmt.Sprintf("%s: already exists", image.ShortID(e.Layer)))
