@@ -27,7 +27,9 @@ for tool in "${tools[@]}"; do
 	command -v "$tool" >/dev/null || { echo "$NAME: $tool not found (apt-get install -y docker.io podman hyperfine jq runc; make build)" >&2; exit 1; }
 done
 
-work=$(mktemp -d "/tmp/strata-bench-$NAME.XXXXXX")
+# BENCH_DIR puts every engine's store on the filesystem under test (make
+# bench makes a fresh one for each run); the default is /tmp.
+work=$(mktemp -d "${BENCH_DIR:-/tmp}/strata-bench-$NAME.XXXXXX")
 dockerd_pid=""
 # Paths outside the work dir that dockerd, containerd and podman create even
 # with their roots redirected (lock files, shim sockets, caches, key.json);
