@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -125,6 +126,18 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 	if len(dms) != 2 || !slices.Equal(dms[0].RepoTags, []string{"ship/a:1"}) || dms[0].Config != "blobs/sha256/"+idA.Encoded() {
 		t.Errorf("manifest.json: %+v", dms)
+	}
+	// A repository without a tag is every tag it has.
+	src.Images.Tag(ctx, idB, mustNamed(t, "ship/a:other"))
+	var repo bytes.Buffer
+	if err := Save(ctx, src, []string{"ship/a"}, DockerArchive, &repo, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, rf := members(t, repo.Bytes())
+	var rdms []dockerManifest
+	json.Unmarshal(rf["manifest.json"], &rdms)
+	if len(rdms) != 2 || !slices.Equal(rdms[0].RepoTags, []string{"ship/a:1"}) || !slices.Equal(rdms[1].RepoTags, []string{"ship/a:other"}) {
+		t.Errorf("save of a repository: %+v", rdms)
 	}
 	// Saving again gives the same bytes.
 	var again bytes.Buffer
@@ -396,4 +409,13 @@ func TestLoadHostileArchives(t *testing.T) {
 			t.Error("image recorded")
 		}
 	})
+}
+
+func mustNamed(t *testing.T, s string) reference.Named {
+	t.Helper()
+	n, err := image.ParseNamed(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/distribution/reference"
@@ -123,7 +124,42 @@ func Save(ctx context.Context, s *store.Store, refs []string, f Format, w io.Wri
 func collect(ctx context.Context, s *store.Store, refs []string) ([]*saved, error) {
 	var out []*saved
 	byID := map[digest.Digest]*saved{}
+	var all []image.Image
 	for _, ref := range refs {
+		// A repository without a tag saves every tag it has, as docker does.
+		if n, err := reference.ParseNormalizedNamed(ref); err == nil && reference.IsNameOnly(n) {
+			if all == nil {
+				if all, err = s.Images.List(ctx); err != nil {
+					return nil, err
+				}
+			}
+			var tags []string
+			for _, img := range all {
+				for _, name := range img.Names {
+					if t, err := image.ParseTagged(name); err == nil && t.Name() == n.Name() {
+						tags = append(tags, t.String())
+					}
+				}
+			}
+			if len(tags) > 0 {
+				sort.Strings(tags)
+				more, err := collect(ctx, s, tags)
+				if err != nil {
+					return nil, err
+				}
+				for _, m := range more {
+					if have := byID[m.id]; have != nil {
+						for _, t := range m.tags {
+							have.tags = appendTag(have.tags, t)
+						}
+						continue
+					}
+					byID[m.id] = m
+					out = append(out, m)
+				}
+				continue
+			}
+		}
 		img, err := s.Images.Get(ctx, ref)
 		if err != nil {
 			return nil, err
