@@ -8,6 +8,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
 
+	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/imagearchive"
 )
 
@@ -86,13 +87,23 @@ func newLoadCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			loaded, err := imagearchive.Load(c.Context(), s, in, input)
+			// As docker: bars on a terminal unless -q, nothing else on a pipe.
+			out := c.OutOrStdout()
+			var progress func(imagearchive.LoadEvent)
+			var bars *ttyPullPrinter
+			if p, ok := newPullPrinter(out).(*ttyPullPrinter); ok && !quiet {
+				bars = p
+				bars.start()
+				progress = bars.loadEvent
+			}
+			loaded, err := imagearchive.Load(c.Context(), s, in, input, progress)
+			if bars != nil {
+				bars.finish()
+			}
 			if err != nil {
 				return err
 			}
-			// As docker: the names loaded, or the ID of an image without one.
-			// -q only silences progress, which strata does not draw for a load.
-			out := c.OutOrStdout()
+			// The names loaded, or the ID of an image without one.
 			for _, l := range loaded {
 				for _, t := range l.Tags {
 					if old, ok := l.Moved[t.String()]; ok {
@@ -110,4 +121,16 @@ func newLoadCmd(g *globals) *cobra.Command {
 	c.Flags().StringVarP(&input, "input", "i", "", "read from a tar archive file (or an OCI layout directory), instead of STDIN")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "suppress the load output")
 	return c
+}
+
+// loadEvent draws docker's "Loading layer" bar for a layer.
+func (p *ttyPullPrinter) loadEvent(e imagearchive.LoadEvent) {
+	id := image.ShortID(e.DiffID)
+	b := p.bar(id)
+	p.set(id, "Loading layer")
+	b.SetTotal(e.Total, false)
+	b.SetCurrent(e.Current)
+	if e.Done {
+		b.SetTotal(e.Total, true)
+	}
 }

@@ -158,3 +158,34 @@ func TestPushProgressTTY(t *testing.T) {
 		}
 	}
 }
+
+// On a terminal, load draws docker's "Loading layer" bars, unless -q.
+func TestLoadProgressTTY(t *testing.T) {
+	src := newBusyboxCLI(t)
+	archive := filepath.Join(t.TempDir(), "bb.tar")
+	src.ok("save", "-o", archive, "busybox")
+	for _, quiet := range []bool{false, true} {
+		dst := newCLI(t)
+		args := []string{"--root", dst.root, "load", "-i", archive}
+		if quiet {
+			args = append(args, "-q")
+		}
+		cmd := exec.Command(strataBin, args...)
+		master, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := readPTY(master)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("load on a terminal: %v", err)
+		}
+		out.waitFor(t, "the loaded name", func(s string) bool { return strings.Contains(s, "Loaded image: busybox:latest") })
+		master.Close()
+		out.mu.Lock()
+		s := out.buf.String()
+		out.mu.Unlock()
+		if got := strings.Contains(s, ": Loading layer"); got == quiet {
+			t.Errorf("load -q=%v on a terminal drew:\n%q", quiet, s)
+		}
+	}
+}

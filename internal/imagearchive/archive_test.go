@@ -149,9 +149,17 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 
 	dst := openStore(t)
-	loaded, err := Load(ctx, dst, bytes.NewReader(buf.Bytes()), "")
+	var done []digest.Digest
+	loaded, err := Load(ctx, dst, bytes.NewReader(buf.Bytes()), "", func(e LoadEvent) {
+		if e.Done && e.Current == e.Total && e.Total > 0 {
+			done = append(done, e.DiffID)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(done) != 4 {
+		t.Errorf("progress reported %d layers done, want 4 (2 images of 2 layers)", len(done))
 	}
 	if len(loaded) != 2 || loaded[0].ID != idA || loaded[1].ID != idB || loaded[0].Tags[0].String() != "docker.io/ship/a:1" {
 		t.Fatalf("loaded %+v", loaded)
@@ -177,7 +185,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 
 	// Loading again skips the layers it has (after checking them) and keeps IDs.
-	loaded, err = Load(ctx, dst, bytes.NewReader(buf.Bytes()), "")
+	loaded, err = Load(ctx, dst, bytes.NewReader(buf.Bytes()), "", nil)
 	if err != nil || len(loaded) != 2 || layerCount(t, dst) != 3 {
 		t.Fatalf("second load: %v %+v, %d layers", err, loaded, layerCount(t, dst))
 	}
@@ -276,7 +284,7 @@ func TestLoadFormats(t *testing.T) {
 					r = bytes.NewReader(tc.data)
 				}
 			}
-			loaded, err := Load(ctx, dst, r, path)
+			loaded, err := Load(ctx, dst, r, path, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -379,7 +387,7 @@ func TestLoadHostileArchives(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := openStore(t)
-			_, err := Load(ctx, dst, bytes.NewReader(tc.tar), "")
+			_, err := Load(ctx, dst, bytes.NewReader(tc.tar), "", nil)
 			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want ErrInvalid mentioning %q", err, tc.want)
 			}
@@ -401,7 +409,7 @@ func TestLoadHostileArchives(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "huge.tar")
 		os.WriteFile(p, b.Bytes(), 0o644)
 		dst := openStore(t)
-		_, err := Load(ctx, dst, nil, p)
+		_, err := Load(ctx, dst, nil, p, nil)
 		if !errors.Is(err, ErrInvalid) {
 			t.Fatalf("err = %v", err)
 		}

@@ -20,6 +20,14 @@ import (
 	"github.com/strata-project/strata/internal/store"
 )
 
+// LoadEvent tells how far the load of one layer got: Current of Total
+// bytes of its blob in the archive read.
+type LoadEvent struct {
+	DiffID         digest.Digest
+	Current, Total int64
+	Done           bool
+}
+
 // Loaded is one image a load stored.
 type Loaded struct {
 	ID   digest.Digest
@@ -38,7 +46,10 @@ const maxJSON = 32 << 20
 // is "". Either may be gzip, zstd, xz or bzip2 compressed. Everything is
 // verified before any image or tag is recorded; on error the store keeps
 // nothing of the archive.
-func Load(ctx context.Context, s *store.Store, r io.Reader, path string) ([]Loaded, error) {
+func Load(ctx context.Context, s *store.Store, r io.Reader, path string, progress func(LoadEvent)) ([]Loaded, error) {
+	if progress == nil {
+		progress = func(LoadEvent) {}
+	}
 	src, err := openSource(s.Root, r, path)
 	if err != nil {
 		return nil, err
@@ -51,7 +62,7 @@ func Load(ctx context.Context, s *store.Store, r io.Reader, path string) ([]Load
 	var out []Loaded
 	err = s.Shared(ctx, func() error {
 		var err error
-		out, err = apply(ctx, s, src, plans)
+		out, err = apply(ctx, s, src, plans, progress)
 		return err
 	})
 	if err != nil {
@@ -354,7 +365,7 @@ func readMember(src source, name string, want digest.Digest, size int64) ([]byte
 
 // apply stores the layers of every plan, then records the images and
 // their tags. The caller holds the store lock shared.
-func apply(ctx context.Context, s *store.Store, src source, plans []*plan) ([]Loaded, error) {
+func apply(ctx context.Context, s *store.Store, src source, plans []*plan, progress func(LoadEvent)) ([]Loaded, error) {
 	sizes := make([]int64, len(plans))
 	for pi, p := range plans {
 		chains := image.ChainIDs(p.diffIDs)
@@ -363,7 +374,7 @@ func apply(ctx context.Context, s *store.Store, src source, plans []*plan) ([]Lo
 			if i > 0 {
 				parent = chains[i-1]
 			}
-			n, err := storeLayer(ctx, s, src, ref, parent, chains[i], p.diffIDs[i])
+			n, err := storeLayer(ctx, s, src, ref, parent, chains[i], p.diffIDs[i], progress)
 			if err != nil {
 				return nil, fmt.Errorf("layer %s: %w", ref.name, err)
 			}
@@ -391,7 +402,7 @@ func apply(ctx context.Context, s *store.Store, src source, plans []*plan) ([]Lo
 // storeLayer brings one layer into the store, or, when its stack is there
 // already, checks that the archive's copy is the same layer. It returns
 // the layer's content size.
-func storeLayer(ctx context.Context, s *store.Store, src source, ref blobRef, parent, chainID, diffID digest.Digest) (int64, error) {
+func storeLayer(ctx context.Context, s *store.Store, src source, ref blobRef, parent, chainID, diffID digest.Digest, progress func(LoadEvent)) (int64, error) {
 	rc, n, err := src.open(ref.name)
 	if err != nil {
 		return 0, err
@@ -400,9 +411,10 @@ func storeLayer(ctx context.Context, s *store.Store, src source, ref blobRef, pa
 	if ref.size >= 0 && n != ref.size {
 		return 0, invalid("%d bytes, its descriptor says %d", n, ref.size)
 	}
-	blob := io.Reader(rc)
+	blob := io.Reader(&loadProgress{r: rc, ev: LoadEvent{DiffID: diffID, Total: n}, report: progress})
+	defer progress(LoadEvent{DiffID: diffID, Current: n, Total: n, Done: true})
 	if ref.digest != "" {
-		blob = &digestCheck{r: rc, h: sha256.New(), want: ref.digest}
+		blob = &digestCheck{r: blob, h: sha256.New(), want: ref.digest}
 	}
 	if l, err := s.Layers.Get(ctx, chainID); err == nil {
 		// In the store already: verify the archive's copy without unpacking it.
@@ -451,6 +463,27 @@ func (d *digestCheck) Read(b []byte) (int, error) {
 		if got := digest.NewDigest(digest.SHA256, d.h); got != d.want {
 			return n, invalid("content has digest %s, the archive names it %s", got, d.want)
 		}
+	}
+	return n, err
+}
+
+// loadProgress reports the bytes of a layer blob read so far, at most
+// every reportEvery bytes.
+type loadProgress struct {
+	r      io.Reader
+	ev     LoadEvent
+	last   int64
+	report func(LoadEvent)
+}
+
+const reportEvery = 1 << 20
+
+func (p *loadProgress) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.ev.Current += int64(n)
+	if p.ev.Current-p.last >= reportEvery {
+		p.last = p.ev.Current
+		p.report(p.ev)
 	}
 	return n, err
 }
