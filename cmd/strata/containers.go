@@ -55,6 +55,7 @@ func newContainerCmd(g *globals) *cobra.Command {
 		newKillCmd(g), newWaitCmd(g), newLogsCmd(g), newContainerInspectCmd(g),
 		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g), newExecCmd(g), newAttachCmd(g))
 	c.AddCommand(newUpdateCmd(g), newStatsCmd(g), newPortCmd(g))
+	c.AddCommand(newRestartCmd(g), newPauseCmd(g), newUnpauseCmd(g), newRenameCmd(g), newTopCmd(g))
 	return c
 }
 
@@ -156,7 +157,7 @@ func toPsRow(ctr container.Container, now time.Time, noTrunc bool) psRow {
 	return psRow{
 		ID: id, Image: ctr.ImageRef, Command: strconv.Quote(cmd),
 		CreatedAt:  ctr.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
-		RunningFor: since(ctr.Created), State: string(ctr.State.Status),
+		RunningFor: since(ctr.Created), State: ctr.StateName(),
 		Status: ctr.StatusText(now), Names: ctr.Name, Networks: ctr.NetworkName(),
 		Ports:  psPorts(ctr),
 		Labels: joinLabels(labels), labels: labels,
@@ -244,19 +245,40 @@ func forEachContainer(c *cobra.Command, m *container.Manager, refs []string, fn 
 
 func newStopCmd(g *globals) *cobra.Command {
 	var seconds int
+	var signal string
 	c := &cobra.Command{
 		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Stop one or more running containers",
 		Args:  minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			timeout := time.Duration(seconds) * time.Second
+			o, err := stopOptions(c, seconds, signal)
+			if err != nil {
+				return err
+			}
 			return eachContainer(c, g, args, func(m *container.Manager, ctr container.Container) error {
-				return m.Stop(c.Context(), ctr, timeout)
+				return m.Stop(c.Context(), ctr, o)
 			})
 		},
 	}
-	c.Flags().IntVarP(&seconds, "time", "t", 10, "seconds to wait before killing the container (-1: wait forever)")
+	c.Flags().IntVarP(&seconds, "time", "t", 0, "seconds to wait before killing the container (-1: wait forever; default: the container's --stop-timeout, else 10)")
+	c.Flags().StringVarP(&signal, "signal", "s", "", "signal to send to the container (default: its --stop-signal, the image's STOPSIGNAL, else SIGTERM)")
 	return c
+}
+
+// stopOptions turns stop's and restart's -t and -s into StopOptions.
+func stopOptions(c *cobra.Command, seconds int, signal string) (container.StopOptions, error) {
+	var o container.StopOptions
+	if c.Flags().Changed("time") {
+		d := time.Duration(seconds) * time.Second
+		o.Timeout = &d
+	}
+	if signal != "" {
+		if _, err := oci.ParseSignal(signal); err != nil {
+			return o, usageError{cmd: c.CommandPath(), err: err}
+		}
+		o.Signal = signal
+	}
+	return o, nil
 }
 
 func newKillCmd(g *globals) *cobra.Command {
@@ -280,7 +302,8 @@ func newKillCmd(g *globals) *cobra.Command {
 }
 
 func newWaitCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var condition string
+	c := &cobra.Command{
 		Use:   "wait CONTAINER [CONTAINER...]",
 		Short: "Block until one or more containers stop, then print their exit codes",
 		Args:  minArgs(1),
@@ -294,7 +317,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 				ctr, err := m.Get(c.Context(), ref)
 				code := 0
 				if err == nil {
-					code, err = m.Wait(c.Context(), ctr)
+					code, err = m.WaitFor(c.Context(), ctr, container.WaitCondition(condition))
 				}
 				if err != nil {
 					fmt.Fprintln(c.ErrOrStderr(), "Error:", message(err))
@@ -306,6 +329,8 @@ func newWaitCmd(g *globals) *cobra.Command {
 			return failed
 		},
 	}
+	c.Flags().StringVar(&condition, "condition", "not-running", "condition to wait for: not-running, next-exit or removed")
+	return c
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
@@ -496,6 +521,8 @@ type inspectHostConfig struct {
 	IOMaximumIOps        uint64   `json:"IOMaximumIOps"`
 	IOMaximumBandwidth   uint64   `json:"IOMaximumBandwidth"`
 
+	Init *bool `json:"Init"`
+
 	Privileged  bool              `json:"Privileged"`
 	CapAdd      []string          `json:"CapAdd"`
 	CapDrop     []string          `json:"CapDrop"`
@@ -546,7 +573,6 @@ func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
 		Binds: binds, NetworkMode: ctr.Config.Network, ReadonlyRootfs: ctr.Config.ReadOnly,
 		LogConfig:     inspectLogConfig{Type: "json-file", Config: map[string]string{}},
 		PortBindings:  network.PortMap{},
-		RestartPolicy: inspectRestartPolicy{Name: "no"},
 		Dns:           orEmpty(ctr.Config.DNS), DnsOptions: orEmpty(ctr.Config.DNSOptions), DnsSearch: orEmpty(ctr.Config.DNSSearch),
 		ExtraHosts:   ctr.Config.ExtraHosts,
 		CgroupnsMode: "host", IpcMode: "private", BlkioWeightDevice: []string{},
@@ -554,14 +580,20 @@ func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
 		PublishAllPorts: ctr.Config.PublishAll,
 		Privileged:      sec.Privileged, CapAdd: sec.CapAdd, CapDrop: sec.CapDrop,
 		SecurityOpt: sec.SecurityOpt, GroupAdd: sec.GroupAdd, Sysctls: sec.Sysctls,
-		Devices: []inspectDevice{},
-		Memory:  res.Memory, MemorySwap: res.MemorySwap, MemoryReservation: res.MemoryReservation,
+		Devices: []inspectDevice{}, RestartPolicy: inspectRestartPolicy(ctr.Config.RestartPolicy),
+		Memory: res.Memory, MemorySwap: res.MemorySwap, MemoryReservation: res.MemoryReservation,
 		OomKillDisable: res.OomKillDisable, NanoCpus: res.NanoCPUs, CpuShares: res.CPUShares,
 		CpusetCpus: res.CpusetCpus, CpusetMems: res.CpusetMems, BlkioWeight: res.BlkioWeight,
 		ShmSize: res.ShmSize, Ulimits: []*units.Ulimit{},
 	}
 	for p, b := range ctr.Config.PortBindings {
 		hc.PortBindings[p] = b
+	}
+	if hc.RestartPolicy.Name == "" {
+		hc.RestartPolicy.Name = "no"
+	}
+	if ctr.Config.Init {
+		hc.Init = &ctr.Config.Init
 	}
 	if hc.ShmSize == 0 {
 		hc.ShmSize = 64 << 20
@@ -603,6 +635,7 @@ type inspectCtrConfig struct {
 	OnBuild      []string                      `json:"OnBuild"`
 	Labels       map[string]string             `json:"Labels"`
 	StopSignal   string                        `json:"StopSignal,omitempty"`
+	StopTimeout  *int                          `json:"StopTimeout,omitempty"`
 }
 
 // inspectNetworkConfig is docker's .NetworkSettings.
@@ -666,22 +699,24 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 	return inspectContainer{
 		ID: ctr.ID, Created: ts(ctr.Created), Path: path, Args: args,
 		State: inspectState{
-			Status: string(ctr.State.Status), Running: ctr.State.Status == container.StatusRunning,
+			Status: ctr.StateName(), Running: ctr.State.Status == container.StatusRunning,
+			Paused: ctr.State.Paused, Restarting: ctr.State.Restarting,
 			Pid: ctr.State.Pid, ExitCode: ctr.State.ExitCode, Error: ctr.State.Error, OOMKilled: ctr.State.OOMKilled,
 			StartedAt: ts(ctr.State.StartedAt), FinishedAt: ts(ctr.State.FinishedAt),
 		},
 		Image:          ctr.Image.String(),
 		ResolvConfPath: nf.ResolvConf, HostnamePath: nf.Hostname, HostsPath: nf.Hosts,
 		LogPath: m.LogPath(ctr.ID), Name: "/" + ctr.Name, Driver: driver, Platform: "linux",
-		ExecIDs:    m.ExecIDs(ctr),
-		HostConfig: inspectHostConfigOf(ctr),
-		Mounts:     inspectMounts(ctr.Config.Binds),
+		ExecIDs:      m.ExecIDs(ctr),
+		HostConfig:   inspectHostConfigOf(ctr),
+		Mounts:       inspectMounts(ctr.Config.Binds),
+		RestartCount: ctr.RestartCount,
 		Config: inspectCtrConfig{
 			Hostname: ctr.Config.Hostname, Domainname: ctr.Config.Domainname, User: rc.User, AttachStdin: ctr.Config.OpenStdin,
 			AttachStdout: true, AttachStderr: true, StdinOnce: ctr.Config.OpenStdin,
 			Tty: ctr.Config.Tty, OpenStdin: ctr.Config.OpenStdin, Env: rc.Env, Cmd: rc.Cmd,
 			Image: ctr.ImageRef, WorkingDir: rc.WorkingDir, Entrypoint: rc.Entrypoint,
-			Labels: labels, StopSignal: rc.StopSignal, Volumes: rc.Volumes,
+			Labels: labels, StopSignal: rc.StopSignal, StopTimeout: ctr.Config.StopTimeout, Volumes: rc.Volumes,
 			ExposedPorts: exposedSet(ctr), Healthcheck: rc.Healthcheck, OnBuild: rc.OnBuild,
 		},
 		GraphDriver:     inspectDriver{Name: driver, Data: map[string]string{"MergedDir": m.RootfsDir(ctr.ID)}},

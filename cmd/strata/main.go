@@ -195,6 +195,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newBuilderCmd(g), newMonitorCmd(g),
 		newUpdateCmd(g), newStatsCmd(g),
 		newPortCmd(g), newNetworkCmd(g),
+		newRestartCmd(g), newPauseCmd(g), newUnpauseCmd(g), newRenameCmd(g), newTopCmd(g), newEventsCmd(g),
 	)
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		if g.root == "" {

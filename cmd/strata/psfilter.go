@@ -77,7 +77,7 @@ func (f psFilter) match(ctr container.Container, ancestors []digest.Digest, imag
 	matches := func(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
 	return anyOf("id", func(v string) bool { return matches(v, ctr.ID) }) &&
 		anyOf("name", func(v string) bool { return matches(v, ctr.Name) || matches(v, "/"+ctr.Name) }) &&
-		anyOf("status", func(v string) bool { return v == string(ctr.State.Status) }) &&
+		anyOf("status", func(v string) bool { return v == ctr.StateName() }) &&
 		anyOf("exited", func(v string) bool {
 			code, _ := strconv.Atoi(v)
 			return ctr.State.Status == container.StatusExited && ctr.State.ExitCode == code

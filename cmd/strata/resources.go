@@ -104,6 +104,7 @@ func (f *resourceFlags) resources(fl *pflag.FlagSet, r oci.Resources) (oci.Resou
 
 func newUpdateCmd(g *globals) *cobra.Command {
 	var f resourceFlags
+	var restart string
 	c := &cobra.Command{
 		Use:   "update [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Update configuration of one or more containers",
@@ -119,10 +120,19 @@ func newUpdateCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return m.Update(c.Context(), ctr, res)
+				var policy *container.RestartPolicy
+				if c.Flags().Changed("restart") {
+					p, err := container.ParseRestartPolicy(restart)
+					if err != nil {
+						return err
+					}
+					policy = &p
+				}
+				return m.Update(c.Context(), ctr, res, policy)
 			})
 		},
 	}
 	f.register(c.Flags(), false)
+	c.Flags().StringVar(&restart, "restart", "", "restart policy to apply when a container exits")
 	return c
 }

@@ -36,6 +36,10 @@ type createFlags struct {
 	domainname                                                  string
 	labels                                                      []string
 	log                                                         logFlags
+	restart, stopSignal, cidfile                                string
+	stopTimeout                                                 int
+	init                                                        bool
+	labelFiles                                                  []string
 }
 
 func (f *createFlags) register(c *cobra.Command) {
@@ -78,6 +82,12 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.StringArrayVarP(&f.labels, "label", "l", nil, "set metadata on the container (KEY=VALUE)")
 	f.resources.register(fl, true)
 	f.log.register(fl)
+	fl.StringVar(&f.restart, "restart", "no", "restart policy to apply when a container exits (no, on-failure[:max-retries], always, unless-stopped)")
+	fl.StringVar(&f.stopSignal, "stop-signal", "", "signal to stop the container (default: the image's STOPSIGNAL, else SIGTERM)")
+	fl.IntVar(&f.stopTimeout, "stop-timeout", 0, "timeout (in seconds) to stop a container (default 10)")
+	fl.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes (Debian's tini)")
+	fl.StringArrayVar(&f.labelFiles, "label-file", nil, "read in a line delimited file of labels")
+	fl.StringVar(&f.cidfile, "cidfile", "", "write the container ID to the file")
 }
 
 // config turns the flags and the command after the image into a container
@@ -93,21 +103,21 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 	if cfg.Resources, err = f.resources.resources(c.Flags(), oci.Resources{}); err != nil {
 		return cfg, err
 	}
+	if cfg.RestartPolicy, err = container.ParseRestartPolicy(f.restart); err != nil {
+		return cfg, err
+	}
+	cfg.StopSignal, cfg.Init = f.stopSignal, f.init
+	if c.Flags().Changed("stop-timeout") {
+		cfg.StopTimeout = &f.stopTimeout
+	}
+	if cfg.Labels, err = readLabels(f.labelFiles, f.labels); err != nil {
+		return cfg, err
+	}
 	if cfg.Log, err = f.log.config(); err != nil {
 		return cfg, err
 	}
 	if cfg.Security.SecurityOpt, err = oci.SetSecuritySeccompFile(f.security.SecurityOpt); err != nil {
 		return cfg, err
-	}
-	for _, kv := range f.labels {
-		k, v, _ := strings.Cut(kv, "=")
-		if k == "" {
-			return cfg, fmt.Errorf("invalid argument %q for \"--label\" flag: want KEY=VALUE", kv)
-		}
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		cfg.Labels[k] = v
 	}
 	for _, kv := range f.sysctls {
 		k, v, ok := strings.Cut(kv, "=")
@@ -316,7 +326,15 @@ func newRunCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(c.OutOrStdout(), ctr.ID)
 				return nil
 			}
-			return runAttached(c, m, ctr, f.interactive)
+			err = runAttached(c, m, ctr, f.interactive)
+			// As with docker, the command returns with the first exit and
+			// the restart policy carries on in the background.
+			if code := exitCodeOf(err); code >= 0 && !cfg.RestartPolicy.IsNone() {
+				if argv, merr := monitorCommand(s); merr == nil {
+					_, _ = m.RestartDetached(c.Context(), ctr.ID, code, argv)
+				}
+			}
+			return err
 		},
 	}
 	f.register(c)
@@ -338,6 +356,20 @@ func createContainer(c *cobra.Command, s *store.Store, m *container.Manager, ref
 	default:
 		return container.Container{}, usageError{cmd: c.CommandPath(), err: fmt.Errorf("invalid pull option: %q: must be one of \"always\", \"missing\" or \"never\"", f.pull)}
 	}
+	var cidFile *os.File
+	if f.cidfile != "" {
+		// Taken before the container exists, as docker does, so that two
+		// runs with one file cannot both proceed.
+		var err error
+		cidFile, err = os.OpenFile(f.cidfile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if errors.Is(err, os.ErrExist) {
+			return container.Container{}, exitError{code: 125, err: fmt.Errorf("container ID file found, make sure the other container isn't running or delete %s", f.cidfile)}
+		}
+		if err != nil {
+			return container.Container{}, exitError{code: 125, err: fmt.Errorf("failed to create the container ID file: %w", err)}
+		}
+		defer cidFile.Close()
+	}
 	ctr, err := m.Create(ctx, ref, f.name, cfg)
 	if err != nil && f.pull == "missing" && store.IsNoSuchImage(err) && registry.Pullable(ref) {
 		named, _ := image.ParseNamed(ref)
@@ -348,7 +380,15 @@ func createContainer(c *cobra.Command, s *store.Store, m *container.Manager, ref
 		ctr, err = m.Create(ctx, ref, f.name, cfg)
 	}
 	if err != nil {
+		if cidFile != nil {
+			os.Remove(f.cidfile)
+		}
 		return container.Container{}, exitError{code: 125, err: err}
+	}
+	if cidFile != nil {
+		if _, err := cidFile.WriteString(ctr.ID); err != nil {
+			return ctr, exitError{code: 125, err: fmt.Errorf("failed to write the container ID to the file: %w", err)}
+		}
 	}
 	if cfg.Security.Privileged {
 		// Root here may lack some capabilities (strata in a container):
@@ -477,4 +517,48 @@ func newMonitorCmd(g *globals) *cobra.Command {
 			return m.Monitor(c.Context(), args[0], report)
 		},
 	}
+}
+
+// readLabels reads --label-file files (KEY=VALUE lines, # comments) and
+// then --label values, later ones winning; a bare KEY has an empty value.
+func readLabels(files, labels []string) (map[string]string, error) {
+	var all []string
+	for _, path := range files {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("open label file: %w", err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line != "" && !strings.HasPrefix(line, "#") {
+				all = append(all, line)
+			}
+		}
+	}
+	all = append(all, labels...)
+	if len(all) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(all))
+	for _, l := range all {
+		k, v, _ := strings.Cut(l, "=")
+		if k == "" {
+			return nil, fmt.Errorf("invalid argument %q for \"--label\" flag: want KEY=VALUE", l)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// exitCodeOf is the container's exit status runAttached reported, or -1
+// when it did not run.
+func exitCodeOf(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if !errors.As(err, &ee) || ee.err != nil {
+		return -1 // it did not start, or strata failed
+	}
+	return ee.code
 }

@@ -38,5 +38,8 @@ func (c Container) RunConfig() image.RunConfig {
 		}
 		rc.Labels = labels
 	}
+	if cc.StopSignal != "" {
+		rc.StopSignal = cc.StopSignal
+	}
 	return rc
 }

@@ -36,6 +36,7 @@ import (
 
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/events"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/oci"
@@ -101,6 +102,11 @@ type Config struct {
 	Resources oci.Resources `json:"resources,omitzero"`
 	// Log is --log-driver and --log-opt, validated at create.
 	Log LogConfig `json:"log,omitzero"`
+
+	RestartPolicy RestartPolicy     `json:"restartPolicy,omitzero"`
+	StopSignal    string            `json:"stopSignal,omitempty"`  // over the image's
+	StopTimeout   *int              `json:"stopTimeout,omitempty"` // seconds; nil: 10
+	Init          bool              `json:"init,omitempty"`        // tini as PID 1
 }
 
 // State is the container's lifecycle state.
@@ -116,6 +122,11 @@ type State struct {
 	// the container runs; PastaPid is the pasta serving them.
 	Ports    network.PortMap `json:"ports,omitempty"`
 	PastaPid int             `json:"pastaPid,omitempty"`
+	// Paused: its processes are frozen (Status stays running, as docker's).
+	Paused bool `json:"paused,omitempty"`
+	// Restarting: it exited and its monitor waits to start it again
+	// (Status stays running, as docker's).
+	Restarting bool `json:"restarting,omitempty"`
 }
 
 // Container is one container record.
@@ -131,6 +142,24 @@ type Container struct {
 	// keeps running the same thing even if the image is removed (rmi -f).
 	ImageConfig image.RunConfig `json:"imageConfig"`
 	State       State           `json:"state"`
+	// RestartCount counts the restarts of its policy since the last start
+	// by the user.
+	RestartCount int `json:"restartCount,omitempty"`
+	// ManuallyStopped is set by stop and kill: the restart policy then
+	// leaves it stopped until the user starts it.
+	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
+}
+
+// Labels are the image's labels with the container's over them.
+func (c Container) Labels() map[string]string {
+	out := map[string]string{}
+	for k, v := range c.ImageConfig.Labels {
+		out[k] = v
+	}
+	for k, v := range c.Config.Labels {
+		out[k] = v
+	}
+	return out
 }
 
 // ShortID is the 12-digit form of the ID that docker prints.
@@ -146,6 +175,7 @@ var ErrNotRunning = fmt.Errorf("container is not running: %w", errdefs.ErrConfli
 type Manager struct {
 	store          *store.Store
 	defaultRuntime string
+	events         *events.Log
 }
 
 // NewManager returns the manager of s's containers. runtimeName is the OCI
@@ -154,7 +184,7 @@ func NewManager(s *store.Store, runtimeName string) *Manager {
 	if runtimeName == "" {
 		runtimeName = "runc"
 	}
-	return &Manager{store: s, defaultRuntime: runtimeName}
+	return &Manager{store: s, defaultRuntime: runtimeName, events: events.Open(s.Root)}
 }
 
 // Dir is the container's directory: the bundle and its files.

@@ -74,6 +74,19 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 	if err := cfg.Log.Validate(); err != nil {
 		return Container{}, err
 	}
+	if cfg.AutoRemove && !cfg.RestartPolicy.IsNone() {
+		return Container{}, invalidf("Conflicting options: --restart and --rm")
+	}
+	if cfg.StopSignal != "" {
+		if _, err := oci.ParseSignal(cfg.StopSignal); err != nil {
+			return Container{}, err
+		}
+	}
+	if cfg.Init {
+		if _, err := oci.InitBinary(); err != nil {
+			return Container{}, err
+		}
+	}
 	if cfg.Runtime == "" {
 		cfg.Runtime = m.defaultRuntime
 	}
@@ -110,6 +123,9 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 		}
 		return nil
 	})
+	if err == nil {
+		m.event(c, "create", nil)
+	}
 	return c, err
 }
 

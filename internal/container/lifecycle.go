@@ -9,11 +9,17 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
 
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/strata-project/strata/internal/errdefs"
+	"github.com/strata-project/strata/internal/events"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
@@ -23,11 +29,45 @@ import (
 // its exit status once it ends (`run` without -d, `start -a`). Signals that
 // strata receives are relayed to the container.
 func (m *Manager) RunAttached(ctx context.Context, c Container, user AttachIO) (int, error) {
+	if err := m.userStart(c); err != nil {
+		return -1, &StartError{Code: 125, Err: err}
+	}
 	s, err := m.newStdioStreams(c, user)
 	if err != nil {
 		return -1, &StartError{Code: 125, Err: err}
 	}
 	return m.run(ctx, c.ID, runOptions{streams: s, forwardSignals: true})
+}
+
+// RestartDetached continues the restart policy of a container whose
+// foreground run (RunAttached) ended with code: as with docker, the user's
+// command returns, and the container restarts in the background, under a
+// monitor (see StartDetached for monitor). It reports whether it did.
+func (m *Manager) RestartDetached(ctx context.Context, id string, code int, monitor []string) (bool, error) {
+	c, err := m.lookup(id)
+	if err != nil || !c.Config.RestartPolicy.shouldRestart(code, c.RestartCount, c.ManuallyStopped) {
+		return false, nil
+	}
+	if err := m.updateRecord(id, func(c *Container) error {
+		c.RestartCount++
+		return nil
+	}); err != nil {
+		return false, err
+	}
+	time.Sleep(restartDelayMin) // the first step of docker's backoff
+	return true, m.startMonitor(ctx, c, monitor)
+}
+
+// userStart clears what a user's start resets: the manual stop that held
+// the restart policy back, and the restart count.
+func (m *Manager) userStart(c Container) error {
+	if isRunnerAlive(m.lockPath(c.ID)) {
+		return nil
+	}
+	return m.updateRecord(c.ID, func(c *Container) error {
+		c.ManuallyStopped, c.RestartCount = false, 0
+		return nil
+	})
 }
 
 // monitorReport is what a monitor tells the command that started it, as one
@@ -47,6 +87,14 @@ func (m *Manager) StartDetached(ctx context.Context, c Container, monitor []stri
 	if isRunnerAlive(m.lockPath(c.ID)) {
 		return nil
 	}
+	if err := m.userStart(c); err != nil {
+		return &StartError{Code: 125, Err: err}
+	}
+	return m.startMonitor(ctx, c, monitor)
+}
+
+// startMonitor starts the monitor of c and waits for its report.
+func (m *Manager) startMonitor(ctx context.Context, c Container, monitor []string) error {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
@@ -85,10 +133,15 @@ func (m *Manager) Monitor(ctx context.Context, id string, report io.WriteCloser)
 		report.Close()
 		return err
 	}
-	s, err := m.newStdioStreams(c, AttachIO{})
-	if err == nil && c.Config.OpenStdin {
-		s.stdin, err = m.openStdinFifo(c.ID)
+	// Each run (restarts too) gets its own log writer and stdin fifo.
+	detached := func() (streams, error) {
+		s, err := m.newStdioStreams(c, AttachIO{})
+		if err == nil && c.Config.OpenStdin {
+			s.stdin, err = m.openStdinFifo(c.ID)
+		}
+		return s, err
 	}
+	s, err := detached()
 	if err != nil {
 		_ = json.NewEncoder(report).Encode(monitorReport{Error: err.Error(), Code: 125})
 		report.Close()
@@ -96,8 +149,11 @@ func (m *Manager) Monitor(ctx context.Context, id string, report io.WriteCloser)
 	}
 	reported := false
 	_, err = m.run(ctx, id, runOptions{
-		streams: s,
+		streams: s, newStreams: detached, restart: true,
 		started: func(pid int) {
+			if reported {
+				return // a restart
+			}
 			_ = json.NewEncoder(report).Encode(monitorReport{Pid: pid})
 			report.Close()
 			reported = true
@@ -118,28 +174,63 @@ func errOr(err, def error) error {
 	return def
 }
 
-// Stop sends the image's stop signal (SIGTERM by default), waits up to
-// timeout for the container to end, then kills it. A negative timeout
-// waits forever. Stopping a stopped container does nothing.
-func (m *Manager) Stop(ctx context.Context, c Container, timeout time.Duration) error {
+// StopOptions override how Stop stops a container; zero values take the
+// container's --stop-signal/--stop-timeout, then the image's STOPSIGNAL,
+// then SIGTERM and 10 seconds.
+type StopOptions struct {
+	Signal  string         // `stop -s`
+	Timeout *time.Duration // `stop -t`; negative waits forever
+}
+
+// DefaultStopTimeout is docker's grace period before SIGKILL.
+const DefaultStopTimeout = 10 * time.Second
+
+// Stop sends the stop signal, waits up to the timeout for the container to
+// end, then kills it; its restart policy then leaves it stopped. Stopping
+// a stopped container does nothing.
+func (m *Manager) Stop(ctx context.Context, c Container, o StopOptions) error {
 	lock := m.lockPath(c.ID)
 	if !isRunnerAlive(lock) {
 		return nil
 	}
+	if err := m.manuallyStopped(c.ID); err != nil {
+		return err
+	}
 	done := runnerDone(lock)
-	sig, err := oci.StopSignal(c.ImageConfig.StopSignal)
+	name := o.Signal
+	if name == "" {
+		name = c.Config.StopSignal
+	}
+	if name == "" {
+		name = c.ImageConfig.StopSignal
+	}
+	sig, err := oci.StopSignal(name)
 	if err != nil {
+		if o.Signal != "" {
+			return err
+		}
 		sig = syscall.SIGTERM
+	}
+	timeout := DefaultStopTimeout
+	if c.Config.StopTimeout != nil {
+		timeout = time.Duration(*c.Config.StopTimeout) * time.Second
+	}
+	if o.Timeout != nil {
+		timeout = *o.Timeout
 	}
 	if err := m.signal(ctx, c, sig, false); err != nil {
 		return err
+	}
+	stopped := func() error {
+		m.event(c, "stop", nil)
+		return nil
 	}
 	if timeout >= 0 {
 		timer := time.NewTimer(timeout)
 		defer timer.Stop()
 		select {
 		case <-done:
-			return nil
+			return stopped()
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
@@ -150,22 +241,36 @@ func (m *Manager) Stop(ctx context.Context, c Container, timeout time.Duration) 
 	}
 	select {
 	case <-done:
-		return nil
+		return stopped()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// Kill sends sig to the container's init process.
+// manuallyStopped records that the user stopped the container, so that its
+// restart policy does not start it again.
+func (m *Manager) manuallyStopped(id string) error {
+	return m.updateRecord(id, func(c *Container) error {
+		c.ManuallyStopped = true
+		return nil
+	})
+}
+
+// Kill sends sig to the container's init process; like stop, it holds the
+// restart policy back.
 func (m *Manager) Kill(ctx context.Context, c Container, sig syscall.Signal) error {
-	if !isRunnerAlive(m.lockPath(c.ID)) {
+	if !isRunnerAlive(m.lockPath(c.ID)) || c.State.Restarting {
 		return fmt.Errorf("cannot kill container %s: container %s is not running: %w", c.Name, c.ID[:12], ErrNotRunning)
+	}
+	if err := m.manuallyStopped(c.ID); err != nil {
+		return err
 	}
 	return m.signal(ctx, c, sig, false)
 }
 
 // signal delivers sig through the runtime; a container that has just ended
-// is not an error.
+// is not an error. A paused container is resumed after the signal, as
+// docker does, so that the signal is delivered at all.
 func (m *Manager) signal(ctx context.Context, c Container, sig syscall.Signal, all bool) error {
 	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
 	if err != nil {
@@ -175,14 +280,183 @@ func (m *Manager) signal(ctx context.Context, c Container, sig syscall.Signal, a
 	if errors.Is(err, oci.ErrNotRunning) || errors.Is(err, oci.ErrNotExist) {
 		return nil
 	}
-	return err
+	if err != nil {
+		// It may have ended between our look and the signal (runc kill
+		// --all then fails on the cgroup it is removing).
+		if st, serr := rt.State(ctx, c.ID); serr != nil || st.Status != oci.StatusRunning && st.Status != oci.StatusPaused {
+			return nil
+		}
+		return err
+	}
+	m.event(c, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
+	if cur, lerr := m.lookup(c.ID); lerr == nil && cur.State.Paused {
+		return m.resume(ctx, rt, cur)
+	}
+	return nil
+}
+
+// Pause freezes every process of a running container (cgroup freezer).
+func (m *Manager) Pause(ctx context.Context, c Container) error {
+	rt, err := m.live(c)
+	if err != nil {
+		return err
+	}
+	if c.State.Paused {
+		return conflictf("Container %s is already paused", c.ID)
+	}
+	if err := rt.Pause(ctx, c.ID); err != nil {
+		return fmt.Errorf("cannot pause container %s: %w", c.ID[:12], err)
+	}
+	if err := m.updateRecord(c.ID, func(c *Container) error {
+		c.State.Paused = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	m.event(c, "pause", nil)
+	return nil
+}
+
+// Unpause thaws a paused container.
+func (m *Manager) Unpause(ctx context.Context, c Container) error {
+	rt, err := m.live(c)
+	if err != nil {
+		return err
+	}
+	if !c.State.Paused {
+		return conflictf("Container %s is not paused", c.ID)
+	}
+	return m.resume(ctx, rt, c)
+}
+
+func (m *Manager) resume(ctx context.Context, rt *oci.Runtime, c Container) error {
+	// A SIGKILL thaws the container in the runtime already ("not paused").
+	if err := rt.Resume(ctx, c.ID); err != nil && !errors.Is(err, oci.ErrNotExist) && !errors.Is(err, oci.ErrNotRunning) && !strings.Contains(err.Error(), "not paused") {
+		return fmt.Errorf("cannot unpause container %s: %w", c.ID[:12], err)
+	}
+	if err := m.updateRecord(c.ID, func(c *Container) error {
+		c.State.Paused = false
+		return nil
+	}); err != nil {
+		return err
+	}
+	m.event(c, "unpause", nil)
+	return nil
+}
+
+// live returns the runtime of c when its process is running (not waiting
+// for a restart), else docker's "is not running" error.
+func (m *Manager) live(c Container) (*oci.Runtime, error) {
+	if c.State.Status != StatusRunning || c.State.Restarting || !isRunnerAlive(m.lockPath(c.ID)) {
+		return nil, conflictf("Container %s is not running", c.ID)
+	}
+	return oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
+}
+
+// Top lists the container's processes: the runtime runs ps on the host
+// with psArgs (ps's own default: -ef) and keeps the container's lines.
+func (m *Manager) Top(ctx context.Context, c Container, psArgs []string) ([]byte, error) {
+	rt, err := m.live(c)
+	if err != nil {
+		return nil, err
+	}
+	return rt.Ps(ctx, c.ID, psArgs)
+}
+
+// Rename gives c a new name.
+func (m *Manager) Rename(ctx context.Context, c Container, name string) error {
+	name = strings.TrimPrefix(name, "/")
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if name == c.Name {
+		return invalidf("Renaming a container with the same name as its current name")
+	}
+	err := m.store.DB.Update(func(tx *bolt.Tx) error {
+		nb, err := metadata.Bucket(tx, namesBucket)
+		if err != nil {
+			return err
+		}
+		if other := nb.Get([]byte(name)); other != nil {
+			return conflictf("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", "/"+name, string(other))
+		}
+		cur, err := load(tx, c.ID)
+		if err != nil {
+			return err
+		}
+		if err := nb.Delete([]byte(cur.Name)); err != nil {
+			return err
+		}
+		if err := nb.Put([]byte(name), []byte(c.ID)); err != nil {
+			return err
+		}
+		cur.Name = name
+		return put(tx, cur)
+	})
+	if err != nil {
+		return err
+	}
+	old := c.Name
+	c.Name = name
+	m.event(c, "rename", map[string]string{"oldName": "/" + old})
+	return nil
+}
+
+// WaitCondition is docker's `wait --condition`.
+type WaitCondition string
+
+const (
+	WaitNotRunning WaitCondition = "not-running" // now, if it is not running
+	WaitNextExit   WaitCondition = "next-exit"   // its next exit from now
+	WaitRemoved    WaitCondition = "removed"     // its removal
+)
+
+// WaitFor blocks until cond holds for c and returns its exit code then.
+// next-exit and removed follow the event log, so they see exits and
+// removals by any strata process.
+func (m *Manager) WaitFor(ctx context.Context, c Container, cond WaitCondition) (int, error) {
+	switch cond {
+	case "", WaitNotRunning:
+		return m.Wait(ctx, c)
+	case WaitNextExit, WaitRemoved:
+	default:
+		return -1, invalidf("invalid condition: %q", cond)
+	}
+	action := "die"
+	if cond == WaitRemoved {
+		action = "destroy"
+	}
+	code, found := -1, false
+	since := time.Now()
+	if cond == WaitRemoved && !isRunnerAlive(m.lockPath(c.ID)) {
+		// Its exit may be long past: the code is the record's.
+		code = c.State.ExitCode
+	}
+	err := m.events.Read(ctx, since, time.Time{}, true, func(e events.Event) bool {
+		if e.Actor.ID != c.ID {
+			return true
+		}
+		if e.Action == "die" {
+			code, _ = strconv.Atoi(e.Actor.Attributes["exitCode"])
+		}
+		found = e.Action == action
+		return !found
+	})
+	if err != nil {
+		return -1, err
+	}
+	if !found {
+		return -1, ctx.Err()
+	}
+	return code, nil
 }
 
 // Frozen runs fn with c's processes paused when it is running, so that
 // what fn reads of its files (commit) is not changing underneath; the
 // container resumes afterwards whatever fn returned.
 func (m *Manager) Frozen(ctx context.Context, c Container, fn func() error) error {
-	if c.State.Status != StatusRunning {
+	// A container the user paused stays paused, and is already frozen.
+	if c.State.Status != StatusRunning || c.State.Paused || c.State.Restarting {
 		return fn()
 	}
 	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
@@ -228,6 +502,10 @@ func (m *Manager) Remove(ctx context.Context, c Container, force bool) error {
 		if !force {
 			return fmt.Errorf("cannot remove container %q: container is running: stop the container before removing or force remove: %w", "/"+c.Name, ErrRunning)
 		}
+		// Its monitor must not restart it meanwhile.
+		if err := m.manuallyStopped(c.ID); err != nil {
+			return err
+		}
 		if err := m.signal(ctx, c, syscall.SIGKILL, true); err != nil {
 			return err
 		}
@@ -266,7 +544,11 @@ func (m *Manager) removeLocked(ctx context.Context, c Container) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
 	}
-	return m.deleteRecord(c)
+	if err := m.deleteRecord(c); err != nil {
+		return err
+	}
+	m.event(c, "destroy", nil)
+	return nil
 }
 
 // reconcile fixes the record of a container whose runner died: the record
@@ -338,4 +620,21 @@ func (m *Manager) WithRootfs(ctx context.Context, c Container, fn func(rootfs st
 		ferr = fmt.Errorf("unmount container %s root filesystem: %w", c.ID[:12], err)
 	}
 	return ferr
+}
+
+// kindError is a message in docker's words of one errdefs kind.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e kindError) Error() string        { return e.msg }
+func (e kindError) Is(target error) bool { return target == e.kind }
+
+func conflictf(format string, a ...any) error {
+	return kindError{fmt.Sprintf(format, a...), errdefs.ErrConflict}
+}
+
+func invalidf(format string, a ...any) error {
+	return kindError{fmt.Sprintf(format, a...), errdefs.ErrInvalidArgument}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -61,7 +62,11 @@ type streams interface {
 
 // runOptions say how one run of a container is wired.
 type runOptions struct {
-	streams        streams
+	streams streams
+	// restart: run again as the restart policy says (the monitor), with
+	// fresh streams from newStreams.
+	restart        bool
+	newStreams     func() (streams, error)
 	forwardSignals bool          // relay strata's signals (foreground)
 	started        func(pid int) // the process is running
 }
@@ -72,7 +77,6 @@ type runOptions struct {
 // record the exit, clean up, and honour --rm. It returns the exit status.
 // Errors before the process starts are *StartError.
 func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, err error) {
-	cleanupCtx := context.WithoutCancel(ctx)
 	lockF, ok, err := tryLockRunning(m.lockPath(id))
 	if err != nil {
 		return -1, startError(err)
@@ -81,7 +85,44 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 		return -1, &StartError{Code: 125, Err: fmt.Errorf("container %s is already running or busy: %w", id[:12], ErrRunning)}
 	}
 	defer unlock(lockF)
+	return m.supervise(ctx, id, o)
+}
 
+// supervise runs the container, and again as its restart policy says when
+// o.restart, with docker's backoff; the caller holds the running lock,
+// across restarts too, so the container counts as running throughout.
+func (m *Manager) supervise(ctx context.Context, id string, o runOptions) (int, error) {
+	var delay time.Duration
+	for {
+		began := time.Now()
+		code, err := m.runOnce(ctx, id, o)
+		if err != nil || !o.restart {
+			return code, err
+		}
+		c, err := m.lookup(id)
+		if err != nil || !c.Config.RestartPolicy.shouldRestart(code, c.RestartCount, c.ManuallyStopped) {
+			return code, nil
+		}
+		delay = nextDelay(delay, time.Since(began))
+		if !m.waitRestart(ctx, id, delay, c.State) {
+			return code, nil
+		}
+		if err := m.updateRecord(id, func(c *Container) error {
+			c.RestartCount++
+			return nil
+		}); err != nil {
+			return code, err
+		}
+		if o.streams, err = o.newStreams(); err != nil {
+			return code, err
+		}
+	}
+}
+
+// runOnce runs the container's process once, from mounting its root
+// filesystem to recording its exit; the caller holds the running lock.
+func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code int, err error) {
+	cleanupCtx := context.WithoutCancel(ctx)
 	c, err := m.lookup(id)
 	if err != nil {
 		return -1, &StartError{Code: 125, Err: err}
@@ -130,6 +171,7 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 	if err != nil {
 		return -1, m.failStart(c, err)
 	}
+	m.event(c, "start", nil)
 	if o.started != nil {
 		o.started(pid)
 	}
@@ -150,11 +192,7 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 	m.deleteRuntimeState(cleanupCtx, rt, id)
 	uerr := snapshot.UnmountAll(rootfs)
 	mounted = uerr != nil
-	st := c.State
-	st.Status, st.Pid, st.ExitCode, st.FinishedAt = StatusExited, 0, code, time.Now().UTC()
-	st.OOMKilled = oomKills > 0
-	st.Ports, st.PastaPid = nil, 0
-	st.StartedAt = c.State.StartedAt
+	st := State{Status: StatusExited, ExitCode: code, FinishedAt: time.Now().UTC(), OOMKilled: oomKills > 0}
 	if cur, err := m.lookup(id); err == nil {
 		st.StartedAt = cur.State.StartedAt
 	}
@@ -164,6 +202,10 @@ func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, e
 	if err := m.setState(id, st); err != nil {
 		return code, err
 	}
+	if st.OOMKilled {
+		m.event(c, "oom", nil)
+	}
+	m.event(c, "die", map[string]string{"exitCode": strconv.Itoa(code)})
 	if c.Config.AutoRemove {
 		if err := m.removeLocked(cleanupCtx, c); err != nil {
 			return code, err
@@ -319,6 +361,12 @@ func (m *Manager) spec(c Container, rootfs string, netw *runNet) (*specs.Spec, e
 		Security:    c.Config.Security,
 		Resources:   c.Config.Resources,
 		CgroupsPath: cgroup.Path(c.ID),
+	}
+	if c.Config.Init {
+		var err error
+		if o.InitPath, err = oci.InitBinary(); err != nil {
+			return nil, err
+		}
 	}
 	for _, b := range c.Config.Binds {
 		bind, err := oci.ParseBind(b)

@@ -12,9 +12,29 @@ import (
 func (c Container) StatusText(now time.Time) string {
 	switch c.State.Status {
 	case StatusRunning:
+		switch {
+		case c.State.Restarting:
+			return fmt.Sprintf("Restarting (%d) %s ago", c.State.ExitCode, units.HumanDuration(now.Sub(c.State.FinishedAt)))
+		case c.State.Paused:
+			return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt)) + " (Paused)"
+		}
 		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt))
 	case StatusExited:
 		return fmt.Sprintf("Exited (%d) %s ago", c.State.ExitCode, units.HumanDuration(now.Sub(c.State.FinishedAt)))
 	}
 	return "Created"
+}
+
+// StateName is docker's State.Status: created, running, paused,
+// restarting, exited.
+func (c Container) StateName() string {
+	if c.State.Status == StatusRunning {
+		switch {
+		case c.State.Restarting:
+			return "restarting"
+		case c.State.Paused:
+			return "paused"
+		}
+	}
+	return string(c.State.Status)
 }

@@ -10,17 +10,25 @@ import (
 
 // Update changes c's resource limits: in its record, so every later start
 // uses them, and, when it runs, in its cgroup at once (`docker update`).
-func (m *Manager) Update(ctx context.Context, c Container, res oci.Resources) error {
+// A non-nil policy replaces its restart policy.
+func (m *Manager) Update(ctx context.Context, c Container, res oci.Resources, policy *RestartPolicy) error {
 	if err := res.Validate(); err != nil {
 		return err
 	}
 	if err := m.updateRecord(c.ID, func(cur *Container) error {
+		if policy != nil {
+			if !policy.IsNone() && cur.Config.AutoRemove {
+				return invalidf("Restart policy cannot be updated because AutoRemove is enabled for the container")
+			}
+			cur.Config.RestartPolicy = *policy
+		}
 		cur.Config.Resources = res
 		return nil
 	}); err != nil {
 		return err
 	}
-	if !isRunnerAlive(m.lockPath(c.ID)) {
+	m.event(c, "update", nil)
+	if !isRunnerAlive(m.lockPath(c.ID)) || c.State.Restarting {
 		return nil
 	}
 	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))

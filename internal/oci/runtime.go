@@ -278,6 +278,13 @@ func (r *Runtime) Update(ctx context.Context, id string, res *specs.LinuxResourc
 	return err
 }
 
+// Ps runs ps on the host with psArgs (none: -ef) and returns its output
+// reduced to the container's processes (`runc ps`), header first.
+func (r *Runtime) Ps(ctx context.Context, id string, psArgs []string) ([]byte, error) {
+	args := append([]string{"ps", "--format", "table", "--", id}, psArgs...)
+	return r.run(ctx, "ps", id, args...)
+}
+
 // Delete removes the runtime's record of the container (and its cgroups).
 // force also kills a container that is still running.
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {

@@ -136,6 +136,9 @@ type SpecOptions struct {
 	Security Security
 	// Resources are the cgroup limits, rlimits and /dev/shm size.
 	Resources Resources
+	// InitPath, when set, is a static init on the host (see InitBinary):
+	// it is bind-mounted at InitMountPoint and runs the command as PID 1.
+	InitPath string
 
 	// CgroupsPath is passed through; empty lets the runtime choose (runc
 	// uses /<container id> under each hierarchy).
@@ -162,6 +165,9 @@ func Spec(o SpecOptions) (*specs.Spec, error) {
 	args, err := Args(o.Image, o.Entrypoint, o.EntrypointSet, o.Cmd)
 	if err != nil {
 		return nil, err
+	}
+	if o.InitPath != "" {
+		args = append([]string{InitMountPoint, "--"}, args...)
 	}
 	cwd := o.WorkingDir
 	if cwd == "" {
@@ -382,7 +388,29 @@ func mounts(o SpecOptions) []specs.Mount {
 		}
 		out = append(out, specs.Mount{Destination: path.Clean(b.Destination), Type: "bind", Source: b.Source, Options: opts})
 	}
+	if o.InitPath != "" {
+		out = append(out, specs.Mount{Destination: InitMountPoint, Type: "bind", Source: o.InitPath, Options: []string{"bind", "ro", "nosuid", "nodev"}})
+	}
 	return out
+}
+
+// InitMountPoint is where --init's binary appears in the container, as
+// docker's docker-init does.
+const InitMountPoint = "/sbin/docker-init"
+
+// initBinaries are the static inits strata can use for --init: Debian's
+// tini-static, then catatonit. A dynamically linked one would not run in
+// an image without the host's libc.
+var initBinaries = []string{"/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit"}
+
+// InitBinary finds the init for --init on this host.
+func InitBinary() (string, error) {
+	for _, p := range initBinaries {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("--init: no static init binary on this host (looked for %s): install Debian's tini package", strings.Join(initBinaries, ", "))
 }
 
 func depth(p string) int {

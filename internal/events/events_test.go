@@ -1,0 +1,59 @@
+package events
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestParseTime(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"10m":                  now.Add(-10 * time.Minute),
+		"1767323045":           time.Unix(1767323045, 0),
+		"1767323045.5":         time.Unix(1767323045, 5e8),
+		"2026-01-02T03:04:05Z": now,
+	} {
+		got, err := ParseTime(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("%q: %v %v, want %v", in, got, err, want)
+		}
+	}
+	if _, err := ParseTime("yesterday", now); err == nil {
+		t.Error("yesterday accepted")
+	}
+}
+
+func TestReadBounds(t *testing.T) {
+	l := Open(t.TempDir())
+	for _, a := range []string{"create", "start", "die"} {
+		if err := l.Container(a, "id1", "n", "img", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	err := l.Read(context.Background(), time.Time{}, time.Now(), false, func(e Event) bool {
+		got = append(got, e.Action)
+		return e.Action != "start"
+	})
+	if err != nil || len(got) != 2 || got[1] != "start" {
+		t.Errorf("read %v %v", got, err)
+	}
+	// A follower sees an event appended after it started.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	from := time.Now()
+	done := make(chan string, 1)
+	go func() {
+		_ = l.Read(ctx, from, time.Time{}, true, func(e Event) bool {
+			done <- e.Action
+			return false
+		})
+	}()
+	if err := l.Container("destroy", "id1", "n", "img", nil); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-done; a != "destroy" {
+		t.Errorf("followed %q", a)
+	}
+}
