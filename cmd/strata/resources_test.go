@@ -113,7 +113,7 @@ func TestStats(t *testing.T) {
 	c.ok("run", "-d", "--name", "s1", "-m", "64m", "busybox", "sleep", "100")
 	out := c.ok("stats", "--no-stream")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT   MEM %     NET I/O   BLOCK I/O   PIDS") {
+	if len(lines) != 2 || strings.Join(strings.Fields(lines[0]), " ") != "CONTAINER ID NAME CPU % MEM USAGE / LIMIT MEM % NET I/O BLOCK I/O PIDS" {
 		t.Fatalf("stats table:\n%s", out)
 	}
 	f := strings.Fields(lines[1])

@@ -35,8 +35,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/errdefs"
-	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/events"
+	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/oci"
@@ -103,10 +103,10 @@ type Config struct {
 	// Log is --log-driver and --log-opt, validated at create.
 	Log LogConfig `json:"log,omitzero"`
 
-	RestartPolicy RestartPolicy     `json:"restartPolicy,omitzero"`
-	StopSignal    string            `json:"stopSignal,omitempty"`  // over the image's
-	StopTimeout   *int              `json:"stopTimeout,omitempty"` // seconds; nil: 10
-	Init          bool              `json:"init,omitempty"`        // tini as PID 1
+	RestartPolicy RestartPolicy `json:"restartPolicy,omitzero"`
+	StopSignal    string        `json:"stopSignal,omitempty"`  // over the image's
+	StopTimeout   *int          `json:"stopTimeout,omitempty"` // seconds; nil: 10
+	Init          bool          `json:"init,omitempty"`        // tini as PID 1
 }
 
 // State is the container's lifecycle state.
