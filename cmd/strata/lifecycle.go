@@ -170,14 +170,14 @@ func newEventsCmd(g *globals) *cobra.Command {
 			var from, to time.Time
 			var err error
 			if since != "" {
-				if from, err = events.ParseTime(since, now); err != nil {
+				if from, err = parseLogTime("since", since, now); err != nil {
 					return usageError{cmd: c.CommandPath(), err: err}
 				}
 			} else {
 				from = now
 			}
 			if until != "" {
-				if to, err = events.ParseTime(until, now); err != nil {
+				if to, err = parseLogTime("until", until, now); err != nil {
 					return usageError{cmd: c.CommandPath(), err: err}
 				}
 			}

@@ -18,7 +18,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -163,41 +162,4 @@ func sleep(ctx context.Context, until time.Time, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-// ParseTime parses docker's --since/--until values: a Unix timestamp
-// (seconds, with optional fraction), an RFC 3339 date or time, or a
-// duration before now ("10m").
-func ParseTime(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		return now.Add(-d), nil
-	}
-	if sec, frac, ok := strings.Cut(s, "."); isDigits(sec) && (!ok || isDigits(frac)) {
-		var n, ns int64
-		fmt.Sscan(sec, &n)
-		if ok {
-			frac = (frac + "000000000")[:9]
-			fmt.Sscan(frac, &ns)
-		}
-		return time.Unix(n, ns), nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
-		loc := time.Local
-		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("invalid time %q: want a Unix timestamp, an RFC 3339 date or a duration such as 10m", s)
-}
-
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -6,24 +6,6 @@ import (
 	"time"
 )
 
-func TestParseTime(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	for in, want := range map[string]time.Time{
-		"10m":                  now.Add(-10 * time.Minute),
-		"1767323045":           time.Unix(1767323045, 0),
-		"1767323045.5":         time.Unix(1767323045, 5e8),
-		"2026-01-02T03:04:05Z": now,
-	} {
-		got, err := ParseTime(in, now)
-		if err != nil || !got.Equal(want) {
-			t.Errorf("%q: %v %v, want %v", in, got, err, want)
-		}
-	}
-	if _, err := ParseTime("yesterday", now); err == nil {
-		t.Error("yesterday accepted")
-	}
-}
-
 func TestReadBounds(t *testing.T) {
 	l := Open(t.TempDir())
 	for _, a := range []string{"create", "start", "die"} {
