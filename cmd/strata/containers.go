@@ -571,9 +571,9 @@ func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
 	}
 	hc := inspectHostConfig{
 		Binds: binds, NetworkMode: ctr.Config.Network, ReadonlyRootfs: ctr.Config.ReadOnly,
-		LogConfig:     inspectLogConfig{Type: "json-file", Config: map[string]string{}},
-		PortBindings:  network.PortMap{},
-		Dns:           orEmpty(ctr.Config.DNS), DnsOptions: orEmpty(ctr.Config.DNSOptions), DnsSearch: orEmpty(ctr.Config.DNSSearch),
+		LogConfig:    inspectLogConfig{Type: "json-file", Config: map[string]string{}},
+		PortBindings: network.PortMap{},
+		Dns:          orEmpty(ctr.Config.DNS), DnsOptions: orEmpty(ctr.Config.DNSOptions), DnsSearch: orEmpty(ctr.Config.DNSSearch),
 		ExtraHosts:   ctr.Config.ExtraHosts,
 		CgroupnsMode: "host", IpcMode: "private", BlkioWeightDevice: []string{},
 		AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime,
