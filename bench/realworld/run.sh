@@ -53,9 +53,23 @@ now() { date +%s.%N; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 
+# A host behind a TLS-inspecting proxy trusts its CA through
+# /usr/local/share/ca-certificates; builds get those certificates as the
+# "ca" secret (the README's pattern), never in a layer.
+cas=$(find /usr/local/share/ca-certificates -name '*.crt' 2>/dev/null | sort)
+if [ -n "$cas" ]; then
+	# shellcheck disable=SC2086
+	cat $cas >"$work/ca.crt"
+	secret=(--secret "id=ca,src=$work/ca.crt")
+	echo "extra CA certificates for RUN: $(echo "$cas" | wc -l) (as the build secret \"ca\")"
+else
+	secret=()
+fi
+
 build() { # ENGINE EXAMPLE [FLAGS...] -> log in $work/logs
 	local engine=$1 ex=$2
 	shift 2
+	set -- "${secret[@]}" "$@"
 	case $engine in
 	strata) "$work/bin/strata" build --progress plain -t "rw-$ex" "$@" "$work/ctx/$ex" ;;
 	docker) DOCKER_BUILDKIT=1 "$work/bin/docker" build --progress plain --network host -t "rw-$ex" "$@" "$work/ctx/$ex" ;;
