@@ -14,7 +14,6 @@ package builder
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
@@ -118,20 +117,12 @@ func (b *builder) replayOnto(ctx context.Context, chain, parent digest.Digest) (
 }
 
 // commitOnto turns the changes of w, a snapshot over nothing, into a layer
-// on parent: its tar streams straight into the unpack, and w goes.
+// on parent, and w goes.
 func (b *builder) commitOnto(ctx context.Context, w *work, parent digest.Digest) (*layer.Layer, error) {
 	if err := w.unmount(); err != nil {
 		return nil, err
 	}
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		pw.CloseWithError(b.s.Layers.WriteDiff(ctx, pw, w.key, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch}))
-	}()
-	l, err := b.s.Layers.Unpack(ctx, parent, pr)
-	pr.CloseWithError(io.ErrClosedPipe) // unblocks the writer if Unpack stopped early
-	<-done
+	l, err := b.s.Layers.CommitOnto(ctx, w.key, parent, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch})
 	b.discard(ctx, w)
 	if err != nil {
 		return nil, fmt.Errorf("commit link layer: %w", err)

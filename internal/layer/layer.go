@@ -8,6 +8,7 @@ package layer
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -137,20 +138,86 @@ func (v *verifiedEnd) Read(b []byte) (int, error) {
 }
 
 func (s *Store) unpack(ctx context.Context, key string, parent digest.Digest, r io.Reader) (Layer, error) {
-	dir, err := s.sn.Dir(ctx, key)
+	dir, opts, err := s.applyTarget(ctx, key)
 	if err != nil {
 		return Layer{}, err
-	}
-	opts := archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete}
-	if s.sn.Whiteouts() == snapshot.WhiteoutsOverlay {
-		opts.Whiteouts = archive.WhiteoutOverlay
-		if opts.Lower, err = s.sn.LowerDirs(ctx, key); err != nil {
-			return Layer{}, err
-		}
 	}
 	rec, err := s.recordApply(ctx, dir, r, opts)
 	if err != nil {
 		return Layer{}, fmt.Errorf("apply layer: %w", err)
+	}
+	return s.commit(ctx, key, parent, dir, rec)
+}
+
+// applyTarget is where a layer tar goes for the new snapshot key, and how
+// its whiteouts are stored there: the layer policy of the driver.
+func (s *Store) applyTarget(ctx context.Context, key string) (string, archive.ApplyOptions, error) {
+	opts := archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete}
+	dir, err := s.sn.Dir(ctx, key)
+	if err != nil {
+		return "", opts, err
+	}
+	if s.sn.Whiteouts() == snapshot.WhiteoutsOverlay {
+		opts.Whiteouts = archive.WhiteoutOverlay
+		if opts.Lower, err = s.sn.LowerDirs(ctx, key); err != nil {
+			return "", opts, err
+		}
+	}
+	return dir, opts, nil
+}
+
+// CommitOnto makes a layer on the stack parent out of what active snapshot
+// src changed, when src sits on another stack than parent (a container on
+// its init layer, a COPY --link step on nothing). The changeset tar of src
+// is written once: as it is written it is hashed and recorded (the writer
+// reports each entry, so nothing parses the stream to record it) and
+// applied onto a new snapshot over parent. src is left as it was.
+func (s *Store) CommitOnto(ctx context.Context, src string, parent digest.Digest, opts archive.DiffOptions) (Layer, error) {
+	srcDir, err := s.sn.Dir(ctx, src)
+	if err != nil {
+		return Layer{}, err
+	}
+	key := IngestKey()
+	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
+		return Layer{}, fmt.Errorf("prepare layer on %s: %w", short(parent), err)
+	}
+	l, err := s.commitOnto(ctx, src, srcDir, key, parent, opts)
+	if err != nil {
+		s.sn.Remove(context.WithoutCancel(ctx), key)
+		return Layer{}, fmt.Errorf("commit %s onto %s: %w", src, short(parent), err)
+	}
+	return l, nil
+}
+
+func (s *Store) commitOnto(ctx context.Context, src, srcDir, key string, parent digest.Digest, opts archive.DiffOptions) (Layer, error) {
+	dir, aopts, err := s.applyTarget(ctx, key)
+	if err != nil {
+		return Layer{}, err
+	}
+	rec, err := s.recordTar(func(sr *splitRecorder) error {
+		pr, pw := io.Pipe()
+		applied := make(chan error, 1)
+		go func() {
+			_, err := archive.Apply(ctx, dir, pr, aopts)
+			// Unblocks the writer if Apply stopped early.
+			pr.CloseWithError(cmp.Or(err, io.ErrClosedPipe))
+			applied <- err
+		}()
+		opts.EntryWritten = sr.entry
+		werr := s.writeDiff(ctx, io.MultiWriter(sr, pw), src, srcDir, opts)
+		pw.CloseWithError(werr)
+		// Both ends are done before the recording is used or removed.
+		aerr := <-applied
+		if werr != nil && !errors.Is(werr, io.ErrClosedPipe) {
+			return fmt.Errorf("diff: %w", werr)
+		}
+		if aerr != nil {
+			return fmt.Errorf("apply: %w", aerr)
+		}
+		return werr
+	})
+	if err != nil {
+		return Layer{}, err
 	}
 	return s.commit(ctx, key, parent, dir, rec)
 }

@@ -331,3 +331,73 @@ func TestManyLayersMount(t *testing.T) {
 		t.Fatalf("f077 = %q", b)
 	}
 }
+
+// CommitOnto lays what a snapshot on another stack changed (a container
+// over its init layer) onto the image's stack: the layer is the same tar
+// WriteDiff gives, it unpacks to the change, and the source is kept.
+func TestCommitOnto(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		base := unpackAll(t, s, makeTar(t, dir("etc/"), file("etc/passwd", "root"), file("etc/gone", "g")))[0]
+		init, err := s.Unpack(ctx, base.ChainID, bytes.NewReader(makeTar(t, dir("etc/"), file("etc/hosts", ""))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := "container/onto"
+		if _, err := s.sn.Prepare(ctx, key, string(init.ChainID)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.sn.Remove(ctx, key) })
+		mounts, err := s.sn.Mounts(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := t.TempDir()
+		if err := snapshot.MountAll(mounts, target); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(target, "etc/passwd"), []byte("root\napp"), 0o644)
+		os.Remove(filepath.Join(target, "etc/gone"))
+		os.MkdirAll(filepath.Join(target, "srv/a"), 0o755)
+		os.WriteFile(filepath.Join(target, "srv/a/f"), []byte("f"), 0o600)
+		if err := snapshot.UnmountAll(target); err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		if err := s.WriteDiff(ctx, &want, key, archive.DiffOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.CommitOnto(ctx, key, base.ChainID, archive.DiffOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.DiffID != digest.FromBytes(want.Bytes()) || l.TarSize != int64(want.Len()) || l.Parent != base.ChainID {
+			t.Fatalf("layer %+v is not the diff's tar (%d bytes)", l, want.Len())
+		}
+		rc, err := s.Tar(ctx, l.ChainID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(tb, want.Bytes()) {
+			t.Fatalf("stored tar differs from the diff: %v", err)
+		}
+		root := mountView(t, s, l.ChainID)
+		if b, _ := os.ReadFile(filepath.Join(root, "etc/passwd")); string(b) != "root\napp" {
+			t.Errorf("etc/passwd = %q", b)
+		}
+		if _, err := os.Lstat(filepath.Join(root, "etc/gone")); !os.IsNotExist(err) {
+			t.Error("etc/gone is back")
+		}
+		if _, err := os.Lstat(filepath.Join(root, "etc/hosts")); !os.IsNotExist(err) {
+			t.Error("the init layer's etc/hosts leaked into the commit")
+		}
+		if b, _ := os.ReadFile(filepath.Join(root, "srv/a/f")); string(b) != "f" {
+			t.Errorf("srv/a/f = %q", b)
+		}
+		if _, err := s.sn.Stat(ctx, key); err != nil {
+			t.Errorf("source snapshot: %v", err)
+		}
+	})
+}

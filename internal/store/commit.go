@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/distribution/reference"
@@ -43,12 +42,7 @@ func (s *Store) CommitContainer(ctx context.Context, opts CommitOptions) (digest
 			return err
 		}
 		parent := image.ChainID(base.Config.RootFS.DiffIDs)
-		pr, pw := io.Pipe()
-		go func() {
-			pw.CloseWithError(s.Layers.WriteDiff(ctx, pw, opts.SnapshotKey, archive.DiffOptions{}))
-		}()
-		l, err := s.Layers.Unpack(ctx, parent, pr)
-		pr.CloseWithError(err)
+		l, err := s.Layers.CommitOnto(ctx, opts.SnapshotKey, parent, archive.DiffOptions{})
 		if err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
