@@ -258,23 +258,11 @@ func TestCommitActiveSnapshot(t *testing.T) {
 		ctx := context.Background()
 		base := unpackAll(t, s, makeTar(t, dir("etc/"), file("etc/passwd", "root"), file("etc/gone", "g")))[0]
 		key := "container/test"
-		if _, err := s.sn.Prepare(ctx, key, string(base.ChainID)); err != nil {
-			t.Fatal(err)
-		}
-		mounts, err := s.sn.Mounts(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		target := t.TempDir()
-		if err := snapshot.MountAll(mounts, target); err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(target, "etc/passwd"), []byte("root\napp"), 0o644)
-		os.Remove(filepath.Join(target, "etc/gone"))
-		os.WriteFile(filepath.Join(target, "new"), []byte("n"), 0o600)
-		if err := snapshot.UnmountAll(target); err != nil {
-			t.Fatal(err)
-		}
+		changeThrough(t, s, key, base.ChainID, func(target string) {
+			os.WriteFile(filepath.Join(target, "etc/passwd"), []byte("root\napp"), 0o644)
+			os.Remove(filepath.Join(target, "etc/gone"))
+			os.WriteFile(filepath.Join(target, "new"), []byte("n"), 0o600)
+		})
 		var changes []string
 		if err := s.Changes(ctx, key, func(c archive.Change) error {
 			changes = append(changes, c.Kind.String()+" "+c.Path)
@@ -313,6 +301,28 @@ func TestCommitActiveSnapshot(t *testing.T) {
 	})
 }
 
+// changeThrough prepares active snapshot key on parent and lets change
+// modify it through a mount, as a container would.
+func changeThrough(t *testing.T, s *Store, key string, parent digest.Digest, change func(target string)) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := s.sn.Mounts(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := t.TempDir()
+	if err := snapshot.MountAll(mounts, target); err != nil {
+		t.Fatal(err)
+	}
+	change(target)
+	if err := snapshot.UnmountAll(target); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A stack deeper than the mount option page allows for must still mount.
 func TestManyLayersMount(t *testing.T) {
 	s := newStore(t, "overlay")
@@ -344,25 +354,13 @@ func TestCommitOnto(t *testing.T) {
 			t.Fatal(err)
 		}
 		key := "container/onto"
-		if _, err := s.sn.Prepare(ctx, key, string(init.ChainID)); err != nil {
-			t.Fatal(err)
-		}
+		changeThrough(t, s, key, init.ChainID, func(target string) {
+			os.WriteFile(filepath.Join(target, "etc/passwd"), []byte("root\napp"), 0o644)
+			os.Remove(filepath.Join(target, "etc/gone"))
+			os.MkdirAll(filepath.Join(target, "srv/a"), 0o755)
+			os.WriteFile(filepath.Join(target, "srv/a/f"), []byte("f"), 0o600)
+		})
 		t.Cleanup(func() { s.sn.Remove(ctx, key) })
-		mounts, err := s.sn.Mounts(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		target := t.TempDir()
-		if err := snapshot.MountAll(mounts, target); err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(target, "etc/passwd"), []byte("root\napp"), 0o644)
-		os.Remove(filepath.Join(target, "etc/gone"))
-		os.MkdirAll(filepath.Join(target, "srv/a"), 0o755)
-		os.WriteFile(filepath.Join(target, "srv/a/f"), []byte("f"), 0o600)
-		if err := snapshot.UnmountAll(target); err != nil {
-			t.Fatal(err)
-		}
 		var want bytes.Buffer
 		if err := s.WriteDiff(ctx, &want, key, archive.DiffOptions{}); err != nil {
 			t.Fatal(err)
