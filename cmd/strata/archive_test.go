@@ -9,6 +9,7 @@ import (
 )
 
 func TestSaveLoadCLI(t *testing.T) {
+	t.Parallel()
 	src := newBusyboxCLI(t)
 	src.ok("tag", "busybox", "ship/bb:1")
 	id := strings.TrimSpace(src.ok("inspect", "--format", "{{.Id}}", "busybox"))

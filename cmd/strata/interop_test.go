@@ -155,6 +155,7 @@ events_logger = "none"
 // TestInterop moves images between strata, docker, podman, skopeo and a
 // real registry, both ways, and runs them on the other side.
 func TestInterop(t *testing.T) {
+	t.Parallel()
 	requires.Runc(t)
 	requires.Command(t, "dockerd", dockerClient, "podman", "skopeo")
 	removeNewHostPaths(t)

@@ -33,6 +33,7 @@ func (c *cli) runEnv(env []string, stdin string, args ...string) (string, string
 }
 
 func TestLoginPushPullWithCredentials(t *testing.T) {
+	t.Parallel()
 	const secret = "s3cret-ship"
 	reg := rt.StartAuth(t, "ship", secret)
 	c := newBusyboxCLI(t)
@@ -114,6 +115,7 @@ func TestLoginPushPullWithCredentials(t *testing.T) {
 }
 
 func TestSearchLoopbackRegistry(t *testing.T) {
+	t.Parallel()
 	reg := rt.Start(t)
 	c := newBusyboxCLI(t)
 	c.ok("tag", "busybox", reg.Ref("ship/searchme:1"))
@@ -134,6 +136,7 @@ func TestSearchLoopbackRegistry(t *testing.T) {
 // On a terminal, push draws a bar per layer (docker's words as their
 // status) and ends with docker's digest line.
 func TestPushProgressTTY(t *testing.T) {
+	t.Parallel()
 	reg := rt.Start(t)
 	c := newBusyboxCLI(t)
 	ref := reg.Ref("ship/tty:1")
@@ -161,6 +164,7 @@ func TestPushProgressTTY(t *testing.T) {
 
 // On a terminal, load draws docker's "Loading layer" bars, unless -q.
 func TestLoadProgressTTY(t *testing.T) {
+	t.Parallel()
 	src := newBusyboxCLI(t)
 	archive := filepath.Join(t.TempDir(), "bb.tar")
 	src.ok("save", "-o", archive, "busybox")

@@ -92,6 +92,7 @@ func layerCount(t *testing.T, s *store.Store) int {
 }
 
 func TestSaveLoadRoundTrip(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src := openStore(t)
 	idA := makeImage(t, src, "ship/a:1", "a", baseTar(t), topTar(t, "a\n"))
@@ -192,6 +193,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 }
 
 func TestLoadFormats(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src := openStore(t)
 	id := makeImage(t, src, "ship/f:1", "f", baseTar(t), topTar(t, "f\n"))
@@ -337,6 +339,7 @@ func tarOf(t *testing.T, ms ...member) []byte {
 }
 
 func TestLoadHostileArchives(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	src := openStore(t)
 	makeImage(t, src, "ship/h:1", "h", baseTar(t), topTar(t, "h\n"))

@@ -86,6 +86,7 @@ func TestLoadAccess(t *testing.T) {
 }
 
 func TestTLSVerifiedWithCertsDir(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	srv := httptest.NewTLSServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))

@@ -61,6 +61,7 @@ func remoteImage(t *testing.T, ref string) v1.Image {
 }
 
 func TestPushToRegistry(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	reg := rt.Start(t)
@@ -172,6 +173,7 @@ func mustNamed(t *testing.T, s string) reference.Named {
 }
 
 func TestPulledImagePushesBackAsTheSameBlobs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	reg := rt.Start(t)
@@ -278,6 +280,7 @@ func reset(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestPushFaults(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openStore(t)
 	f := newFaulty(t)
@@ -369,6 +372,7 @@ func TestPushFaults(t *testing.T) {
 }
 
 func TestPullFaults(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFaulty(t)
 	img := threeLayers(t)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestSearchCatalog(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	reg := rt.Start(t)
 	img := rt.Image(t, "amd64", true, nil, rt.Layer(t, rt.Tar(t, rt.File{Name: "a", Body: "a"}), rt.Gzip))
@@ -35,6 +36,7 @@ func TestSearchCatalog(t *testing.T) {
 
 // A registry with docker's v1 search API (as Docker Hub has) answers through it.
 func TestSearchV1API(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/v2/":
