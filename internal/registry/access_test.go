@@ -116,3 +116,39 @@ func TestTLSVerifiedWithCertsDir(t *testing.T) {
 		t.Fatalf("pull with --tls-verify=false: %v", err)
 	}
 }
+
+// A registry with token auth (as Docker Hub and most private registries
+// have): login is good when the token server issues a token for the
+// credentials.
+func TestVerifyTokenAuth(t *testing.T) {
+	t.Parallel()
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/token":
+			if u, p, ok := r.BasicAuth(); !ok || u != "ship" || p != "s3cret" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.Write([]byte(`{"token":"good-token"}`))
+		case "/v2/":
+			if r.Header.Get("Authorization") != "Bearer good-token" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if err := Verify(context.Background(), Access{}, host, Credentials{Username: "ship", Password: "s3cret"}); err != nil {
+		t.Errorf("good credentials: %v", err)
+	}
+	err := Verify(context.Background(), Access{}, host, Credentials{Username: "ship", Password: "wrong"})
+	if !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("wrong password: %v", err)
+	}
+}

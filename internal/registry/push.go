@@ -212,7 +212,9 @@ func pushOne(ctx context.Context, s *store.Store, tag reference.NamedTagged, opt
 	md := digest.FromBytes(manifest)
 
 	// Remember where every layer now is, keep the manifest, and name the
-	// image by its digest in that repository, as a pull would.
+	// image by its digest in that repository. The image's own manifest
+	// (the one it was pulled as) stays what later pushes follow, so a
+	// push with another --compression does not change what they send.
 	infos := make([]BlobInfo, len(layers))
 	for i, l := range layers {
 		infos[i] = BlobInfo{Digest: l.desc.Digest, Size: l.desc.Size, MediaType: l.desc.MediaType, Registry: host, Repository: repo}
@@ -228,9 +230,6 @@ func pushOne(ctx context.Context, s *store.Store, tag reference.NamedTagged, opt
 		return Pushed{}, err
 	}
 	if _, err := s.Images.CreateRaw(ctx, config, image.CreateOptions{Names: []reference.Named{byDigest}}); err != nil {
-		return Pushed{}, err
-	}
-	if err := s.Images.SetManifest(ctx, img.ID, md); err != nil {
 		return Pushed{}, err
 	}
 	p := Pushed{Ref: tag, Digest: md, Size: int64(len(manifest))}
@@ -365,7 +364,14 @@ func pushBlob(ctx context.Context, s *store.Store, c *client, l *pushLayer, know
 	}
 	// Known blobs in this repository first, then elsewhere in the registry
 	// (mounted), then ones seen in other registries (it may have them too).
-	sort.SliceStable(known, func(i, j int) bool { return rank(known[i], host, repo) < rank(known[j], host, repo) })
+	// Without --compression, gzip first: what docker pushes and every
+	// registry client reads.
+	sort.SliceStable(known, func(i, j int) bool {
+		if ri, rj := rank(known[i], host, repo), rank(known[j], host, repo); ri != rj {
+			return ri < rj
+		}
+		return compressionRank(known[i].MediaType) < compressionRank(known[j].MediaType)
+	})
 	if want == "none" {
 		known = append([]BlobInfo{{Digest: l.diffID, Size: l.tarSize, MediaType: string(types.OCIUncompressedLayer), Registry: host, Repository: repo}}, known...)
 	}
@@ -413,6 +419,16 @@ func pushBlob(ctx context.Context, s *store.Store, c *client, l *pushLayer, know
 	found(d, n, comp)
 	emit(Event{Kind: PushPushed, Layer: l.diffID, Total: l.tarSize})
 	return nil
+}
+
+func compressionRank(mt string) int {
+	switch compressionOf(mt) {
+	case "gzip":
+		return 0
+	case "zstd":
+		return 1
+	}
+	return 2
 }
 
 func rank(k BlobInfo, host, repo string) int {

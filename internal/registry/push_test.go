@@ -154,6 +154,26 @@ func TestPushToRegistry(t *testing.T) {
 		}
 	}
 
+	// -a: every tag of the repository, each with its digest.
+	s.Images.Tag(ctx, id, mustNamed(t, px.Host+"/ship/app:2"))
+	all, err := Push(ctx, s, px.Host+"/ship/app", PushOptions{AllTags: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	for _, p := range all {
+		tags = append(tags, p.Ref.Tag())
+	}
+	if strings.Join(tags, ",") != "1,2,none,zstd" {
+		t.Errorf("push -a pushed %v", tags)
+	}
+	if d, _ := remoteImage(t, px.Host+"/ship/app:2").Digest(); d.String() != pushed[0].Digest.String() {
+		t.Errorf("tag 2 has %s, want %s", d, pushed[0].Digest)
+	}
+	if _, err := Push(ctx, s, px.Host+"/ship/app:1", PushOptions{AllTags: true}); err == nil {
+		t.Error("-a with a tag accepted")
+	}
+
 	// An unknown image, a bad compression: errors, nothing sent.
 	if _, err := Push(ctx, s, px.Host+"/ship/nothere:1", PushOptions{}); !errors.Is(err, ErrNoSuchLocalImage) {
 		t.Errorf("push of a missing image: %v", err)
@@ -413,5 +433,29 @@ func TestPullFaults(t *testing.T) {
 	}
 	if imgs, _ := s.Images.List(ctx); len(imgs) != 0 {
 		t.Errorf("%d images after a failed pull", len(imgs))
+	}
+}
+
+func TestPushFromIndexIsThePlatformManifest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openStore(t)
+	reg := rt.Start(t)
+	mk := func(arch string) v1.Image {
+		return rt.Image(t, arch, true, nil, rt.Layer(t, rt.Tar(t, rt.File{Name: "arch", Body: arch}), rt.Gzip))
+	}
+	amd := mk("amd64")
+	reg.PushIndex(t, "test/multi:1", rt.Index(t, map[string]v1.Image{"amd64": amd, "arm64": mk("arm64")}))
+	img, err := Pull(ctx, s, reg.Ref("test/multi:1"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Images.Tag(ctx, img.ID, mustNamed(t, reg.Ref("test/single:1")))
+	pushed, err := Push(ctx, s, reg.Ref("test/single:1"), PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := amd.Digest(); pushed[0].Digest.String() != want.String() {
+		t.Errorf("pushed %s, want the amd64 manifest %s", pushed[0].Digest, want)
 	}
 }
