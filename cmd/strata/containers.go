@@ -19,6 +19,7 @@ import (
 	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
+	"github.com/strata-project/strata/internal/volume"
 )
 
 // imageUsers tells rmi which containers use an image.
@@ -151,8 +152,12 @@ func toPsRow(ctr container.Container, now time.Time, noTrunc bool) psRow {
 	}
 	labels := ctr.RunConfig().Labels
 	var mounts []string
-	for _, m := range inspectMounts(ctr.Config.Binds) {
-		mounts = append(mounts, m.Source)
+	for _, m := range ctr.Config.Mounts {
+		if m.Type == container.MountVolume {
+			mounts = append(mounts, m.Source) // docker shows the volume's name
+		} else if m.Type == container.MountBind {
+			mounts = append(mounts, m.Source)
+		}
 	}
 	return psRow{
 		ID: id, Image: ctr.ImageRef, Command: strconv.Quote(cmd),
@@ -191,14 +196,20 @@ func containerArgs(ctr container.Container) []string {
 }
 
 func newRmCmd(g *globals) *cobra.Command {
-	var force bool
+	var force, volumes bool
 	c := &cobra.Command{
 		Use:   "rm [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Remove one or more containers",
 		Args:  minArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			err := eachContainer(c, g, args, func(m *container.Manager, ctr container.Container) error {
-				return m.Remove(c.Context(), ctr, force)
+				if err := m.Remove(c.Context(), ctr, force); err != nil {
+					return err
+				}
+				if volumes {
+					return m.RemoveAnonymousVolumes(c.Context(), ctr)
+				}
+				return nil
 			})
 			// docker: with -f, a container that is already gone is
 			// reported but is no failure (cleanup scripts run under set -e).
@@ -210,6 +221,7 @@ func newRmCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "force the removal of a running container (uses SIGKILL)")
+	c.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove the anonymous volumes associated with the container")
 	return c
 }
 
@@ -422,22 +434,88 @@ type inspectMount struct {
 	Propagation string `json:"Propagation"`
 }
 
-// inspectMounts lists the container's bind mounts as docker does (named
-// volumes, when strata has them, are Type "volume" entries).
-func inspectMounts(binds []string) []inspectMount {
+// inspectMounts lists the container's mounts as docker's .Mounts does:
+// binds, volumes (with their name, driver and directory) and tmpfs.
+func inspectMounts(vols *volume.Volumes, ctr container.Container) []inspectMount {
 	out := []inspectMount{}
-	for _, spec := range binds {
-		b, err := oci.ParseBind(spec) // validated at create
-		if err != nil {
-			continue
+	mounts := ctr.Config.Mounts
+	if len(mounts) == 0 {
+		// A record from before strata had volumes: its binds.
+		for _, spec := range ctr.Config.Binds {
+			if b, err := oci.ParseBind(spec); err == nil {
+				mounts = append(mounts, container.Mount{Type: container.MountBind, Source: b.Source, Target: b.Destination, ReadOnly: b.ReadOnly})
+			}
 		}
-		m := inspectMount{Type: "bind", Source: b.Source, Destination: b.Destination, RW: !b.ReadOnly, Propagation: "rprivate"}
-		if parts := strings.Split(spec, ":"); len(parts) == 3 {
-			m.Mode = parts[2]
+	}
+	for _, mt := range mounts {
+		im := inspectMount{Type: mt.Type, Destination: mt.Target, RW: !mt.ReadOnly, Mode: mt.Mode}
+		switch mt.Type {
+		case container.MountBind:
+			im.Source, im.Propagation = mt.Source, mt.Propagation
+			if im.Propagation == "" {
+				im.Propagation = "rprivate"
+			}
+		case container.MountVolume:
+			im.Name, im.Source, im.Driver = mt.Source, vols.Path(mt.Source), volume.DriverLocal
+			if im.Mode == "" && !mt.FromMountFlag {
+				im.Mode = "z" // docker's default label mode for -v volumes
+			}
 		}
-		out = append(out, m)
+		out = append(out, im)
 	}
 	return out
+}
+
+// inspectHostMounts is docker's HostConfig.Mounts: the --mount entries.
+func inspectHostMounts(ctr container.Container) []inspectHostMount {
+	var out []inspectHostMount
+	for _, mt := range ctr.Config.Mounts {
+		if !mt.FromMountFlag {
+			continue
+		}
+		hm := inspectHostMount{Type: mt.Type, Source: mt.Source, Target: mt.Target, ReadOnly: mt.ReadOnly}
+		if mt.Anonymous {
+			hm.Source = ""
+		}
+		switch mt.Type {
+		case container.MountBind:
+			if mt.Propagation != "" {
+				hm.BindOptions = &inspectBindOptions{Propagation: mt.Propagation}
+			}
+		case container.MountVolume:
+			if mt.NoCopy || len(mt.VolumeOptions) > 0 {
+				hm.VolumeOptions = &inspectVolumeOptions{NoCopy: mt.NoCopy}
+				if len(mt.VolumeOptions) > 0 {
+					hm.VolumeOptions.DriverConfig = &inspectDriverConfig{Name: volume.DriverLocal, Options: mt.VolumeOptions}
+				}
+			}
+		}
+		out = append(out, hm)
+	}
+	return out
+}
+
+type inspectHostMount struct {
+	Type          string                `json:"Type"`
+	Source        string                `json:"Source,omitempty"`
+	Target        string                `json:"Target"`
+	ReadOnly      bool                  `json:"ReadOnly,omitempty"`
+	BindOptions   *inspectBindOptions   `json:"BindOptions,omitempty"`
+	VolumeOptions *inspectVolumeOptions `json:"VolumeOptions,omitempty"`
+}
+
+type inspectBindOptions struct {
+	Propagation string `json:"Propagation,omitempty"`
+}
+
+type inspectVolumeOptions struct {
+	NoCopy       bool                 `json:"NoCopy,omitempty"`
+	DriverConfig *inspectDriverConfig `json:"DriverConfig,omitempty"`
+}
+
+type inspectDriverConfig struct {
+	Name    string            `json:"Name,omitempty"`
+	Options map[string]string `json:"Options,omitempty"`
 }
 
 // inspectHealth is docker's .State.Health, present when the container
@@ -482,6 +560,8 @@ type inspectHostConfig struct {
 	AutoRemove      bool                 `json:"AutoRemove"`
 	Runtime         string               `json:"Runtime"`
 	VolumesFrom     []string             `json:"VolumesFrom"`
+	Mounts          []inspectHostMount   `json:"Mounts,omitempty"`
+	Tmpfs           map[string]string    `json:"Tmpfs,omitempty"`
 	Dns             []string             `json:"Dns"`
 	DnsOptions      []string             `json:"DnsOptions"`
 	DnsSearch       []string             `json:"DnsSearch"`
@@ -611,6 +691,21 @@ func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
 			hc.Ulimits = append(hc.Ulimits, ul)
 		}
 	}
+	if ctr.Config.Log.Driver != "" {
+		hc.LogConfig.Type = ctr.Config.Log.Driver
+	}
+	for k, v := range ctr.Config.Log.Opts {
+		hc.LogConfig.Config[k] = v
+	}
+	hc.VolumesFrom = ctr.Config.VolumesFrom
+	hc.Mounts = inspectHostMounts(ctr)
+	if len(ctr.Config.Tmpfs) > 0 {
+		hc.Tmpfs = map[string]string{}
+		for _, t := range ctr.Config.Tmpfs {
+			dst, opts, _ := strings.Cut(t, ":")
+			hc.Tmpfs[dst] = opts
+		}
+	}
 	return hc
 }
 
@@ -709,7 +804,7 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 		LogPath: m.LogPath(ctr.ID), Name: "/" + ctr.Name, Driver: driver, Platform: "linux",
 		ExecIDs:      m.ExecIDs(ctr),
 		HostConfig:   inspectHostConfigOf(ctr),
-		Mounts:       inspectMounts(ctr.Config.Binds),
+		Mounts:       inspectMounts(m.Volumes(), ctr),
 		RestartCount: ctr.RestartCount,
 		Config: inspectCtrConfig{
 			Hostname: ctr.Config.Hostname, Domainname: ctr.Config.Domainname, User: rc.User, AttachStdin: ctr.Config.OpenStdin,

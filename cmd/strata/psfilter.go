@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -34,7 +35,7 @@ func parsePsFilter(args []string) (psFilter, error) {
 		}
 		k = strings.ToLower(strings.TrimSpace(k))
 		switch k {
-		case "id", "name", "ancestor", "label", "network":
+		case "id", "name", "ancestor", "label", "network", "volume":
 		case "publish", "expose":
 			if _, err := network.ParseExpose(v); err != nil {
 				return nil, fmt.Errorf("invalid filter '%s=%s': %w", k, v, err)
@@ -90,6 +91,12 @@ func (f psFilter) match(ctr container.Container, ancestors []digest.Digest, imag
 			k, want, hasValue := strings.Cut(v, "=")
 			got, ok := ctr.RunConfig().Labels[k]
 			return ok && (!hasValue || got == want)
+		}) &&
+		anyOf("volume", func(v string) bool {
+			// docker: a volume's name or a mount's destination (binds too)
+			return slices.ContainsFunc(ctr.Config.Mounts, func(m container.Mount) bool {
+				return (m.Type == container.MountVolume && m.Source == v) || m.Target == path.Clean(v)
+			})
 		}) &&
 		anyOf("publish", func(v string) bool { return network.MatchPorts(v, ctr.PublishedPorts()) }) &&
 		anyOf("expose", func(v string) bool { return network.MatchPorts(v, ctr.ExposedPorts()) }) &&

@@ -40,6 +40,7 @@ type createFlags struct {
 	stopTimeout                                                 int
 	init                                                        bool
 	labelFiles                                                  []string
+	mounts, tmpfs, volumesFrom                                  []string
 }
 
 func (f *createFlags) register(c *cobra.Command) {
@@ -51,7 +52,10 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.StringArrayVar(&f.envFiles, "env-file", nil, "read in a file of environment variables")
 	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory inside the container")
 	fl.StringVarP(&f.user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
-	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a host directory (HOST:CONTAINER[:ro])")
+	fl.StringArrayVarP(&f.volumes, "volume", "v", nil, "bind mount a volume or host directory (NAME:CTR[:ro], /HOST:CTR[:ro], or /CTR for an anonymous volume)")
+	fl.StringArrayVar(&f.mounts, "mount", nil, "attach a filesystem mount (type=bind|volume|tmpfs,source=,target=,readonly,volume-nocopy,volume-opt=K=V,tmpfs-size=,tmpfs-mode=)")
+	fl.StringArrayVar(&f.tmpfs, "tmpfs", nil, "mount a tmpfs directory (/CTR[:size=64m,mode=1777])")
+	fl.StringArrayVar(&f.volumesFrom, "volumes-from", nil, "mount volumes from the specified container(s) (C[:ro|rw])")
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "overwrite the default ENTRYPOINT of the image")
 	fl.StringVar(&f.network, "network", "", "connect the container to a network: bridge (default: its own, with outbound access), host, none or container:NAME|ID")
 	fl.StringVar(&f.network, "net", "", "connect the container to a network (same as --network)")
@@ -116,6 +120,7 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 	if cfg.Log, err = f.log.config(); err != nil {
 		return cfg, err
 	}
+	cfg.MountSpecs, cfg.Tmpfs, cfg.VolumesFrom = slices.Clone(f.mounts), slices.Clone(f.tmpfs), slices.Clone(f.volumesFrom)
 	if cfg.Security.SecurityOpt, err = oci.SetSecuritySeccompFile(f.security.SecurityOpt); err != nil {
 		return cfg, err
 	}

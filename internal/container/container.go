@@ -107,6 +107,18 @@ type Config struct {
 	StopSignal    string        `json:"stopSignal,omitempty"`  // over the image's
 	StopTimeout   *int          `json:"stopTimeout,omitempty"` // seconds; nil: 10
 	Init          bool          `json:"init,omitempty"`        // tini as PID 1
+	// --mount, --tmpfs and --volumes-from as given (-v is Binds).
+	MountSpecs  []string `json:"mountSpecs,omitempty"`
+	Tmpfs       []string `json:"tmpfs,omitempty"`
+	VolumesFrom []string `json:"volumesFrom,omitempty"`
+	// Mounts are all of them resolved at create, the image's VOLUMEs
+	// included: what every start mounts. A record without them (made
+	// before strata had volumes) mounts its Binds.
+	Mounts []Mount `json:"mounts,omitempty"`
+}
+
+func (c Config) mountFlags() MountFlags {
+	return MountFlags{Volumes: c.Binds, Mounts: c.MountSpecs, Tmpfs: c.Tmpfs, VolumesFrom: c.VolumesFrom}
 }
 
 // State is the container's lifecycle state.

@@ -26,10 +26,9 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 			return Container{}, err
 		}
 	}
-	for _, b := range cfg.Binds {
-		if _, err := oci.ParseBind(b); err != nil {
-			return Container{}, err
-		}
+	// Checked before anything is made: the image's VOLUMEs join later.
+	if _, err := m.resolveMounts(cfg.mountFlags(), nil); err != nil {
+		return Container{}, err
 	}
 	mode, ref, err := network.ParseMode(cfg.Network)
 	if err != nil {
@@ -107,6 +106,15 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 		}
 		if cfg.Hostname == "" {
 			cfg.Hostname = defaultHostname(id, cfg.Network)
+		}
+		if cfg.Mounts, err = m.resolveMounts(cfg.mountFlags(), img.Config.Config.Volumes); err != nil {
+			return err
+		}
+		// Named volumes are created on first use, anonymous ones for
+		// this container; under the shared store lock, so no volume rm
+		// (exclusive) removes one before the record below names it.
+		if cfg.Mounts, err = m.createVolumes(ctx, cfg.Mounts); err != nil {
+			return err
 		}
 		c = Container{
 			ID: id, Name: name, Image: img.ID, ImageRef: imageRef,

@@ -132,7 +132,9 @@ func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code in
 	defer func() {
 		var se *StartError
 		if c.Config.AutoRemove && errors.As(err, &se) {
-			_ = m.removeLocked(cleanupCtx, c)
+			if m.removeLocked(cleanupCtx, c) == nil {
+				_ = m.removeAnonymousVolumes(cleanupCtx, c)
+			}
 		}
 	}()
 	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
@@ -159,7 +161,7 @@ func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code in
 			_ = snapshot.UnmountAll(rootfs)
 		}
 	}()
-	spec, err := m.spec(c, rootfs, netw)
+	spec, err := m.spec(ctx, c, rootfs, netw)
 	if err != nil {
 		return -1, m.failStart(c, err)
 	}
@@ -192,6 +194,7 @@ func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code in
 	m.deleteRuntimeState(cleanupCtx, rt, id)
 	uerr := snapshot.UnmountAll(rootfs)
 	mounted = uerr != nil
+	m.releaseVolumes(c)
 	st := State{Status: StatusExited, ExitCode: code, FinishedAt: time.Now().UTC(), OOMKilled: oomKills > 0}
 	if cur, err := m.lookup(id); err == nil {
 		st.StartedAt = cur.State.StartedAt
@@ -208,6 +211,10 @@ func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code in
 	m.event(c, "die", map[string]string{"exitCode": strconv.Itoa(code)})
 	if c.Config.AutoRemove {
 		if err := m.removeLocked(cleanupCtx, c); err != nil {
+			return code, err
+		}
+		// docker's run --rm also removes the container's anonymous volumes.
+		if err := m.removeAnonymousVolumes(cleanupCtx, c); err != nil {
 			return code, err
 		}
 	}
@@ -338,7 +345,7 @@ func (m *Manager) mountRootfs(ctx context.Context, c Container, rootfs string) e
 }
 
 // spec builds the runtime config for c over the mounted rootfs.
-func (m *Manager) spec(c Container, rootfs string, netw *runNet) (*specs.Spec, error) {
+func (m *Manager) spec(ctx context.Context, c Container, rootfs string, netw *runNet) (*specs.Spec, error) {
 	nf := netconf.PathsIn(m.Dir(c.ID))
 	network := c.Config.Network
 	switch {
@@ -368,7 +375,17 @@ func (m *Manager) spec(c Container, rootfs string, netw *runNet) (*specs.Spec, e
 			return nil, err
 		}
 	}
+	if len(c.Config.Mounts) > 0 {
+		binds, err := m.specMounts(ctx, c, rootfs)
+		if err != nil {
+			return nil, err
+		}
+		o.Binds = binds
+	}
 	for _, b := range c.Config.Binds {
+		if len(c.Config.Mounts) > 0 {
+			break // resolved into Mounts at create
+		}
 		bind, err := oci.ParseBind(b)
 		if err != nil {
 			return nil, err

@@ -50,3 +50,18 @@ func IsMissing(err error, what string) bool {
 	var nf *NotFoundError
 	return errors.As(err, &nf) && nf.What == what
 }
+
+// kindError is a message of a given kind that does not spell out the kind.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+
+// Invalidf is an error of kind ErrInvalidArgument whose message is only
+// the formatted text (docker's wording, without ": invalid argument").
+func Invalidf(format string, a ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, a...), kind: ErrInvalidArgument}
+}

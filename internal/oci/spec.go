@@ -48,11 +48,15 @@ const (
 // give a command, matching Docker's "no command specified".
 var ErrNoCommand = errors.New("no command specified")
 
-// Bind is one `-v HOST:CTR[:ro]` bind mount.
+// Bind is one mount a container asks for: a bind of a host path (or a
+// volume's directory), or, with Type "tmpfs", a fresh tmpfs.
 type Bind struct {
-	Source      string // absolute host path
+	Source      string // absolute host path; unused for tmpfs
 	Destination string // absolute path inside the container
 	ReadOnly    bool
+	Type        string   // "" (bind) or "tmpfs"
+	Options     []string // tmpfs options (size=, mode=)
+	Propagation string   // a bind's propagation; "" is rprivate
 }
 
 // ParseBind parses Docker's `-v` syntax for host bind mounts:
@@ -382,7 +386,20 @@ func mounts(o SpecOptions) []specs.Mount {
 		return depth(binds[i].Destination) < depth(binds[j].Destination)
 	})
 	for _, b := range binds {
-		opts := []string{"rbind", "rprivate"}
+		if b.Type == "tmpfs" {
+			// docker's defaults for --tmpfs, then the caller's.
+			opts := append([]string{"nosuid", "nodev", "noexec"}, b.Options...)
+			if b.ReadOnly {
+				opts = append(opts, "ro")
+			}
+			out = append(out, specs.Mount{Destination: path.Clean(b.Destination), Type: "tmpfs", Source: "tmpfs", Options: opts})
+			continue
+		}
+		prop := b.Propagation
+		if prop == "" {
+			prop = "rprivate"
+		}
+		opts := []string{"rbind", prop}
 		if b.ReadOnly {
 			opts = append(opts, "ro")
 		}
