@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/strata
 DEMO_ROOT ?= /var/lib/strata
 
-.PHONY: all setup deps build demo test vet clean realworld bench
+.PHONY: all setup deps build demo test lint clean realworld bench
 
 all: build
 
@@ -42,8 +42,18 @@ demo: setup
 	$(BIN) --root $(DEMO_ROOT) history hello
 	$(BIN) --root $(DEMO_ROOT) info
 
-test: setup
+# lint: go vet, staticcheck (staticcheck.conf) and deadcode (counting
+# tests as callers) must all be silent. The tools are pinned and fetched
+# from the module proxy on first use.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DEADCODE    := golang.org/x/tools/cmd/deadcode@v0.52.0
+lint:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	@out=$$($(GO) run $(DEADCODE) -test ./...); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "deadcode: unreachable functions above"; exit 1; fi
+
+test: setup lint
 	$(GO) test -count=1 ./...
 
 # realworld: the real-world corpus (examples/realworld) built cold and warm

@@ -115,7 +115,7 @@ func Analyze(ctx context.Context, src Source, layers []Layer) (*Report, error) {
 		*lr = LayerReport{Index: idx, ChainID: string(l.ChainID), CreatedBy: Instruction(l.CreatedBy), Size: l.Size}
 		err := src.Entries(ctx, l.ChainID, func(e layer.Entry) error {
 			h := e.Header
-			if h.Typeflag == tar.TypeReg || h.Typeflag == tar.TypeRegA {
+			if h.Typeflag == tar.TypeReg { // tar.Reader reports legacy TypeRegA as TypeReg
 				r.Shipped += h.Size
 			}
 			switch t.apply(h, e.CRC, idx) {

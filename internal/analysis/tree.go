@@ -198,9 +198,6 @@ func (t *tree) apply(h *tar.Header, crc []byte, l int) change {
 	}
 	d := t.dir(parent, l)
 	n := &node{name: base, parent: d, typ: h.Typeflag, mode: h.Mode, uid: h.Uid, gid: h.Gid, mtime: h.ModTime, link: h.Linkname, layer: l}
-	if n.typ == tar.TypeRegA {
-		n.typ = tar.TypeReg
-	}
 	if n.typ == tar.TypeReg {
 		n.size, n.crc = h.Size, crc
 	}

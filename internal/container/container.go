@@ -24,7 +24,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -421,10 +420,4 @@ func (m *Manager) deleteRecord(c Container) error {
 		}
 		return nil
 	})
-}
-
-// fileExists is a small helper for optional host files.
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -29,7 +29,6 @@ type stdioStreams struct {
 	user    AttachIO
 	log     *jsonLog // nil: --log-driver none
 	stdin   *os.File // a detached container's stdin (the attach fifo), else nil
-	tty     bool     // the user's terminal follows the pty (foreground -t)
 	reads   []*os.File
 	writes  []*os.File // the container's ends, closed once the runtime has them
 	master  *os.File

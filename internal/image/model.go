@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -97,15 +96,6 @@ func HistoryLayers(c Config) []int {
 		next++
 	}
 	return out
-}
-
-// NewHistory is a history entry made now (or at epoch when set).
-func NewHistory(createdBy, comment, author string, empty bool, epoch *time.Time) ocispec.History {
-	t := time.Now().UTC()
-	if epoch != nil {
-		t = epoch.UTC()
-	}
-	return ocispec.History{Created: &t, CreatedBy: createdBy, Comment: comment, Author: author, EmptyLayer: empty}
 }
 
 // Platform fields for images made on this machine.

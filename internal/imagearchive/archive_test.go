@@ -313,7 +313,6 @@ type member struct {
 	typ  byte
 	body []byte
 	link string
-	size int64 // claimed size when > len(body)
 }
 
 func tarOf(t *testing.T, ms ...member) []byte {
