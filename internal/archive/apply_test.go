@@ -396,3 +396,21 @@ func TestApplyStreamsFromPipe(t *testing.T) {
 		t.Error("content mismatch")
 	}
 }
+
+// WhiteoutNone is for tars that are not layers (cp, ADD, a tar context):
+// whiteout and AUFS names are written as the files they are, nothing is
+// deleted, and names still cannot climb out of the root.
+func TestApplyWhiteoutNone(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root+"/etc/passwd", "root", 0o644)
+	writeFile(t, root+"/etc/keep", "k", 0o644)
+	mustApply(t, root, mkTar(t, file("etc/.wh.passwd", "a"), file("etc/.wh..wh..opq", "b"), file(".wh..wh.plnk", "c")), ApplyOptions{Whiteouts: WhiteoutNone})
+	for p, want := range map[string]string{"etc/passwd": "root", "etc/keep": "k", "etc/.wh.passwd": "a", "etc/.wh..wh..opq": "b", ".wh..wh.plnk": "c"} {
+		if got := readFile(t, root+"/"+p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if _, err := apply(t, root, mkTar(t, file("../.wh.x", "x")), ApplyOptions{Whiteouts: WhiteoutNone}); err == nil {
+		t.Error("a name climbing out was applied")
+	}
+}
