@@ -27,7 +27,7 @@ type buildFlags struct {
 	explainCache            bool
 	wasteThreshold          string
 	addHosts                []string
-	outputs, ssh            []string
+	outputs, ssh, cacheFrom []string
 	platform                string
 }
 
@@ -94,6 +94,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.wasteThreshold, "waste-threshold", "10MB", "advise on the build's own wasted bytes above SIZE or PCT of the image (see image analyze)")
 	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping to RUN's /etc/hosts (host:ip)")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the result's files: type=local,dest=DIR | type=tar,dest=FILE | DIR | - (a tar on stdout)")
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "images to consider as cache sources (local or pulled; their steps are reused where the step and its parent layers match)")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent socket for RUN --mount=type=ssh: default|ID[=SOCKET] (default: $SSH_AUTH_SOCK)")
 	fl.StringVar(&f.platform, "platform", os.Getenv("DOCKER_DEFAULT_PLATFORM"), "platform to build for (this host's, linux/amd64)")
 	return c
@@ -268,6 +269,27 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 		if err := builder.CheckPlatform(f.platform); err != nil {
 			return opts, err
 		}
+	}
+	for _, v := range f.cacheFrom {
+		ref := v
+		if strings.Contains(v, "=") {
+			// buildx's form; only an image reference is a source strata has.
+			typ, r := "", ""
+			for _, field := range strings.Split(v, ",") {
+				k, val, _ := strings.Cut(field, "=")
+				switch k {
+				case "type":
+					typ = val
+				case "ref":
+					r = val
+				}
+			}
+			if typ != "registry" || r == "" {
+				return opts, usage("invalid --cache-from %q: want an image reference (or type=registry,ref=IMAGE)", v)
+			}
+			ref = r
+		}
+		opts.CacheFrom = append(opts.CacheFrom, ref)
 	}
 	for _, v := range f.ssh {
 		id, sock, _ := strings.Cut(v, "=")

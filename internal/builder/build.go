@@ -83,6 +83,9 @@ type Options struct {
 	// VALUE is a directory, or docker-image://REF for an image in the
 	// store. A stage of the same name wins over a named context.
 	BuildContexts map[string]string
+	// CacheFrom names images in the store whose steps this build may reuse
+	// (--cache-from), matched by step key and parent layers.
+	CacheFrom []string
 	// Output, when set, also exports the final stage's files (--output).
 	Output *Output
 	// Registry is how base images are pulled (TLS, insecure-registries).
@@ -138,6 +141,8 @@ type builder struct {
 
 	pullMu sync.Mutex
 	pulls  map[string]*pulled
+
+	cacheFrom []cacheSource // read once, before the stages run
 }
 
 func newBuilder(s *store.Store, opts Options) (*builder, error) {
@@ -247,6 +252,9 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 	b.rt = rt
 	if err := sweepDeadSteps(ctx, rt, b.s.Root); err != nil {
 		return Result{}, err
+	}
+	if !b.opts.NoCache {
+		b.loadCacheSources(ctx)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

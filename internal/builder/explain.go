@@ -25,10 +25,10 @@ const stepsBucket = "buildsteps"
 // stepInputs is what made one step's cache key.
 type stepInputs struct {
 	Key         digest.Digest     `json:"key"`
-	Parent      digest.Digest     `json:"parent"`         // the key of the step before
-	Base        string            `json:"base,omitempty"` // the stage's base image ID (or stage/scratch)
-	Instruction string            `json:"instruction"` // canonical, as keyed
-	Text        string            `json:"text"`        // as written, for people
+	Parent      digest.Digest     `json:"parent"`            // the key of the step before
+	Base        string            `json:"base,omitempty"`    // the stage's base image ID (or stage/scratch)
+	Instruction string            `json:"instruction"`       // canonical, as keyed
+	Text        string            `json:"text"`              // as written, for people
 	Args        map[string]string `json:"args,omitempty"`    // name -> fingerprint of the value
 	Content     digest.Digest     `json:"content,omitempty"` // COPY/ADD sources
 	// Files fingerprints each source path's type, mode, owner and content.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-project/strata/internal/archive"
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
 	"github.com/strata-project/strata/internal/store"
@@ -286,6 +287,16 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 			return nil
 		}
 	}
+	if !b.opts.NoCache && !st.miss {
+		if next, l, h, ok := b.fromCacheSource(ctx, st, c, key); ok {
+			if err := b.record(ctx, st, c, key, lkey, link, next, l, *h); err != nil {
+				return b.fail(ref, err)
+			}
+			remember()
+			b.cached(ref)
+			return nil
+		}
+	}
 	b.missed(ref, explainMiss(prev, cur, b.opts.NoCache, st.firstMiss, func() map[string]string { return b.loadFiles(place) }))
 	if st.firstMiss == "" {
 		st.firstMiss = ref.name
@@ -299,8 +310,20 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 		return b.fail(ref, err)
 	}
 	t := b.now()
-	next.Created = &t
-	h := ocispec.History{Created: &t, CreatedBy: createdBy(st, c), EmptyLayer: l == nil, Comment: "strata build"}
+	h := ocispec.History{Created: &t, CreatedBy: createdBy(st, c), EmptyLayer: l == nil, Comment: historyComment(key)}
+	if err := b.record(ctx, st, c, key, lkey, link, next, l, h); err != nil {
+		return b.fail(ref, err)
+	}
+	remember()
+	b.done(ref)
+	return nil
+}
+
+// record makes the image of a step from its new config, layer (nil for
+// none) and history entry, caches it under the step's keys and moves the
+// stage on to it.
+func (b *builder) record(ctx context.Context, st *stageState, c instructions.Command, key, lkey digest.Digest, link bool, next image.Config, l *layer.Layer, h ocispec.History) error {
+	next.Created = h.Created
 	size := st.size
 	if l != nil {
 		next.RootFS.DiffIDs = append(next.RootFS.DiffIDs, l.DiffID)
@@ -309,20 +332,18 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 	next.History = append(next.History, h)
 	id, err := b.putImage(ctx, next, st.id, size)
 	if err != nil {
-		return b.fail(ref, err)
+		return err
 	}
 	if err := b.cachePut(key, id); err != nil {
-		return b.fail(ref, fmt.Errorf("record build cache: %w", err))
+		return fmt.Errorf("record build cache: %w", err)
 	}
 	if link {
 		if err := b.cachePut(lkey, id); err != nil {
-			return b.fail(ref, fmt.Errorf("record build cache: %w", err))
+			return fmt.Errorf("record build cache: %w", err)
 		}
 	}
 	st.cfg, st.id, st.size, st.key = next, id, size, key
 	b.applyScope(st, c)
-	remember()
-	b.done(ref)
 	return nil
 }
 
