@@ -50,7 +50,7 @@ func TestLoginPushPullWithCredentials(t *testing.T) {
 		}
 	}
 
-	if _, errs, code := c.runEnv(env, "", "push", ref); code != 1 || !strings.Contains(errs, "401") && !strings.Contains(errs, "UNAUTHORIZED") && !strings.Contains(errs, "unauthorized") {
+	if _, errs, code := c.runEnv(env, "", "push", ref); code != 1 || !strings.Contains(errs, "push access denied for "+reg.Host+"/ship/private: unauthorized") {
 		t.Errorf("push without login: exit %d, %s", code, errs)
 	}
 	out, errs, code := c.runEnv(env, "wrong\n", "login", "-u", "ship", "--password-stdin", reg.Host)

@@ -90,6 +90,11 @@ type statusError struct {
 	msg         string
 }
 
+// Is makes 401 and 403 answers of kind ErrUnauthorized.
+func (e *statusError) Is(target error) bool {
+	return target == ErrUnauthorized && (e.code == http.StatusUnauthorized || e.code == http.StatusForbidden)
+}
+
 func (e *statusError) Error() string {
 	if e.msg != "" {
 		return fmt.Sprintf("%s %s: %d %s: %s", e.method, e.url, e.code, http.StatusText(e.code), e.msg)

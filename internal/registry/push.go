@@ -70,6 +70,9 @@ func Push(ctx context.Context, s *store.Store, ref string, opts PushOptions) ([]
 	err = s.Shared(ctx, func() error {
 		for _, t := range tags {
 			p, err := pushOne(ctx, s, t, opts, emit)
+			if errors.Is(err, ErrUnauthorized) {
+				return fmt.Errorf("push access denied for %s: %w (authentication required: strata login %s): %v", reference.FamiliarName(t), ErrUnauthorized, reference.Domain(t), err)
+			}
 			if err != nil {
 				return err
 			}
