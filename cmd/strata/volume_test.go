@@ -72,6 +72,12 @@ func TestVolumeCommands(t *testing.T) {
 		t.Errorf("volume rm of a missing volume: exit %d", code)
 	}
 	c.ok("volume", "rm", "-f", "v1")
+	// A create that fails leaves no anonymous volume behind.
+	c.ok("create", "--name", "dupe", "busybox")
+	if _, _, code := c.run(nil, "create", "--name", "dupe", "-v", "/x", "busybox"); code != 125 {
+		t.Errorf("create with a taken name: exit %d", code)
+	}
+	c.ok("rm", "dupe")
 	if entries, _ := os.ReadDir(filepath.Join(c.root, "volumes")); len(entries) != 0 {
 		t.Errorf("volumes left: %v", entries)
 	}

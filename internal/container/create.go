@@ -114,6 +114,7 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 		// this container; under the shared store lock, so no volume rm
 		// (exclusive) removes one before the record below names it.
 		if cfg.Mounts, err = m.createVolumes(ctx, cfg.Mounts); err != nil {
+			m.discardAnonymousVolumes(cfg.Mounts)
 			return err
 		}
 		c = Container{
@@ -123,10 +124,12 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 			State: State{Status: StatusCreated},
 		}
 		if c.Name, err = m.reserve(c); err != nil {
+			m.discardAnonymousVolumes(cfg.Mounts)
 			return err
 		}
 		if err := m.prepare(ctx, c, string(image.ChainID(img.Config.RootFS.DiffIDs))); err != nil {
 			m.discard(context.WithoutCancel(ctx), c)
+			m.discardAnonymousVolumes(cfg.Mounts)
 			return err
 		}
 		return nil

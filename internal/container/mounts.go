@@ -397,6 +397,17 @@ func (m *Manager) createVolumes(ctx context.Context, mounts []Mount) ([]Mount, e
 	return mounts, nil
 }
 
+// discardAnonymousVolumes removes the anonymous volumes a failed create
+// made; the caller holds the store lock and no record names them.
+func (m *Manager) discardAnonymousVolumes(mounts []Mount) {
+	vols := volume.New(m.store)
+	for _, mt := range mounts {
+		if mt.Type == MountVolume && mt.Anonymous && mt.Source != "" {
+			_ = vols.Discard(mt.Source)
+		}
+	}
+}
+
 // RemoveAnonymousVolumes deletes the volumes created for removed container
 // c (rm -v) that no other container uses; named volumes are never removed
 // implicitly.

@@ -247,6 +247,10 @@ func (v *Volumes) Remove(ctx context.Context, name string, users func(name strin
 	})
 }
 
+// Discard removes a volume that its creator found it cannot use (a failed
+// container create): no user check, the caller holds the store lock.
+func (v *Volumes) Discard(name string) error { return v.removeLocked(name) }
+
 func (v *Volumes) removeLocked(name string) error {
 	p := v.Path(name)
 	if mounted, _ := mountinfo.Mounted(p); mounted {
