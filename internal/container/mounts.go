@@ -55,7 +55,6 @@ type Mount struct {
 	VolumeOptions map[string]string `json:"volumeOptions,omitempty"`
 }
 
-
 // checkTarget is docker's rule for a mount destination.
 func checkTarget(spec, target string) (string, error) {
 	if !path.IsAbs(target) {
