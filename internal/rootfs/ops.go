@@ -202,20 +202,6 @@ func (r *Root) Lchown(rel string, uid, gid int) error {
 	return nil
 }
 
-// Chmod sets the mode of rel, not following a final symlink (a symlink's
-// mode means nothing on Linux: it is an error, EOPNOTSUPP).
-func (r *Root) Chmod(rel string, perm os.FileMode) error {
-	fd, err := r.OpenPath(rel, false)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if err := chmodFd(fd, FileMode(perm)); err != nil {
-		return r.pathErr("chmod", rel, err)
-	}
-	return nil
-}
-
 // SetOwnerMode chowns, then chmods (chown clears setuid/setgid) the inode
 // an O_PATH fd refers to, as MkdirHooks do.
 func SetOwnerMode(fd, uid, gid int, mode uint32) error {
@@ -288,24 +274,6 @@ func (r *Root) Remove(rel string) error {
 		err = unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR)
 	}
 	if err != nil {
-		return r.pathErr("remove", rel, err)
-	}
-	return nil
-}
-
-// RemoveAll removes rel and everything below it, never following a
-// symlink; a missing rel is not an error.
-func (r *Root) RemoveAll(rel string) error {
-	pfd, base, err := r.parentOf(rel)
-	if err != nil {
-		if pe, ok := err.(*os.PathError); ok && (pe.Err == unix.ENOENT || pe.Err == unix.ENOTDIR) {
-			return nil
-		}
-		return err
-	}
-	defer unix.Close(pfd)
-	r.Invalidate()
-	if err := RemoveAllAt(pfd, base); err != nil {
 		return r.pathErr("remove", rel, err)
 	}
 	return nil

@@ -52,7 +52,7 @@ func TestRootStaysInside(t *testing.T) {
 	if err := r.Symlink("/etc/passwd", "abs/a/link"); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RemoveAll("abs"); err != nil {
+	if err := r.Remove("abs"); err != nil {
 		t.Fatal(err)
 	}
 	names, _ := os.ReadDir(canary)
@@ -64,16 +64,13 @@ func TestRootStaysInside(t *testing.T) {
 		t.Errorf("in-root mkdir: %v %v", st, err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "abs")); !os.IsNotExist(err) {
-		t.Errorf("RemoveAll of a symlink left it: %v", err)
+		t.Errorf("Remove of a symlink left it: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, canary, "a")); err != nil {
-		t.Errorf("RemoveAll followed the symlink: %v", err)
+		t.Errorf("Remove followed the symlink: %v", err)
 	}
 	if _, err := r.OpenFile("rel", os.O_RDONLY|unix.O_NOFOLLOW, 0); !errors.Is(err, unix.ELOOP) {
 		t.Errorf("O_NOFOLLOW on a final symlink: %v", err)
-	}
-	if err := r.Chmod("rel", 0o777); err == nil {
-		t.Errorf("Chmod followed a final symlink")
 	}
 	if l, err := r.Readlink(canary + "/a/link"); err != nil || l != "/etc/passwd" {
 		t.Errorf("Readlink = %q, %v", l, err)
