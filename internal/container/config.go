@@ -29,14 +29,7 @@ func (c Container) RunConfig() image.RunConfig {
 		rc.User = cc.User
 	}
 	if len(cc.Labels) > 0 {
-		labels := make(map[string]string, len(rc.Labels)+len(cc.Labels))
-		for k, v := range rc.Labels {
-			labels[k] = v
-		}
-		for k, v := range cc.Labels {
-			labels[k] = v
-		}
-		rc.Labels = labels
+		rc.Labels = c.Labels()
 	}
 	if cc.StopSignal != "" {
 		rc.StopSignal = cc.StopSignal
