@@ -13,7 +13,7 @@ import (
 )
 
 func newSaveCmd(g *globals) *cobra.Command {
-	var output, format string
+	var output, format, comp string
 	c := &cobra.Command{
 		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
@@ -34,14 +34,15 @@ func newSaveCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if f == imagearchive.OCIDir {
-				return imagearchive.Save(c.Context(), s, args, f, nil, output)
+				return imagearchive.Save(c.Context(), s, args, f, comp, nil, output)
 			}
 			return writeOutput(output, c.OutOrStdout(), func(w io.Writer) error {
-				return imagearchive.Save(c.Context(), s, args, f, w, "")
+				return imagearchive.Save(c.Context(), s, args, f, comp, w, "")
 			})
 		},
 	}
 	c.Flags().StringVarP(&output, "output", "o", "", "write to a file (a directory for oci-dir), instead of STDOUT")
+	c.Flags().StringVar(&comp, "compression", "none", "compress the layers in the archive: none (docker's choice), gzip or zstd")
 	c.Flags().StringVar(&format, "format", "docker-archive", "archive format: docker-archive (docker 25+'s, also an OCI layout), oci-archive or oci-dir")
 	return c
 }

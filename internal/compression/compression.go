@@ -8,9 +8,11 @@ import (
 	"compress/bzip2"
 	"fmt"
 	"io"
+	"runtime"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 	"github.com/ulikunitz/xz"
 )
 
@@ -93,3 +95,22 @@ func Decompress(r io.Reader) (io.ReadCloser, Format, error) {
 	}
 	return io.NopCloser(br), Uncompressed, nil
 }
+
+// NewWriter compresses what is written to it into w as name says: "gzip"
+// (parallel gzip on every core), "zstd" (every core) or "none". Close
+// flushes the stream; it does not close w.
+func NewWriter(w io.Writer, name string) (io.WriteCloser, error) {
+	switch name {
+	case "gzip":
+		return pgzip.NewWriter(w), nil
+	case "zstd":
+		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+	case "none", "":
+		return nopCloser{w}, nil
+	}
+	return nil, fmt.Errorf("invalid compression %q: want gzip, zstd or none", name)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

@@ -23,6 +23,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	rt "github.com/strata-project/strata/internal/registry/registrytest"
@@ -99,7 +100,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	idB := makeImage(t, src, "ship/b:2", "b", baseTar(t), topTar(t, "b\n"))
 
 	var buf bytes.Buffer
-	if err := Save(ctx, src, []string{"ship/a:1", "ship/b:2", idA.String()}, DockerArchive, &buf, ""); err != nil {
+	if err := Save(ctx, src, []string{"ship/a:1", "ship/b:2", idA.String()}, DockerArchive, "", &buf, ""); err != nil {
 		t.Fatal(err)
 	}
 	names, files := members(t, buf.Bytes())
@@ -131,7 +132,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	// A repository without a tag is every tag it has.
 	src.Images.Tag(ctx, idB, mustNamed(t, "ship/a:other"))
 	var repo bytes.Buffer
-	if err := Save(ctx, src, []string{"ship/a"}, DockerArchive, &repo, ""); err != nil {
+	if err := Save(ctx, src, []string{"ship/a"}, DockerArchive, "", &repo, ""); err != nil {
 		t.Fatal(err)
 	}
 	_, rf := members(t, repo.Bytes())
@@ -142,7 +143,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 	// Saving again gives the same bytes.
 	var again bytes.Buffer
-	if err := Save(ctx, src, []string{"ship/a:1", "ship/b:2", idA.String()}, DockerArchive, &again, ""); err != nil {
+	if err := Save(ctx, src, []string{"ship/a:1", "ship/b:2", idA.String()}, DockerArchive, "", &again, ""); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
@@ -199,17 +200,32 @@ func TestLoadFormats(t *testing.T) {
 	id := makeImage(t, src, "ship/f:1", "f", baseTar(t), topTar(t, "f\n"))
 	save := func(f Format) []byte {
 		var buf bytes.Buffer
-		if err := Save(ctx, src, []string{"ship/f:1"}, f, &buf, ""); err != nil {
+		if err := Save(ctx, src, []string{"ship/f:1"}, f, "", &buf, ""); err != nil {
 			t.Fatal(err)
 		}
 		return buf.Bytes()
 	}
 	docker, ociArchive := save(DockerArchive), save(OCIArchive)
+	// Compressed layers: each layer blob is the tar compressed, named by that digest.
+	compressed := map[string][]byte{}
+	for _, comp := range []string{"gzip", "zstd"} {
+		var buf bytes.Buffer
+		if err := Save(ctx, src, []string{"ship/f:1"}, DockerArchive, comp, &buf, ""); err != nil {
+			t.Fatal(err)
+		}
+		_, files := members(t, buf.Bytes())
+		var dms []dockerManifest
+		json.Unmarshal(files["manifest.json"], &dms)
+		if layer := files[dms[0].Layers[1]]; compression.Detect(layer).String() != comp {
+			t.Errorf("--compression %s: the layer is %s", comp, compression.Detect(layer))
+		}
+		compressed[comp] = buf.Bytes()
+	}
 	if names, _ := members(t, ociArchive); slices.Contains(names, "manifest.json") {
 		t.Error("oci-archive has docker's manifest.json")
 	}
 	ociDir := filepath.Join(t.TempDir(), "layout")
-	if err := Save(ctx, src, []string{"ship/f:1"}, OCIDir, nil, ociDir); err != nil {
+	if err := Save(ctx, src, []string{"ship/f:1"}, OCIDir, "", nil, ociDir); err != nil {
 		t.Fatal(err)
 	}
 	// ggcr reads the layout strata wrote.
@@ -268,6 +284,8 @@ func TestLoadFormats(t *testing.T) {
 		{"docker gzip", gz(docker), "", id, "ship/f:1"},
 		{"docker zstd", zs(docker), "", id, "ship/f:1"},
 		{"oci-archive", ociArchive, "", id, "ship/f:1"},
+		{"gzip layers", compressed["gzip"], "", id, "ship/f:1"},
+		{"zstd layers", compressed["zstd"], "", id, "ship/f:1"},
 		{"oci-dir", nil, ociDir, id, "ship/f:1"},
 		{"old docker with compressed layers", old.Bytes(), "", digest.Digest(ggcrID.String()), "ship/g:1"},
 		{"oci layout without names", nil, ggcrDir, digest.Digest(ggcrID.String()), ""},
@@ -343,7 +361,7 @@ func TestLoadHostileArchives(t *testing.T) {
 	src := openStore(t)
 	makeImage(t, src, "ship/h:1", "h", baseTar(t), topTar(t, "h\n"))
 	var buf bytes.Buffer
-	if err := Save(ctx, src, []string{"ship/h:1"}, DockerArchive, &buf, ""); err != nil {
+	if err := Save(ctx, src, []string{"ship/h:1"}, DockerArchive, "", &buf, ""); err != nil {
 		t.Fatal(err)
 	}
 	_, files := members(t, buf.Bytes())

@@ -24,6 +24,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -90,8 +91,12 @@ type sink interface {
 
 // Save writes the images refs name (references or IDs) in format f: to w
 // for the archive formats, into the directory dir for OCIDir. Each layer
-// is written once, however many images share it.
-func Save(ctx context.Context, s *store.Store, refs []string, f Format, w io.Writer, dir string) error {
+// is written once, however many images share it: its exact tar, or with
+// comp "gzip" or "zstd" that tar compressed.
+func Save(ctx context.Context, s *store.Store, refs []string, f Format, comp string, w io.Writer, dir string) error {
+	if _, err := compression.NewWriter(io.Discard, comp); err != nil {
+		return err
+	}
 	return s.Shared(ctx, func() error {
 		imgs, err := collect(ctx, s, refs)
 		if err != nil {
@@ -109,7 +114,7 @@ func Save(ctx context.Context, s *store.Store, refs []string, f Format, w io.Wri
 			defer ts.tw.Close()
 			sk = ts
 		}
-		if err := write(ctx, s, imgs, f, sk); err != nil {
+		if err := write(ctx, s, imgs, f, comp, sk); err != nil {
 			return err
 		}
 		if ts, ok := sk.(*tarSink); ok {
@@ -216,7 +221,7 @@ func blobName(d digest.Digest) string {
 
 // write lays the images out: blobs first (layers, configs, manifests),
 // then the indexes that name them, as docker does.
-func write(ctx context.Context, s *store.Store, imgs []*saved, f Format, sk sink) error {
+func write(ctx context.Context, s *store.Store, imgs []*saved, f Format, comp string, sk sink) error {
 	if err := sk.file(ocispec.ImageLayoutFile, -1, jsonReader(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})); err != nil {
 		return err
 	}
@@ -226,15 +231,18 @@ func write(ctx context.Context, s *store.Store, imgs []*saved, f Format, sk sink
 		}
 	}
 	written := map[digest.Digest]bool{}
+	blobs := map[digest.Digest]ocispec.Descriptor{} // diffID -> layer blob
 	for _, img := range imgs {
 		for _, l := range img.layers {
-			if written[l.diffID] {
+			if _, ok := blobs[l.diffID]; ok {
 				continue
 			}
-			written[l.diffID] = true
-			if err := writeLayer(ctx, s, sk, l); err != nil {
+			desc, err := writeLayer(ctx, s, sk, l, comp)
+			if err != nil {
 				return err
 			}
+			blobs[l.diffID] = desc
+			written[desc.Digest] = true
 		}
 	}
 	index := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
@@ -255,8 +263,8 @@ func write(ctx context.Context, s *store.Store, imgs []*saved, f Format, sk sink
 		}
 		dm := dockerManifest{Config: blobName(img.id), RepoTags: []string{}}
 		for _, l := range img.layers {
-			m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: l.diffID, Size: l.size})
-			dm.Layers = append(dm.Layers, blobName(l.diffID))
+			m.Layers = append(m.Layers, blobs[l.diffID])
+			dm.Layers = append(dm.Layers, blobName(blobs[l.diffID].Digest))
 		}
 		mb, err := json.Marshal(m)
 		if err != nil {
@@ -288,7 +296,7 @@ func write(ctx context.Context, s *store.Store, imgs []*saved, f Format, sk sink
 				repos[fam] = map[string]string{}
 			}
 			if n := len(img.layers); n > 0 {
-				repos[fam][t.Tag()] = img.layers[n-1].diffID.Encoded()
+				repos[fam][t.Tag()] = blobs[img.layers[n-1].diffID].Digest.Encoded()
 			}
 		}
 		dms = append(dms, dm)
@@ -308,17 +316,50 @@ func write(ctx context.Context, s *store.Store, imgs []*saved, f Format, sk sink
 	return nil
 }
 
-// writeLayer streams the exact tar of a layer from its snapshot.
-func writeLayer(ctx context.Context, s *store.Store, sk sink, l savedLayer) error {
+// writeLayer streams the exact tar of a layer from its snapshot. A
+// compressed layer's size must be known before the archive can hold it,
+// so it is compressed into an unlinked temp file in the store first (one
+// layer at a time, never the whole archive).
+func writeLayer(ctx context.Context, s *store.Store, sk sink, l savedLayer, comp string) (ocispec.Descriptor, error) {
+	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: l.diffID, Size: l.size}
 	rc, err := s.Layers.Tar(ctx, l.chainID)
 	if err != nil {
-		return err
+		return desc, err
 	}
 	defer rc.Close()
-	if err := sk.file(blobName(l.diffID), l.size, rc); err != nil {
-		return fmt.Errorf("layer %s: %w", image.ShortID(l.diffID), err)
+	var src io.Reader = rc
+	if comp == "gzip" || comp == "zstd" {
+		f, err := os.CreateTemp(s.Root, ".save-")
+		if err != nil {
+			return desc, err
+		}
+		os.Remove(f.Name())
+		defer f.Close()
+		h := digest.SHA256.Digester()
+		zw, err := compression.NewWriter(io.MultiWriter(f, h.Hash()), comp)
+		if err != nil {
+			return desc, err
+		}
+		if _, err := io.Copy(zw, rc); err != nil {
+			return desc, fmt.Errorf("layer %s: %w", image.ShortID(l.diffID), err)
+		}
+		if err := zw.Close(); err != nil {
+			return desc, err
+		}
+		size, err := f.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return desc, err
+		}
+		desc = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: h.Digest(), Size: size}
+		if comp == "zstd" {
+			desc.MediaType = ocispec.MediaTypeImageLayerZstd
+		}
+		src = io.NewSectionReader(f, 0, size)
 	}
-	return nil
+	if err := sk.file(blobName(desc.Digest), desc.Size, src); err != nil {
+		return desc, fmt.Errorf("layer %s: %w", image.ShortID(l.diffID), err)
+	}
+	return desc, nil
 }
 
 // jsonReader is a reader of v's JSON; a sink learns its size by reading it.

@@ -7,18 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sort"
 	"sync"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -482,17 +480,9 @@ func writeCompressed(ctx context.Context, s *store.Store, l *pushLayer, comp str
 		return err
 	}
 	defer rc.Close()
-	var zw io.WriteCloser
-	switch comp {
-	case "zstd":
-		zw, err = zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
-		if err != nil {
-			return err
-		}
-	case "none":
-		zw = nopWriteCloser{w}
-	default:
-		zw = pgzip.NewWriter(w)
+	zw, err := compression.NewWriter(w, comp)
+	if err != nil {
+		return err
 	}
 	pw := &progressWriter{w: zw, ctx: ctx, report: func(n int64) {
 		emit(Event{Kind: PushPushing, Layer: l.diffID, Current: n, Total: l.tarSize})
@@ -503,10 +493,6 @@ func writeCompressed(ctx context.Context, s *store.Store, l *pushLayer, comp str
 	}
 	return zw.Close()
 }
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
 
 type countWriter struct {
 	w io.Writer
