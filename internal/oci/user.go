@@ -10,8 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // Errors of user resolution, wrapped with the name that was not found
@@ -62,24 +63,30 @@ func ResolveUser(rootfs, user string) (uid, gid uint32, additional []uint32, err
 // openInRoot opens a regular file for reading with every path component
 // resolved inside root. A missing file returns (nil, nil).
 func openInRoot(root, name string) (*os.File, error) {
-	h, err := pathrs.OpenInRoot(root, name)
+	r, err := rootfs.Open(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	fd, err := r.OpenPath(name, true)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("open %s in %s: %w", name, root, err)
 	}
-	defer h.Close()
-	// Check the type on the O_PATH handle first: opening a FIFO planted by
-	// the image for reading would block forever.
+	defer unix.Close(fd)
+	// Check the type on the O_PATH fd first: opening a FIFO planted by the
+	// image for reading would block forever.
 	var st unix.Stat_t
-	if err := unix.Fstat(int(h.Fd()), &st); err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("stat %s in %s: %w", name, root, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, fmt.Errorf("%s in %s is not a regular file", name, root)
 	}
-	f, err := pathrs.Reopen(h, unix.O_RDONLY|unix.O_CLOEXEC)
+	// Reopening through /proc opens the inode the O_PATH fd holds.
+	f, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(fd), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s in %s: %w", name, root, err)
 	}
