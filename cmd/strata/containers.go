@@ -798,6 +798,7 @@ func toInspectContainer(m *container.Manager, driver string, ctr container.Conta
 			Paused: ctr.State.Paused, Restarting: ctr.State.Restarting,
 			Pid: ctr.State.Pid, ExitCode: ctr.State.ExitCode, Error: ctr.State.Error, OOMKilled: ctr.State.OOMKilled,
 			StartedAt: ts(ctr.State.StartedAt), FinishedAt: ts(ctr.State.FinishedAt),
+			Health: inspectHealthOf(ctr.State.Health),
 		},
 		Image:          ctr.Image.String(),
 		ResolvConfPath: nf.ResolvConf, HostnamePath: nf.Hostname, HostsPath: nf.Hosts,
@@ -872,4 +873,19 @@ func orEmpty(l []string) []string {
 		return []string{}
 	}
 	return l
+}
+
+// inspectHealthOf is .State.Health from the record's.
+func inspectHealthOf(h *container.Health) *inspectHealth {
+	if h == nil {
+		return nil
+	}
+	out := &inspectHealth{Status: h.Status, FailingStreak: h.FailingStreak, Log: []inspectHealthLog{}}
+	for _, l := range h.Log {
+		out.Log = append(out.Log, inspectHealthLog{
+			Start: l.Start.Format(time.RFC3339Nano), End: l.End.Format(time.RFC3339Nano),
+			ExitCode: l.ExitCode, Output: l.Output,
+		})
+	}
+	return out
 }

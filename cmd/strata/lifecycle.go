@@ -251,7 +251,8 @@ func eventFilter(filters []string) (func(events.Event) bool, error) {
 				case "container":
 					ok = ok || e.Actor.Attributes["name"] == v || strings.HasPrefix(e.Actor.ID, v)
 				case "event":
-					ok = ok || e.Action == v
+					// "health_status" matches "health_status: healthy", as in docker.
+					ok = ok || e.Action == v || strings.HasPrefix(e.Action, v+":")
 				case "image":
 					ok = ok || e.Actor.Attributes["image"] == v || e.From == v
 				case "type":

@@ -36,6 +36,12 @@ func parsePsFilter(args []string) (psFilter, error) {
 		k = strings.ToLower(strings.TrimSpace(k))
 		switch k {
 		case "id", "name", "ancestor", "label", "network", "volume":
+		case "health":
+			switch v {
+			case container.HealthStarting, container.HealthHealthy, container.HealthUnhealthy, "none":
+			default:
+				return nil, fmt.Errorf("invalid filter 'health=%s'", v)
+			}
 		case "publish", "expose":
 			if _, err := network.ParseExpose(v); err != nil {
 				return nil, fmt.Errorf("invalid filter '%s=%s': %w", k, v, err)
@@ -86,6 +92,12 @@ func (f psFilter) match(ctr container.Container, ancestors []digest.Digest, imag
 		anyOf("ancestor", func(v string) bool {
 			id, ok := imageIDs[v]
 			return v == ctr.ImageRef || ok && slices.Contains(ancestors, id)
+		}) &&
+		anyOf("health", func(v string) bool {
+			if ctr.State.Health == nil || ctr.State.Status != container.StatusRunning {
+				return v == "none"
+			}
+			return v == ctr.State.Health.Status
 		}) &&
 		anyOf("label", func(v string) bool {
 			k, want, hasValue := strings.Cut(v, "=")

@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/container"
@@ -41,6 +44,7 @@ type createFlags struct {
 	init                                                        bool
 	labelFiles                                                  []string
 	mounts, tmpfs, volumesFrom                                  []string
+	health                                                      healthFlags
 }
 
 func (f *createFlags) register(c *cobra.Command) {
@@ -92,6 +96,7 @@ func (f *createFlags) register(c *cobra.Command) {
 	fl.BoolVar(&f.init, "init", false, "run an init inside the container that forwards signals and reaps processes (Debian's tini)")
 	fl.StringArrayVar(&f.labelFiles, "label-file", nil, "read in a line delimited file of labels")
 	fl.StringVar(&f.cidfile, "cidfile", "", "write the container ID to the file")
+	f.health.register(fl)
 }
 
 // config turns the flags and the command after the image into a container
@@ -108,6 +113,9 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 		return cfg, err
 	}
 	if cfg.RestartPolicy, err = container.ParseRestartPolicy(f.restart); err != nil {
+		return cfg, err
+	}
+	if cfg.Healthcheck, err = f.health.config(c.Flags()); err != nil {
 		return cfg, err
 	}
 	cfg.StopSignal, cfg.Init = f.stopSignal, f.init
@@ -566,4 +574,56 @@ func exitCodeOf(err error) int {
 		return -1 // it did not start, or strata failed
 	}
 	return ee.code
+}
+
+// healthFlags are docker's --health-* and --no-healthcheck.
+type healthFlags struct {
+	cmd                                        string
+	interval, timeout, startPeriod, startEvery time.Duration
+	retries                                    int
+	none                                       bool
+}
+
+func (h *healthFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&h.cmd, "health-cmd", "", "command to run to check health")
+	fl.DurationVar(&h.interval, "health-interval", 0, "time between running the check (ms|s|m|h) (default 30s)")
+	fl.DurationVar(&h.timeout, "health-timeout", 0, "maximum time to allow one check to run (ms|s|m|h) (default 30s)")
+	fl.DurationVar(&h.startPeriod, "health-start-period", 0, "start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)")
+	fl.DurationVar(&h.startEvery, "health-start-interval", 0, "time between running the check during the start period (ms|s|m|h) (default 5s)")
+	fl.IntVar(&h.retries, "health-retries", 0, "consecutive failures needed to report unhealthy")
+	fl.BoolVar(&h.none, "no-healthcheck", false, "disable any container-specified HEALTHCHECK")
+}
+
+// config is the healthcheck the flags ask for: nil when none was given
+// (the image's applies), Test ["NONE"] for --no-healthcheck.
+func (h *healthFlags) config(fl *pflag.FlagSet) (*dockerspec.HealthcheckConfig, error) {
+	set := false
+	for _, n := range []string{"health-cmd", "health-interval", "health-timeout", "health-start-period", "health-start-interval", "health-retries"} {
+		set = set || fl.Changed(n)
+	}
+	if h.none {
+		if set {
+			return nil, errors.New("--no-healthcheck conflicts with --health-* options")
+		}
+		return &dockerspec.HealthcheckConfig{Test: []string{"NONE"}}, nil
+	}
+	if !set {
+		return nil, nil
+	}
+	for name, d := range map[string]time.Duration{"--health-interval": h.interval, "--health-timeout": h.timeout, "--health-start-period": h.startPeriod, "--health-start-interval": h.startEvery} {
+		if d < 0 {
+			return nil, fmt.Errorf("%s cannot be negative", name)
+		}
+		if d != 0 && d < time.Millisecond && name != "--health-start-period" {
+			return nil, fmt.Errorf("%s cannot be less than 1ms", name)
+		}
+	}
+	if h.retries < 0 {
+		return nil, errors.New("--health-retries cannot be negative")
+	}
+	hc := &dockerspec.HealthcheckConfig{Interval: h.interval, Timeout: h.timeout, StartPeriod: h.startPeriod, StartInterval: h.startEvery, Retries: h.retries}
+	if h.cmd != "" {
+		hc.Test = []string{"CMD-SHELL", h.cmd}
+	}
+	return hc, nil
 }

@@ -31,6 +31,7 @@ func (c Container) RunConfig() image.RunConfig {
 	if len(cc.Labels) > 0 {
 		rc.Labels = c.Labels()
 	}
+	rc.Healthcheck = MergeHealthcheck(rc.Healthcheck, cc.Healthcheck)
 	if cc.StopSignal != "" {
 		rc.StopSignal = cc.StopSignal
 	}

@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 
@@ -94,6 +95,9 @@ type Config struct {
 	Runtime    string   `json:"runtime,omitempty"` // "runc" or "crun"
 	// Labels are --label's, over the image's.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Healthcheck is --health-* and --no-healthcheck (Test ["NONE"]),
+	// over the image's HEALTHCHECK field by field.
+	Healthcheck *dockerspec.HealthcheckConfig `json:"healthcheck,omitempty"`
 	// Security is --privileged, --cap-add/--cap-drop, --security-opt,
 	// --device, --group-add and --sysctl, validated at create.
 	Security oci.Security `json:"security,omitzero"`
@@ -138,6 +142,8 @@ type State struct {
 	// Restarting: it exited and its monitor waits to start it again
 	// (Status stays running, as docker's).
 	Restarting bool `json:"restarting,omitempty"`
+	// Health is the health check's state; nil without one.
+	Health *Health `json:"health,omitempty"`
 }
 
 // Container is one container record.

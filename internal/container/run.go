@@ -177,11 +177,13 @@ func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code in
 	if o.started != nil {
 		o.started(pid)
 	}
+	stopHealth := m.startHealth(ctx, c)
 	var stopSignals func()
 	if o.forwardSignals {
 		stopSignals = rt.ForwardSignals(id)
 	}
 	code, waitErr := waitPid(pid)
+	stopHealth()
 	if stopSignals != nil {
 		stopSignals()
 	}
@@ -197,7 +199,7 @@ func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code in
 	m.releaseVolumes(c)
 	st := State{Status: StatusExited, ExitCode: code, FinishedAt: time.Now().UTC(), OOMKilled: oomKills > 0}
 	if cur, err := m.lookup(id); err == nil {
-		st.StartedAt = cur.State.StartedAt
+		st.StartedAt, st.Health = cur.State.StartedAt, cur.State.Health
 	}
 	if waitErr != nil {
 		st.Error = waitErr.Error()

@@ -18,7 +18,14 @@ func (c Container) StatusText(now time.Time) string {
 		case c.State.Paused:
 			return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt)) + " (Paused)"
 		}
-		return "Up " + units.HumanDuration(now.Sub(c.State.StartedAt))
+		up := "Up " + units.HumanDuration(now.Sub(c.State.StartedAt))
+		if h := c.State.Health; h != nil {
+			if h.Status == HealthStarting {
+				return up + " (health: starting)"
+			}
+			return up + " (" + h.Status + ")"
+		}
+		return up
 	case StatusExited:
 		return fmt.Sprintf("Exited (%d) %s ago", c.State.ExitCode, units.HumanDuration(now.Sub(c.State.FinishedAt)))
 	}
