@@ -264,7 +264,7 @@ func registryHost(domain string) string {
 // sourceManifest is the registry manifest the image came from or went to,
 // when the store has it: its media types are kept, and its bytes reused
 // when every blob is the same.
-func sourceManifest(ctx context.Context, s *store.Store, img image.Image) *ocispec.Manifest {
+func sourceManifest(ctx context.Context, s *store.Store, img image.Image) *storedManifest {
 	if img.Manifest == "" {
 		return nil
 	}
@@ -295,13 +295,18 @@ func sourceManifest(ctx context.Context, s *store.Store, img image.Image) *ocisp
 	if m.MediaType == "" {
 		m.MediaType = ocispec.MediaTypeImageManifest
 	}
-	m.Annotations = map[string]string{"strata.raw": string(b)}
-	return &m
+	return &storedManifest{Manifest: m, raw: b}
+}
+
+// storedManifest is a manifest as parsed and the bytes it was stored as.
+type storedManifest struct {
+	ocispec.Manifest
+	raw []byte
 }
 
 // buildManifest returns the manifest to store: the source manifest's own
 // bytes when the push gives the same blobs, else a new one.
-func buildManifest(src *ocispec.Manifest, oci bool, config digest.Digest, configSize int64, layers []*pushLayer) (string, []byte, error) {
+func buildManifest(src *storedManifest, oci bool, config digest.Digest, configSize int64, layers []*pushLayer) (string, []byte, error) {
 	if src != nil && len(src.Layers) == len(layers) {
 		same := true
 		for i, l := range layers {
@@ -313,7 +318,7 @@ func buildManifest(src *ocispec.Manifest, oci bool, config digest.Digest, config
 			}
 		}
 		if same {
-			return src.MediaType, []byte(src.Annotations["strata.raw"]), nil
+			return src.MediaType, src.raw, nil
 		}
 	}
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: string(types.DockerManifestSchema2)}
