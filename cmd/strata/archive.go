@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/imagearchive"
+	"github.com/strata-project/strata/internal/progress"
 )
 
 func newSaveCmd(g *globals) *cobra.Command {
@@ -90,17 +91,14 @@ func newLoadCmd(g *globals) *cobra.Command {
 			}
 			// As docker: bars on a terminal unless -q, nothing else on a pipe.
 			out := c.OutOrStdout()
-			var progress func(imagearchive.LoadEvent)
-			var bars *ttyPullPrinter
-			if p, ok := newPullPrinter(out).(*ttyPullPrinter); ok && !quiet {
-				bars = p
-				bars.start()
-				progress = bars.loadEvent
+			var events func(imagearchive.LoadEvent)
+			var bars progress.Transfers = progress.Quiet{}
+			if !quiet && progress.IsTerminal(out) {
+				bars = progress.NewTTYTransfers(out)
+				events = func(e imagearchive.LoadEvent) { loadEvent(bars, e) }
 			}
-			loaded, err := imagearchive.Load(c.Context(), s, in, input, progress)
-			if bars != nil {
-				bars.finish()
-			}
+			loaded, err := imagearchive.Load(c.Context(), s, in, input, events)
+			bars.Close()
 			if err != nil {
 				return err
 			}
@@ -125,13 +123,11 @@ func newLoadCmd(g *globals) *cobra.Command {
 }
 
 // loadEvent draws docker's "Loading layer" bar for a layer.
-func (p *ttyPullPrinter) loadEvent(e imagearchive.LoadEvent) {
+func loadEvent(t progress.Transfers, e imagearchive.LoadEvent) {
 	id := image.ShortID(e.DiffID)
-	b := p.bar(id)
-	p.set(id, "Loading layer")
-	b.SetTotal(e.Total, false)
-	b.SetCurrent(e.Current)
+	t.Step(id, "Loading layer")
+	t.Bytes(id, e.Current, e.Total)
 	if e.Done {
-		b.SetTotal(e.Total, true)
+		t.Done(id, "Loading layer")
 	}
 }

@@ -4,16 +4,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
-	"time"
 
 	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
-	"golang.org/x/term"
 
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/progress"
 	"github.com/strata-project/strata/internal/registry"
 )
 
@@ -38,12 +34,9 @@ func newPullCmd(g *globals) *cobra.Command {
 				return err
 			}
 			out := c.OutOrStdout()
-			var pr pullPrinter = quietPrinter{}
-			if !quiet {
-				pr = newPullPrinter(out)
-			}
+			pr := newPullPrinter(out, quiet)
 			_, err = registry.Pull(c.Context(), s, args[0], registry.Options{Platform: platform, Progress: pr.Event, Access: access})
-			pr.Close(err)
+			pr.Close()
 			if err != nil {
 				return err
 			}
@@ -57,56 +50,75 @@ func newPullCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// pullPrinter turns pull events into docker's output.
-type pullPrinter interface {
-	Event(registry.Event)
-	Close(err error)
+// pullPrinter turns registry events (pull and push) into docker's words,
+// shown through a progress view: bars on a terminal, lines elsewhere.
+type pullPrinter struct {
+	t       progress.Transfers
+	status  map[string]string
+	pushing bool // the push's first line is printed
 }
 
-func newPullPrinter(w io.Writer) pullPrinter {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		// A terminal without a size (a bare pty) has no room for bars.
-		if cols, rows, err := term.GetSize(int(f.Fd())); err == nil && cols > 0 && rows > 0 {
-			return newTTYPullPrinter(w)
-		}
+func newPullPrinter(w io.Writer, quiet bool) *pullPrinter {
+	var t progress.Transfers = progress.Quiet{}
+	if !quiet {
+		t = progress.NewTransfers(w)
 	}
-	return &plainPullPrinter{w: w}
+	return &pullPrinter{t: t, status: map[string]string{}}
 }
 
-type quietPrinter struct{}
-
-func (quietPrinter) Event(registry.Event) {}
-func (quietPrinter) Close(error)          {}
-
-// plainPullPrinter writes one line per finished layer, for pipes and logs.
-type plainPullPrinter struct {
-	w       io.Writer
-	pushing bool
+func (p *pullPrinter) step(id, s string) {
+	p.status[id] = s
+	p.t.Step(id, s)
 }
 
-func (p *plainPullPrinter) Event(e registry.Event) {
+func (p *pullPrinter) Event(e registry.Event) {
+	var id string
+	if e.Layer != "" {
+		id = image.ShortID(e.Layer)
+	}
 	switch e.Kind {
 	case registry.Resolved:
-		fmt.Fprintln(p.w, pullingFrom(e.Ref))
-	case registry.LayerExists:
-		fmt.Fprintf(p.w, "%s: Already exists\n", image.ShortID(e.Layer))
-	case registry.LayerDone:
-		fmt.Fprintf(p.w, "%s: Pull complete\n", image.ShortID(e.Layer))
+		p.t.Print(pullingFrom(e.Ref) + "\n")
+		for _, b := range e.Blobs {
+			p.step(image.ShortID(b), "Waiting")
+		}
 	case registry.Stored:
-		fmt.Fprint(p.w, pullStatus(e))
+		p.t.Print(pullStatus(e))
 	case registry.PushStarted:
 		if !p.pushing {
-			fmt.Fprintln(p.w, pushRefersTo(e.Ref))
+			p.t.Print(pushRefersTo(e.Ref) + "\n")
 			p.pushing = true
 		}
-	case registry.PushPreparing, registry.PushExists, registry.PushMounted, registry.PushPushed:
-		fmt.Fprintf(p.w, "%s: %s\n", image.ShortID(e.Layer), pushStatus(e))
 	case registry.PushDone:
-		fmt.Fprint(p.w, pushDigest(e))
+		// -a pushes tag after tag: each gets its own bars and digest line.
+		p.t.Print(pushDigest(e))
+	case registry.LayerExists:
+		p.t.Done(id, "Already exists")
+	case registry.LayerDownloading:
+		if p.status[id] == "Waiting" {
+			p.step(id, "Downloading")
+		}
+		p.t.Bytes(id, e.Current, e.Total)
+	case registry.LayerVerified:
+		if p.status[id] == "Downloading" {
+			p.step(id, "Download complete")
+		}
+	case registry.LayerExtracting:
+		p.step(id, "Extracting")
+	case registry.LayerDone:
+		p.t.Done(id, "Pull complete")
+	case registry.PushPreparing:
+		p.t.Note(id, "Preparing")
+	case registry.PushPushing:
+		p.step(id, "Pushing")
+		p.t.Bytes(id, e.Current, e.Total)
+	case registry.PushExists, registry.PushMounted, registry.PushPushed:
+		p.t.Done(id, pushStatus(e))
 	}
 }
 
-func (p *plainPullPrinter) Close(error) {}
+// Close ends the view.
+func (p *pullPrinter) Close() { p.t.Close() }
 
 // pullingFrom is docker's first line: "latest: Pulling from library/busybox".
 func pullingFrom(n reference.Named) string {
@@ -126,115 +138,6 @@ func pullStatus(e registry.Event) string {
 		verdict = "Image is up to date for "
 	}
 	return fmt.Sprintf("Digest: %s\nStatus: %s%s\n", e.Digest, verdict, reference.FamiliarString(e.Ref))
-}
-
-// ttyPullPrinter draws a live bar per layer.
-type ttyPullPrinter struct {
-	w      io.Writer
-	p      *mpb.Progress
-	mu     sync.Mutex
-	bars   map[string]*mpb.Bar
-	status map[string]string
-	order  []string
-	tail   string // printed after the bars stop
-
-	pushing bool // the push's first line is printed
-
-	refresh chan any      // render requests
-	stop    chan struct{} // ends the ticker
-}
-
-func newTTYPullPrinter(w io.Writer) *ttyPullPrinter {
-	return &ttyPullPrinter{w: w, bars: map[string]*mpb.Bar{}, status: map[string]string{}}
-}
-
-func (p *ttyPullPrinter) Event(e registry.Event) {
-	switch e.Kind {
-	case registry.Resolved:
-		fmt.Fprintln(p.w, pullingFrom(e.Ref))
-		p.start()
-		for _, b := range e.Blobs {
-			id := image.ShortID(b)
-			p.set(id, "Waiting")
-			p.bar(id)
-		}
-		return
-	case registry.Stored:
-		p.tail = pullStatus(e)
-		return
-	case registry.PushStarted:
-		if !p.pushing {
-			fmt.Fprintln(p.w, pushRefersTo(e.Ref))
-			p.pushing = true
-		}
-		p.start()
-		return
-	case registry.PushDone:
-		// -a pushes tag after tag: each gets its own bars and digest line.
-		p.finish()
-		fmt.Fprint(p.w, pushDigest(e))
-		return
-	}
-	if p.p == nil {
-		return
-	}
-	id := image.ShortID(e.Layer)
-	b := p.bar(id)
-	switch e.Kind {
-	case registry.LayerExists:
-		p.set(id, "Already exists")
-		b.SetTotal(-1, true)
-	case registry.LayerDownloading:
-		if p.get(id) == "Waiting" {
-			p.set(id, "Downloading")
-		}
-		b.SetTotal(e.Total, false)
-		b.SetCurrent(e.Current)
-	case registry.LayerVerified:
-		if p.get(id) == "Downloading" {
-			p.set(id, "Download complete")
-		}
-	case registry.LayerExtracting:
-		p.set(id, "Extracting")
-	case registry.LayerDone:
-		p.set(id, "Pull complete")
-		b.SetTotal(-1, true)
-	case registry.PushPreparing:
-		p.set(id, "Preparing")
-	case registry.PushPushing:
-		p.set(id, "Pushing")
-		b.SetTotal(e.Total, false)
-		b.SetCurrent(e.Current)
-	case registry.PushExists, registry.PushMounted, registry.PushPushed:
-		p.set(id, pushStatus(e))
-		b.SetTotal(-1, true)
-	}
-}
-
-// start begins a set of bars, rendered on our own ticker and once more at
-// the end: mpb's own refresh skips bars that start and finish between two
-// ticks.
-func (p *ttyPullPrinter) start() {
-	p.refresh, p.stop = make(chan any), make(chan struct{})
-	p.p = mpb.New(mpb.WithOutput(p.w), mpb.WithWidth(40), mpb.WithManualRefresh(p.refresh))
-	p.bars, p.order = map[string]*mpb.Bar{}, nil
-	go p.tick()
-}
-
-// finish draws the bars a last time and stops them.
-func (p *ttyPullPrinter) finish() {
-	if p.p == nil {
-		return
-	}
-	close(p.stop)
-	p.refresh <- time.Now()
-	for _, id := range p.order {
-		if b := p.bars[id]; !b.Completed() {
-			b.Abort(false)
-		}
-	}
-	p.p.Wait()
-	p.p = nil
 }
 
 // pushRefersTo is docker's first line of a push.
@@ -264,53 +167,4 @@ func pushDigest(e registry.Event) string {
 		tag = t.Tag()
 	}
 	return fmt.Sprintf("%s: digest: %s size: %d\n", tag, e.Digest, e.Total)
-}
-
-func (p *ttyPullPrinter) bar(id string) *mpb.Bar {
-	if b, ok := p.bars[id]; ok {
-		return b
-	}
-	b := p.p.AddBar(0,
-		mpb.PrependDecorators(
-			decor.Name(id+": "),
-			decor.Any(func(decor.Statistics) string { return p.get(id) }, decor.WC{W: 15, C: decor.DindentRight}),
-		),
-		mpb.AppendDecorators(decor.OnComplete(decor.CountersKiloByte("% .1f / % .1f"), "")),
-		mpb.BarFillerClearOnComplete(),
-	)
-	p.bars[id] = b
-	p.order = append(p.order, id)
-	return b
-}
-
-func (p *ttyPullPrinter) set(id, s string) {
-	p.mu.Lock()
-	p.status[id] = s
-	p.mu.Unlock()
-}
-
-func (p *ttyPullPrinter) get(id string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.status[id]
-}
-
-func (p *ttyPullPrinter) tick() {
-	t := time.NewTicker(150 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case now := <-t.C:
-			p.refresh <- now
-		case <-p.stop:
-			return
-		}
-	}
-}
-
-func (p *ttyPullPrinter) Close(err error) {
-	p.finish()
-	if err == nil {
-		fmt.Fprint(p.w, p.tail)
-	}
 }

@@ -25,14 +25,11 @@ func newPushCmd(g *globals) *cobra.Command {
 				return err
 			}
 			out := c.OutOrStdout()
-			var pr pullPrinter = quietPrinter{}
-			if !quiet {
-				pr = newPullPrinter(out)
-			}
+			pr := newPullPrinter(out, quiet)
 			pushed, err := registry.Push(c.Context(), s, args[0], registry.PushOptions{
 				Access: access, Compression: compression, AllTags: allTags, Progress: pr.Event,
 			})
-			pr.Close(err)
+			pr.Close()
 			if err != nil {
 				return err
 			}

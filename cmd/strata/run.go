@@ -414,13 +414,13 @@ func createContainer(c *cobra.Command, s *store.Store, m *container.Manager, ref
 }
 
 func pullForRun(c *cobra.Command, s *store.Store, ref string) error {
-	pr := newPullPrinter(c.ErrOrStderr())
+	pr := newPullPrinter(c.ErrOrStderr(), false)
 	access, err := registryAccess(true)
 	if err != nil {
 		return err
 	}
 	_, err = registry.Pull(c.Context(), s, ref, registry.Options{Progress: pr.Event, Access: access})
-	pr.Close(err)
+	pr.Close()
 	return err
 }
 
