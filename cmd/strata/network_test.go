@@ -310,3 +310,23 @@ func TestNameResolutionFlags(t *testing.T) {
 		t.Fatalf("host-gateway: %q", out)
 	}
 }
+
+// TestWebExample is the README's example: a web server image built from
+// examples/web, run detached with a published port, answers on the host;
+// -P publishes its EXPOSEd port too.
+func TestWebExample(t *testing.T) {
+	t.Parallel()
+	c := newNetworkCLI(t)
+	c.ok("build", "-q", "-t", "web", "../../examples/web")
+	port := freePort(t)
+	c.ok("run", "-d", "--name", "web", "-p", port+":8080", "web")
+	if got := httpGet(t, "http://127.0.0.1:"+port+"/"); got != "hello from a strata container\n" {
+		t.Fatalf("the web example answered %q", got)
+	}
+	c.ok("run", "-d", "--name", "web-all", "-P", "web")
+	line := strings.Split(c.ok("port", "web-all", "8080/tcp"), "\n")[0]
+	_, p, _ := strings.Cut(line, ":")
+	if got := httpGet(t, "http://127.0.0.1:"+p+"/"); got != "hello from a strata container\n" {
+		t.Fatalf("-P of the web example answered %q", got)
+	}
+}
