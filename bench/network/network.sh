@@ -8,9 +8,10 @@
 #    (docker0, netavark/CNI), which this kind of machine does not allow: the
 #    benchmark's dockerd runs with --bridge=none, and podman 4.3 has no pasta.
 # 2. Throughput through a published port: 1 GB over one TCP connection from
-#    the host into a container (`-p 127.0.0.1:PORT:8080`, busybox `nc -l` as
-#    the receiver) next to the same transfer over the host's own loopback,
-#    alternating, best and median of REPEAT each.
+#    the host into a container (`-p 127.0.0.1:PORT:8080`; sender and receiver
+#    are bench/network/tcpsend, static, bind-mounted into the container) next
+#    to the same transfer over the host's own loopback, alternating, best and
+#    median of REPEAT each.
 #
 #   make build && bench/network/network.sh
 #
@@ -81,15 +82,15 @@ echo "== throughput: $BYTES bytes over one TCP connection, $REPEAT times each"
 results="$work/throughput.txt"
 : >"$results"
 for i in $(seq 1 "$REPEAT"); do
-	# The host's own loopback: busybox nc listening on the host.
+	# Plain loopback: the same receiver on the host's 127.0.0.1.
 	p=$(free_port)
-	busybox nc -l -s 127.0.0.1 -p "$p" >/dev/null &
-	nc_pid=$!
+	"$work/tcpsend" -l "127.0.0.1:$p" &
+	recv_pid=$!
 	echo "loopback $("$work/tcpsend" "127.0.0.1:$p" "$BYTES")" >>"$results"
-	wait "$nc_pid" || true
-	# A published port: pasta forwards it into the container.
+	wait "$recv_pid"
+	# A published port: pasta forwards it to the receiver in the container.
 	p=$(free_port)
-	id=$("${strata[@]}" run -d -p "127.0.0.1:$p:8080" busybox sh -c 'nc -l -p 8080 >/dev/null')
+	id=$("${strata[@]}" run -d -p "127.0.0.1:$p:8080" -v "$work/tcpsend:/tcpsend:ro" busybox /tcpsend -l :8080)
 	echo "published $("$work/tcpsend" "127.0.0.1:$p" "$BYTES")" >>"$results"
 	"${strata[@]}" rm -f "$id" >/dev/null
 done

@@ -9,7 +9,8 @@
 #         Debian and npm mirrors through the host network)
 #   warm  the same build again (every step cached)
 # and its image is checked by the example's check.sh (it runs and does its
-# job). docker builds with BuildKit (DOCKER_BUILDKIT=1) and --network host,
+# job). Last, a container on strata's default network (pasta) runs apt-get
+# update: outbound TCP and DNS from a container. docker builds with BuildKit (DOCKER_BUILDKIT=1) and --network host,
 # on a private dockerd with its own data root. Results (seconds, image size,
 # check) go to stdout and $OUT/realworld-DATE.md. Run as root:
 #
@@ -115,6 +116,19 @@ for ex in $EXAMPLES; do
 		echo "$line" >>"$results"
 	done
 done
+
+# Outbound from a container on strata's default network (its own namespace,
+# connected by pasta): apt-get update against the mirror the base names.
+if has_engine strata; then
+	echo "== outbound: strata run (default network) apt-get update"
+	check=ok
+	"$work/bin/strata" run --rm "$base" apt-get update >"$work/logs/outbound.log" 2>&1 || {
+		check=FAILED
+		failed=1
+		tail -20 "$work/logs/outbound.log" >&2
+	}
+	echo "| outbound: run apt-get update on the default network | strata | | | | $check |" | tee -a "$results"
+fi
 
 {
 	echo "# realworld corpus, $(date -u +%Y-%m-%dT%H:%MZ)"

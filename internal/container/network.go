@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/network"
 )
@@ -166,6 +168,17 @@ func (n *runNet) stop() {
 	}
 }
 
+// stopAsync runs stop in the background; the function it returns waits
+// for it to finish.
+func (n *runNet) stopAsync() (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		n.stop()
+		close(done)
+	}()
+	return func() { <-done }
+}
+
 // pastaPid is pasta's PID while it runs (0 without one).
 func (n *runNet) pastaPid() int {
 	if n == nil || n.pasta == nil {
@@ -180,12 +193,35 @@ func (n *runNet) pastaPid() int {
 func (m *Manager) removeNetwork(c Container) {
 	ns := m.NetnsPath(c.ID)
 	if pid := c.State.PastaPid; pid > 0 {
-		// Only the pasta of this namespace: the PID may have been reused.
-		if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); err == nil && strings.Contains(string(b), "\x00"+ns+"\x00") {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
+		killPasta(pid, ns)
 	}
 	_ = network.RemoveNamespace(ns)
+}
+
+// killPasta kills the pasta serving namespace ns, if pid still is that
+// one, and waits (up to 5 s) until it has exited and so freed its ports. It
+// is not our child: a pidfd names it without a PID-reuse race and tells
+// when it is gone.
+func killPasta(pid int, ns string) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return // gone already
+	}
+	defer unix.Close(fd)
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !strings.Contains(string(b), "\x00"+ns+"\x00") {
+		return // another process has that PID now
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		return
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		n, err := unix.Poll(fds, int(time.Until(deadline)/time.Millisecond)+1)
+		if n > 0 || (err != nil && err != unix.EINTR) {
+			return
+		}
+	}
 }
 
 // NetworkName is the network ps and inspect name: "bridge" for the

@@ -187,8 +187,9 @@ func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code in
 	if stopSignals != nil {
 		stopSignals()
 	}
-	// Its ports are free as soon as it has exited.
-	netw.stop()
+	// Its ports are free as soon as it has exited: pasta ends while the
+	// rest is cleaned up, and before the exit is recorded.
+	netStopped := netw.stopAsync()
 	o.streams.exited()
 
 	// Read before the runtime deletes the cgroup with its counters.
@@ -196,6 +197,7 @@ func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code in
 	m.deleteRuntimeState(cleanupCtx, rt, id)
 	uerr := snapshot.UnmountAll(rootfs)
 	mounted = uerr != nil
+	netStopped()
 	m.releaseVolumes(c)
 	st := State{Status: StatusExited, ExitCode: code, FinishedAt: time.Now().UTC(), OOMKilled: oomKills > 0}
 	if cur, err := m.lookup(id); err == nil {

@@ -1,9 +1,11 @@
 // Command tcpsend is bench/network's load generator: it sends N bytes over
 // one TCP connection, half-closes it and waits for the receiver to close
 // its side (it has read everything by then), and prints the seconds taken
-// and the throughput in MB/s (10^6 bytes).
+// and the throughput in MB/s (10^6 bytes). With -l it is the receiver: it
+// accepts one connection on ADDR, reads it to the end and closes it.
 //
 //	tcpsend ADDR BYTES
+//	tcpsend -l ADDR
 package main
 
 import (
@@ -16,6 +18,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "-l" {
+		receive(os.Args[2])
+		return
+	}
 	if len(os.Args) != 3 {
 		fmt.Fprintln(os.Stderr, "usage: tcpsend ADDR BYTES")
 		os.Exit(2)
@@ -25,14 +31,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tcpsend: bad byte count:", os.Args[2])
 		os.Exit(2)
 	}
-	// The receiver may still be starting: retry the connection for 10 s.
+	// The receiver may still be starting (a port forwarder accepts before
+	// it listens): retry until it says hello, for 10 s.
 	var conn *net.TCPConn
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", os.Args[1])
 		if err == nil {
-			conn = c.(*net.TCPConn)
-			break
+			var hello [1]byte
+			if _, err = io.ReadFull(c, hello[:]); err == nil {
+				conn = c.(*net.TCPConn)
+				break
+			}
+			c.Close()
 		}
 		if time.Now().After(deadline) {
 			fmt.Fprintln(os.Stderr, "tcpsend:", err)
@@ -62,4 +73,27 @@ func main() {
 	_, _ = io.Copy(io.Discard, conn)
 	secs := time.Since(start).Seconds()
 	fmt.Printf("%.3f %.0f\n", secs, float64(n)/secs/1e6)
+}
+
+func receive(addr string) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tcpsend:", err)
+		os.Exit(1)
+	}
+	conn, err := l.Accept()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tcpsend:", err)
+		os.Exit(1)
+	}
+	l.Close()
+	if _, err := conn.Write([]byte{'!'}); err != nil {
+		fmt.Fprintln(os.Stderr, "tcpsend:", err)
+		os.Exit(1)
+	}
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		fmt.Fprintln(os.Stderr, "tcpsend:", err)
+		os.Exit(1)
+	}
+	conn.Close()
 }
