@@ -198,9 +198,6 @@ func imageRows(img image.Image, noTrunc, digests bool, match func(repo, tag stri
 		Size: humanSize(img.Size), Containers: "N/A", SharedSize: "N/A", UniqueSize: "N/A", VirtualSize: humanSize(img.Size),
 		Digest: "<none>",
 	}
-	if img.Manifest != "" {
-		base.Digest = img.Manifest.String()
-	}
 	tags := img.RepoTags()
 	isDangling := len(tags) == 0
 	if dangling != nil && *dangling != isDangling {
@@ -214,6 +211,7 @@ func imageRows(img image.Image, noTrunc, digests bool, match func(repo, tag stri
 		}
 		r := base
 		r.Repository, r.Tag = repo, tag
+		r.Digest = repoDigest(img, repo)
 		rows = append(rows, r)
 	}
 	if len(tags) == 0 {
@@ -221,12 +219,24 @@ func imageRows(img image.Image, noTrunc, digests bool, match func(repo, tag stri
 		r.Repository, r.Tag = "<none>", "<none>"
 		if ds := img.RepoDigests(); len(ds) > 0 {
 			r.Repository, _, _ = image.SplitFamiliar(ds[0])
+			r.Digest = repoDigest(img, r.Repository)
 		}
 		if match(r.Repository, r.Tag) {
 			rows = append(rows, r)
 		}
 	}
 	return rows
+}
+
+// repoDigest is docker's DIGEST column: the manifest digest the image has
+// in repository repo (pulled from or pushed to it), else <none>.
+func repoDigest(img image.Image, repo string) string {
+	for _, d := range img.RepoDigests() {
+		if r, _, dg := image.SplitFamiliar(d); r == repo && dg != "" {
+			return dg.String()
+		}
+	}
+	return "<none>"
 }
 
 func newTagCmd(g *globals) *cobra.Command {

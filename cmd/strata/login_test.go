@@ -120,6 +120,11 @@ func TestSearchLoopbackRegistry(t *testing.T) {
 	c := newBusyboxCLI(t)
 	c.ok("tag", "busybox", reg.Ref("ship/searchme:1"))
 	c.ok("push", "-q", reg.Ref("ship/searchme:1"))
+	// The pushed repository's row shows the digest the registry has; busybox's has none.
+	rows := c.ok("images", "--digests", "--format", "{{.Repository}} {{.Digest}}")
+	if !strings.Contains(rows, reg.Ref("ship/searchme")+" sha256:") || !strings.Contains(rows, "busybox <none>") {
+		t.Errorf("images --digests after a push:\n%s", rows)
+	}
 	out := c.ok("search", reg.Host+"/searchme")
 	want := "NAME                                          DESCRIPTION   STARS     OFFICIAL\n"
 	if lines := strings.Split(out, "\n"); len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") || !strings.HasPrefix(lines[1], reg.Host+"/ship/searchme ") {
