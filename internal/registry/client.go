@@ -183,6 +183,16 @@ func (c *client) mount(ctx context.Context, d digest.Digest, from string) (bool,
 	return mounted, err
 }
 
+// startUpload opens an upload session and returns where to send to it.
+func (c *client) startUpload(ctx context.Context) (string, error) {
+	resp, err := c.do(ctx, http.MethodPost, c.url("/blobs/uploads/"), nil, -1, nil, http.StatusAccepted)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	return c.location(resp)
+}
+
 func (c *client) location(resp *http.Response) (string, error) {
 	loc := resp.Header.Get("Location")
 	if loc == "" {
@@ -204,18 +214,13 @@ func (c *client) upload(ctx context.Context, body func() (io.Reader, func() (dig
 	var d digest.Digest
 	var n int64
 	err := withRetry(ctx, func() error {
-		resp, err := c.do(ctx, http.MethodPost, c.url("/blobs/uploads/"), nil, -1, nil, http.StatusAccepted)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		loc, err := c.location(resp)
+		loc, err := c.startUpload(ctx)
 		if err != nil {
 			return err
 		}
 		r, result, done := body()
 		defer done()
-		resp, err = c.do(ctx, http.MethodPatch, loc, r, -1, map[string]string{"Content-Type": "application/octet-stream"}, http.StatusAccepted, http.StatusNoContent, http.StatusCreated)
+		resp, err := c.do(ctx, http.MethodPatch, loc, r, -1, map[string]string{"Content-Type": "application/octet-stream"}, http.StatusAccepted, http.StatusNoContent, http.StatusCreated)
 		var se *statusError
 		if errors.As(err, &se) && refusesStreaming(se.code) {
 			done()
@@ -263,12 +268,7 @@ func (c *client) uploadMonolithic(ctx context.Context, body func() (io.Reader, f
 		return "", 0, err
 	}
 	err = withRetry(ctx, func() error {
-		resp, err := c.do(ctx, http.MethodPost, c.url("/blobs/uploads/"), nil, -1, nil, http.StatusAccepted)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		loc, err := c.location(resp)
+		loc, err := c.startUpload(ctx)
 		if err != nil {
 			return err
 		}
@@ -281,12 +281,7 @@ func (c *client) uploadMonolithic(ctx context.Context, body func() (io.Reader, f
 func (c *client) putBlob(ctx context.Context, b []byte) error {
 	d := digest.FromBytes(b)
 	return withRetry(ctx, func() error {
-		resp, err := c.do(ctx, http.MethodPost, c.url("/blobs/uploads/"), nil, -1, nil, http.StatusAccepted)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		loc, err := c.location(resp)
+		loc, err := c.startUpload(ctx)
 		if err != nil {
 			return err
 		}
