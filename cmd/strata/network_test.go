@@ -115,6 +115,12 @@ func TestPublishedPortsAnswerFromTheHost(t *testing.T) {
 	if code != 125 || !strings.Contains(errs, "127.0.0.1:"+p1) || !strings.Contains(errs, "already allocated") {
 		t.Fatalf("taken port: code %d, stderr %q", code, errs)
 	}
+	if ps := strings.Fields(c.ok("ps", "-a", "--format", "{{.Names}}")); len(ps) != 2 {
+		t.Fatalf("containers after the failed run --rm: %q", ps)
+	}
+	if left := networkLeftovers(t, c.root); len(left) != 6 { // web1's and web2's pasta, file and mount
+		t.Fatalf("network state after the failed start: %q", left)
+	}
 
 	// container:NAME shares web1's namespace: its localhost is web1's.
 	out := c.ok("run", "--rm", "--network", "container:web1", "busybox", "wget", "-qO-", "http://127.0.0.1:8080/")
@@ -164,6 +170,22 @@ func TestContainerNetworkIsIsolated(t *testing.T) {
 	}
 	if left := networkLeftovers(t, c.root); len(left) > 0 {
 		t.Fatalf("left after run --rm: %q", left)
+	}
+
+	// Without pasta the default network cannot start: the error names the
+	// package and the alternative.
+	bin := t.TempDir()
+	if err := os.Symlink(requires.Command(t, "runc"), filepath.Join(bin, "runc")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(strataBin, "--root", c.root, "run", "--rm", "busybox", "true")
+	cmd.Env = append(os.Environ(), "PATH="+bin)
+	out2, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 125 || !strings.Contains(string(out2), "passt") || !strings.Contains(string(out2), "--network host") {
+		t.Fatalf("run without pasta: %v %q", err, out2)
+	}
+	if out := c.ok("ps", "-aq"); out != "" {
+		t.Fatalf("run --rm without pasta left %q", out)
 	}
 }
 
@@ -235,6 +257,12 @@ func TestPublishAllPortPsInspect(t *testing.T) {
 		t.Fatalf("a stopped container still lists ports: %q", out)
 	}
 	c.ok("start", "pa")
+	lines = strings.Split(strings.TrimSpace(c.ok("port", "pa", "8080")), "\n")
+	_, port, _ = strings.Cut(lines[0], ":")
+	if got := httpGet(t, "http://127.0.0.1:"+port+"/"); got != "all\n" {
+		t.Fatalf("-P port after stop and start answered %q", got)
+	}
+	c.ok("restart", "-t", "1", "pa")
 	lines = strings.Split(strings.TrimSpace(c.ok("port", "pa", "8080")), "\n")
 	_, port, _ = strings.Cut(lines[0], ":")
 	if got := httpGet(t, "http://127.0.0.1:"+port+"/"); got != "all\n" {
