@@ -143,3 +143,57 @@ func TestMissingPastaNamesThePackage(t *testing.T) {
 		t.Fatalf("StartPasta without pasta: %v", err)
 	}
 }
+
+func TestPastaForwardsUDP(t *testing.T) {
+	requires.Root(t)
+	requires.Command(t, "pasta")
+	ns := filepath.Join(t.TempDir(), "c3")
+	if err := CreateNamespace(ns); err != nil {
+		t.Fatal(err)
+	}
+	defer RemoveNamespace(ns)
+	alloc, err := Allocate(PortMap{"5353/udp": {{HostIP: "127.0.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc.Release()
+	p, err := StartPasta(PastaOptions{Namespace: ns, Ports: alloc.Ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var pc net.PacketConn
+	if err := inNamespace(t, ns, func() (err error) {
+		pc, err = net.ListenPacket("udp", "0.0.0.0:5353")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c, err := net.Dial("udp", "127.0.0.1:"+alloc.Ports["5353/udp"][0].HostPort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	// UDP may drop the first datagram while pasta sets up the flow: send a
+	// few, bounded.
+	for i := 0; i < 20; i++ {
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		pc.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		if n, _, err := pc.ReadFrom(buf); err == nil {
+			if string(buf[:n]) != "ping" {
+				t.Fatalf("got %q", buf[:n])
+			}
+			return
+		}
+	}
+	t.Fatal("no datagram reached the namespace through the published UDP port")
+}
