@@ -15,6 +15,7 @@ import (
 	"github.com/strata-project/strata/internal/analysis"
 	"github.com/strata-project/strata/internal/builder"
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/progress"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -319,11 +320,11 @@ func writeSharing(w io.Writer, sh *analysis.Sharing) {
 
 // collectMisses keeps the build's cache-miss events while still passing
 // every event to the printer opts.Events already has.
-func collectMisses(opts *builder.Options) *[]builder.Event {
-	var misses []builder.Event
+func collectMisses(opts *builder.Options) *[]progress.Event {
+	var misses []progress.Event
 	next := opts.Events
-	opts.Events = func(e builder.Event) {
-		if e.Kind == builder.EventMiss {
+	opts.Events = func(e progress.Event) {
+		if e.Kind == progress.EventMiss {
 			misses = append(misses, e)
 		}
 		if next != nil {
@@ -334,7 +335,7 @@ func collectMisses(opts *builder.Options) *[]builder.Event {
 }
 
 // writeMisses is --explain-cache: each step that ran, and why.
-func writeMisses(w io.Writer, misses []builder.Event) {
+func writeMisses(w io.Writer, misses []progress.Event) {
 	if len(misses) == 0 {
 		fmt.Fprintln(w, "\nexplain-cache: every step was cached")
 		return

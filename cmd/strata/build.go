@@ -15,6 +15,7 @@ import (
 	"github.com/strata-project/strata/internal/builder"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/netconf"
+	"github.com/strata-project/strata/internal/progress"
 )
 
 type buildFlags struct {
@@ -118,11 +119,11 @@ func (f *buildFlags) progressPrinter(c *cobra.Command, opts *builder.Options) (f
 				return cols, rows
 			}
 		}
-		p := builder.NewTTYPrinter(w, size)
+		p := progress.NewTTYPrinter(w, size)
 		opts.Events = p.Event
 		return p.Close
 	}
-	opts.Events = builder.NewPlainPrinter(w).Event
+	opts.Events = progress.NewPlainPrinter(w).Event
 	return func(bool) {}
 }
 

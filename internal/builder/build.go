@@ -46,6 +46,7 @@ import (
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/netconf"
 	"github.com/strata-project/strata/internal/oci"
+	"github.com/strata-project/strata/internal/progress"
 	"github.com/strata-project/strata/internal/registry"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -99,7 +100,7 @@ type Options struct {
 
 	// Events receives the progress of the build; nil discards it. Calls
 	// are serialized.
-	Events func(Event)
+	Events func(progress.Event)
 }
 
 // Result is what a build made.
@@ -378,7 +379,7 @@ func (b *builder) warnUnusedArgs() {
 		return
 	}
 	sort.Strings(unused)
-	b.emit(Event{Kind: EventWarning, Text: "[Warning] One or more build-args [" + strings.Join(unused, " ") + "] were not consumed"})
+	b.emit(progress.Event{Kind: progress.EventWarning, Text: "[Warning] One or more build-args [" + strings.Join(unused, " ") + "] were not consumed"})
 }
 
 func (b *builder) markUsed(name string) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-project/strata/internal/progress"
 	"github.com/strata-project/strata/internal/testutil/requires"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -231,10 +232,10 @@ COPY --from=a /got /a
 COPY --from=b /sent /b
 `, port)), 0o644)
 	var mu sync.Mutex
-	var events []Event
+	var events []progress.Event
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	res, err := Build(ctx, s, Options{ContextDir: dir, Events: func(e Event) {
+	res, err := Build(ctx, s, Options{ContextDir: dir, Events: func(e progress.Event) {
 		mu.Lock()
 		events = append(events, e)
 		mu.Unlock()
@@ -248,9 +249,9 @@ COPY --from=b /sent /b
 			continue
 		}
 		switch e.Kind {
-		case EventStart:
+		case progress.EventStart:
 			started[e.Stage] = i
-		case EventDone:
+		case progress.EventDone:
 			finished[e.Stage] = i
 		}
 	}
@@ -275,8 +276,8 @@ func TestPruneCache(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN echo hi > /hi\nENV X=1\n"), 0o644)
 	count := func() (cached int) {
-		_, err := Build(context.Background(), s, Options{ContextDir: dir, Events: func(e Event) {
-			if e.Kind == EventCached {
+		_, err := Build(context.Background(), s, Options{ContextDir: dir, Events: func(e progress.Event) {
+			if e.Kind == progress.EventCached {
 				cached++
 			}
 		}})

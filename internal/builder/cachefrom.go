@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
+	"github.com/strata-project/strata/internal/progress"
 )
 
 // Every history entry a build step writes carries the step's cache key in
@@ -38,7 +39,7 @@ func (b *builder) loadCacheSources(ctx context.Context) {
 	for _, ref := range b.opts.CacheFrom {
 		img, err := b.s.Images.Get(ctx, ref)
 		if err != nil {
-			b.emit(Event{Kind: EventWarning, Text: fmt.Sprintf("[Warning] --cache-from %s: %v (not used)", ref, err)})
+			b.emit(progress.Event{Kind: progress.EventWarning, Text: fmt.Sprintf("[Warning] --cache-from %s: %v (not used)", ref, err)})
 			continue
 		}
 		cs := cacheSource{ref: ref, cfg: img.Config, keys: map[digest.Digest]int{}}

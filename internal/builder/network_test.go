@@ -15,6 +15,7 @@ import (
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/netconf"
+	"github.com/strata-project/strata/internal/progress"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -135,11 +136,11 @@ RUN echo "$HTTPS_PROXY" > /declared
 		tag, _ := image.ParseTagged("proxy")
 		_, err := Build(context.Background(), s, Options{ContextDir: dir, Tags: []reference.Named{tag},
 			BuildArgs: map[string]string{"HTTP_PROXY": proxy, "no_proxy": "localhost", "HTTPS_PROXY": "https://p.test"},
-			Events: func(e Event) {
+			Events: func(e progress.Event) {
 				switch e.Kind {
-				case EventCached:
+				case progress.EventCached:
 					cached++
-				case EventWarning:
+				case progress.EventWarning:
 					warnings = append(warnings, e.Text)
 				}
 			}})

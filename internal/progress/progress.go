@@ -1,9 +1,10 @@
 // Package progress shows the progress of strata's long jobs on a terminal,
 // redrawn in place, or as plain lines for pipes and logs. A job reports
-// what happens through a small API; the view chosen for the output decides
-// how it looks, so every command that moves layers (pull, push, save,
-// load) looks the same, and a job never knows whether a terminal is
-// attached.
+// what happens and never knows whether a terminal is attached; the view
+// chosen for the output decides how it looks. There are two kinds of job:
+// layer transfers (pull, push, load: the Transfers API, drawn as mpb bars
+// or docker's plain lines) and build steps (the Event stream, drawn as
+// BuildKit's plain progress or redrawn in place by TTYPrinter).
 package progress
 
 import (
