@@ -251,7 +251,7 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	b.rt = rt
-	if err := sweepDeadSteps(ctx, rt, b.s.Root); err != nil {
+	if err := sweepDeadSteps(ctx, rt, b.s); err != nil {
 		return Result{}, err
 	}
 	if !b.opts.NoCache {

@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/image"
-	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/snapshot"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -30,7 +29,7 @@ func mountImage(t *testing.T, s *store.Store, id string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := layer.IngestKey()
+	key := s.Layers.IngestKey()
 	mounts, err := s.Snapshots.View(ctx, key, string(image.ChainID(img.Config.RootFS.DiffIDs)))
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +209,7 @@ func TestWriteDirMapsFreshDirsToUpper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := layer.IngestKey()
+	key := s.Layers.IngestKey()
 	mounts, err := s.Snapshots.Prepare(ctx, key, string(image.ChainID(img.Config.RootFS.DiffIDs)))
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/rootfs"
 )
 
@@ -258,23 +259,23 @@ func (b *builder) cacheMountDir(ctx context.Context, p mountPlan) (string, func(
 	dir, release := base, func() {}
 	switch p.m.CacheSharing {
 	case instructions.MountSharingLocked:
-		unlock, err := lockFile(ctx, base+".lock")
+		l, err := lockfile.Wait(ctx, base+".lock", lockfile.Exclusive)
 		if err != nil {
 			return "", nil, err
 		}
-		release = unlock
+		release = l.Unlock
 	case instructions.MountSharingPrivate:
 		for i := 0; ; i++ {
 			dir = base
 			if i > 0 {
 				dir = base + "-" + strconv.Itoa(i)
 			}
-			unlock, ok, err := tryLockFile(dir + ".lock")
+			l, ok, err := lockfile.TryLock(dir+".lock", lockfile.Exclusive)
 			if err != nil {
 				return "", nil, err
 			}
 			if ok {
-				release = unlock
+				release = l.Unlock
 				break
 			}
 		}
@@ -322,40 +323,6 @@ func ensureCacheDir(dir string, m *instructions.Mount) error {
 		return fmt.Errorf("make cache mount directory: %w", err)
 	}
 	return nil
-}
-
-// tryLockFile takes an exclusive flock on p if nobody holds it.
-func tryLockFile(p string) (func(), bool, error) {
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("lock %s: %w", p, err)
-	}
-	return func() { f.Close() }, true, nil
-}
-
-// lockFile waits for an exclusive flock on p, or for ctx to end. flock(2)
-// cannot be interrupted by a context, so the wait polls.
-func lockFile(ctx context.Context, p string) (func(), error) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		unlock, ok, err := tryLockFile(p)
-		if err != nil || ok {
-			return unlock, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-t.C:
-		}
-	}
 }
 
 func (b *builder) setupBind(ctx context.Context, rm *runMounts, w *work, i int, p mountPlan) error {

@@ -48,7 +48,7 @@ func randomHex(n int) string {
 
 // prepare makes and mounts a writable snapshot over parent ("" = empty).
 func (b *builder) prepare(ctx context.Context, parent digest.Digest) (*work, error) {
-	w := &work{key: layer.IngestKey(), parent: parent}
+	w := &work{key: b.s.Layers.IngestKey(), parent: parent}
 	w.dir = b.stepDir()
 	w.rootfs = filepath.Join(w.dir, "rootfs")
 	mounts, err := b.s.Snapshots.Prepare(ctx, w.key, string(parent))

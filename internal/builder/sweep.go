@@ -6,28 +6,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
+	"github.com/strata-project/strata/internal/store"
 )
 
 // A build's scratch directories (mounted step roots, bundles, secrets
-// tmpfs, downloads) are named <pid>-<random> under build/steps, so the next
+// tmpfs, downloads) are named <owner>-<random> under build/steps, where
+// owner is the build process's lockfile.Owner ID, so the next
 // build can tell those of a build that was killed and clean them up: its
 // RUN containers are killed, its mounts undone, its directories removed.
 // The layer snapshots such a build had prepared are ingest snapshots, which
 // the store's garbage collection already removes.
 
 func (b *builder) stepDir() string {
-	return filepath.Join(b.s.Root, "build", "steps", fmt.Sprintf("%d-%s", os.Getpid(), randomHex(8)))
+	return filepath.Join(b.s.Root, "build", "steps", b.s.Owner.ID+"-"+randomHex(8))
 }
 
 // sweepDeadSteps cleans up after builds whose process is gone.
-func sweepDeadSteps(ctx context.Context, rt *oci.Runtime, root string) error {
-	steps := filepath.Join(root, "build", "steps")
+func sweepDeadSteps(ctx context.Context, rt *oci.Runtime, s *store.Store) error {
+	steps := filepath.Join(s.Root, "build", "steps")
 	ents, err := os.ReadDir(steps)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -37,7 +37,7 @@ func sweepDeadSteps(ctx context.Context, rt *oci.Runtime, root string) error {
 	}
 	var dead []string
 	for _, e := range ents {
-		if pid := stepOwner(e.Name()); pid > 0 && !processAlive(pid) {
+		if owner, _, ok := strings.Cut(e.Name(), "-"); ok && !s.Alive(owner) {
 			dead = append(dead, filepath.Join(steps, e.Name()))
 		}
 	}
@@ -63,22 +63,4 @@ func sweepDeadSteps(ctx context.Context, rt *oci.Runtime, root string) error {
 		}
 	}
 	return nil
-}
-
-// stepOwner is the pid in a step directory's name, or 0.
-func stepOwner(name string) int {
-	p, _, ok := strings.Cut(name, "-")
-	if !ok {
-		return 0
-	}
-	pid, err := strconv.Atoi(p)
-	if err != nil {
-		return 0
-	}
-	return pid
-}
-
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

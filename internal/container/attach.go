@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/oci"
 )
 
@@ -53,7 +54,7 @@ type AttachOptions struct {
 // docker. With SigProxy strata's signals go to the container, which is
 // then what ends the attach; without, ctx ending detaches.
 func (m *Manager) Attach(ctx context.Context, c Container, o AttachOptions, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	if c.State.Status != StatusRunning || !isRunnerAlive(m.lockPath(c.ID)) {
+	if c.State.Status != StatusRunning || !lockfile.Held(m.lockPath(c.ID)) {
 		return -1, ErrNotRunning
 	}
 	if c.Config.Log.Driver == LogDriverNone {

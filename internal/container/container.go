@@ -217,6 +217,10 @@ func (m *Manager) LogPath(id string) string {
 	return filepath.Join(m.Dir(id), id+"-json.log")
 }
 
+// lockPath is the running lock: the runner holds it exclusively for as long
+// as the container runs (see package lockfile), so the kernel releases it
+// when the runner dies, however it dies. wait, stop and logs -f learn of
+// the exit by taking it.
 func (m *Manager) lockPath(id string) string { return filepath.Join(m.Dir(id), "running.lock") }
 
 // runtimeRoot is the runtime's --root: per store, so two stores (or test

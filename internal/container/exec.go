@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/oci"
 )
 
@@ -63,7 +64,7 @@ func execError(err error) *ExecError {
 // runs are *ExecError, except for a container that is not running
 // (ErrNotRunning).
 func (m *Manager) Exec(ctx context.Context, c Container, cfg ExecConfig, user AttachIO) (int, error) {
-	if c.State.Status != StatusRunning || !isRunnerAlive(m.lockPath(c.ID)) {
+	if c.State.Status != StatusRunning || !lockfile.Held(m.lockPath(c.ID)) {
 		return -1, fmt.Errorf("container %s is not running: %w", c.ID, ErrNotRunning)
 	}
 	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/events"
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
@@ -61,7 +62,7 @@ func (m *Manager) RestartDetached(ctx context.Context, id string, code int, moni
 // userStart clears what a user's start resets: the manual stop that held
 // the restart policy back, and the restart count.
 func (m *Manager) userStart(c Container) error {
-	if isRunnerAlive(m.lockPath(c.ID)) {
+	if lockfile.Held(m.lockPath(c.ID)) {
 		return nil
 	}
 	return m.updateRecord(c.ID, func(c *Container) error {
@@ -84,7 +85,7 @@ type monitorReport struct {
 // Monitor for the container ID appended to it. Starting a running container
 // does nothing.
 func (m *Manager) StartDetached(ctx context.Context, c Container, monitor []string) error {
-	if isRunnerAlive(m.lockPath(c.ID)) {
+	if lockfile.Held(m.lockPath(c.ID)) {
 		return nil
 	}
 	if err := m.userStart(c); err != nil {
@@ -190,13 +191,13 @@ const DefaultStopTimeout = 10 * time.Second
 // a stopped container does nothing.
 func (m *Manager) Stop(ctx context.Context, c Container, o StopOptions) error {
 	lock := m.lockPath(c.ID)
-	if !isRunnerAlive(lock) {
+	if !lockfile.Held(lock) {
 		return nil
 	}
 	if err := m.manuallyStopped(c.ID); err != nil {
 		return err
 	}
-	done := runnerDone(lock)
+	done := lockfile.Released(lock)
 	name := o.Signal
 	if name == "" {
 		name = c.Config.StopSignal
@@ -259,7 +260,7 @@ func (m *Manager) manuallyStopped(id string) error {
 // Kill sends sig to the container's init process; like stop, it holds the
 // restart policy back.
 func (m *Manager) Kill(ctx context.Context, c Container, sig syscall.Signal) error {
-	if !isRunnerAlive(m.lockPath(c.ID)) || c.State.Restarting {
+	if !lockfile.Held(m.lockPath(c.ID)) || c.State.Restarting {
 		return fmt.Errorf("cannot kill container %s: container %s is not running: %w", c.Name, c.ID[:12], ErrNotRunning)
 	}
 	if err := m.manuallyStopped(c.ID); err != nil {
@@ -347,7 +348,7 @@ func (m *Manager) resume(ctx context.Context, rt *oci.Runtime, c Container) erro
 // live returns the runtime of c when its process is running (not waiting
 // for a restart), else docker's "is not running" error.
 func (m *Manager) live(c Container) (*oci.Runtime, error) {
-	if c.State.Status != StatusRunning || c.State.Restarting || !isRunnerAlive(m.lockPath(c.ID)) {
+	if c.State.Status != StatusRunning || c.State.Restarting || !lockfile.Held(m.lockPath(c.ID)) {
 		return nil, conflictf("Container %s is not running", c.ID)
 	}
 	return oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
@@ -428,7 +429,7 @@ func (m *Manager) WaitFor(ctx context.Context, c Container, cond WaitCondition) 
 	}
 	code, found := -1, false
 	since := time.Now()
-	if cond == WaitRemoved && !isRunnerAlive(m.lockPath(c.ID)) {
+	if cond == WaitRemoved && !lockfile.Held(m.lockPath(c.ID)) {
 		// Its exit may be long past: the code is the record's.
 		code = c.State.ExitCode
 	}
@@ -477,7 +478,7 @@ func (m *Manager) Frozen(ctx context.Context, c Container, fn func() error) erro
 // default "not-running" condition: a created container returns at once).
 func (m *Manager) Wait(ctx context.Context, c Container) (int, error) {
 	select {
-	case <-runnerDone(m.lockPath(c.ID)):
+	case <-lockfile.Released(m.lockPath(c.ID)):
 	case <-ctx.Done():
 		return -1, ctx.Err()
 	}
@@ -492,7 +493,7 @@ func (m *Manager) Wait(ctx context.Context, c Container) (int, error) {
 // state. A running container is refused unless force, which kills it
 // first; nothing of it stays mounted.
 func (m *Manager) Remove(ctx context.Context, c Container, force bool) error {
-	lockF, ok, err := tryLockRunning(m.lockPath(c.ID))
+	lockF, ok, err := lockfile.TryLock(m.lockPath(c.ID), lockfile.Exclusive)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// No directory: a create that did not finish. Nothing runs it.
@@ -509,11 +510,11 @@ func (m *Manager) Remove(ctx context.Context, c Container, force bool) error {
 		if err := m.signal(ctx, c, syscall.SIGKILL, true); err != nil {
 			return err
 		}
-		if lockF, err = lockRunning(ctx, m.lockPath(c.ID)); err != nil {
+		if lockF, err = lockfile.Wait(ctx, m.lockPath(c.ID), lockfile.Exclusive); err != nil {
 			return err
 		}
 	}
-	defer unlock(lockF)
+	defer lockF.Unlock()
 	cur, err := m.lookup(c.ID)
 	if errors.Is(err, metadata.ErrNotFound) {
 		return nil // its runner honoured --rm
@@ -558,11 +559,11 @@ func (m *Manager) reconcile(ctx context.Context, c Container) (Container, error)
 	if c.State.Status != StatusRunning {
 		return c, nil
 	}
-	lockF, ok, err := tryLockRunning(m.lockPath(c.ID))
+	lockF, ok, err := lockfile.TryLock(m.lockPath(c.ID), lockfile.Exclusive)
 	if err != nil || !ok {
 		return c, nil // alive (or unknowable): the record stands
 	}
-	defer unlock(lockF)
+	defer lockF.Unlock()
 	// Read again under the lock: the runner may have finished properly
 	// between our read and our lock.
 	cur, err := m.lookup(c.ID)
@@ -591,7 +592,7 @@ func (m *Manager) reconcile(ctx context.Context, c Container) (Container, error)
 // while c runs, otherwise a temporary mount (at a separate path) that is
 // undone when fn returns. While fn runs, c cannot be started.
 func (m *Manager) WithRootfs(ctx context.Context, c Container, fn func(rootfs string) error) error {
-	lockF, ok, err := tryLockRunning(m.lockPath(c.ID))
+	lockF, ok, err := lockfile.TryLock(m.lockPath(c.ID), lockfile.Exclusive)
 	if err != nil {
 		return err
 	}
@@ -602,7 +603,7 @@ func (m *Manager) WithRootfs(ctx context.Context, c Container, fn func(rootfs st
 		}
 		return fn(rootfs)
 	}
-	defer unlock(lockF)
+	defer lockF.Unlock()
 	mounts, err := m.store.Snapshots.Mounts(ctx, c.SnapshotKey)
 	if err != nil {
 		return fmt.Errorf("container layer %s: %w", c.SnapshotKey, err)

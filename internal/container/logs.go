@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strata-project/strata/internal/lockfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -196,7 +197,7 @@ func (m *Manager) Logs(ctx context.Context, c Container, o LogOptions, stdout, s
 		}
 		defer w.Close()
 		changed = w.events
-		done = runnerDone(m.lockPath(c.ID))
+		done = lockfile.Released(m.lockPath(c.ID))
 	}
 
 	// Rotated files, oldest first, then the current one, which Follow
@@ -270,10 +271,10 @@ func (m *Manager) Logs(ctx context.Context, c Container, o LogOptions, stdout, s
 				return err
 			}
 			// Started again meanwhile (start, a restart): keep following.
-			if !isRunnerAlive(m.lockPath(c.ID)) {
+			if !lockfile.Held(m.lockPath(c.ID)) {
 				return nil
 			}
-			done = runnerDone(m.lockPath(c.ID))
+			done = lockfile.Released(m.lockPath(c.ID))
 		case <-ctx.Done():
 			return nil
 		}

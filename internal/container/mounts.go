@@ -17,6 +17,7 @@ import (
 
 	"github.com/strata-project/strata/internal/cp"
 	"github.com/strata-project/strata/internal/errdefs"
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/rootfs"
 	"github.com/strata-project/strata/internal/volume"
@@ -546,7 +547,7 @@ func (m *Manager) releaseVolumes(c Container) {
 		}
 		inUse := false
 		for _, id := range users {
-			if id != c.ID && isRunnerAlive(m.lockPath(id)) {
+			if id != c.ID && lockfile.Held(m.lockPath(id)) {
 				inUse = true
 			}
 		}

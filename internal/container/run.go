@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/cgroup"
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/netconf"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
@@ -77,14 +78,14 @@ type runOptions struct {
 // record the exit, clean up, and honour --rm. It returns the exit status.
 // Errors before the process starts are *StartError.
 func (m *Manager) run(ctx context.Context, id string, o runOptions) (code int, err error) {
-	lockF, ok, err := tryLockRunning(m.lockPath(id))
+	lockF, ok, err := lockfile.TryLock(m.lockPath(id), lockfile.Exclusive)
 	if err != nil {
 		return -1, startError(err)
 	}
 	if !ok {
 		return -1, &StartError{Code: 125, Err: fmt.Errorf("container %s is already running or busy: %w", id[:12], ErrRunning)}
 	}
-	defer unlock(lockF)
+	defer lockF.Unlock()
 	return m.supervise(ctx, id, o)
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/strata-project/strata/internal/cgroup"
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/oci"
 )
 
@@ -19,7 +20,7 @@ type Stats struct {
 // Stats samples c's cgroup and network counters. A container on the host's
 // network has no counters of its own: they stay 0, as docker shows them.
 func (m *Manager) Stats(c Container) (Stats, error) {
-	if c.State.Status != StatusRunning || !isRunnerAlive(m.lockPath(c.ID)) {
+	if c.State.Status != StatusRunning || !lockfile.Held(m.lockPath(c.ID)) {
 		return Stats{}, fmt.Errorf("container %s is not running: %w", c.ID[:12], ErrNotRunning)
 	}
 	cs, err := cgroup.Open(cgroup.Path(c.ID)).Stats()

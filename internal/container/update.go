@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/oci"
 )
 
@@ -28,7 +29,7 @@ func (m *Manager) Update(ctx context.Context, c Container, res oci.Resources, po
 		return err
 	}
 	m.event(c, "update", nil)
-	if !isRunnerAlive(m.lockPath(c.ID)) || c.State.Restarting {
+	if !lockfile.Held(m.lockPath(c.ID)) || c.State.Restarting {
 		return nil
 	}
 	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))

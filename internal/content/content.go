@@ -33,8 +33,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/metadata"
 )
 
@@ -257,7 +257,7 @@ func removeStale(path string, cutoff time.Time) error {
 		return err
 	}
 	defer f.Close()
-	locked, err := tryLock(f)
+	locked, err := lockfile.TryFd(int(f.Fd()), lockfile.Exclusive)
 	if err != nil || !locked {
 		return err
 	}
@@ -301,7 +301,7 @@ func createLocked(dir string) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		if err := lockfile.Fd(int(f.Fd()), lockfile.Exclusive); err != nil {
 			f.Close()
 			os.Remove(f.Name())
 			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
@@ -432,17 +432,6 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
-}
-
-func tryLock(f *os.File) (bool, error) {
-	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("lock %s: %w", f.Name(), err)
-	}
-	return true, nil
 }
 
 func blobError(op string, d digest.Digest, err error) error {

@@ -40,7 +40,7 @@ func fillCopyLayer(b *testing.B, dir string) {
 func copyLayerSnapshot(b *testing.B) (*Store, string, string) {
 	s := newStore(b, "overlay")
 	ctx := context.Background()
-	key := IngestKey()
+	key := s.IngestKey()
 	if _, err := s.sn.Prepare(ctx, key, ""); err != nil {
 		b.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func BenchmarkUnpack(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		k := IngestKey()
+		k := s.IngestKey()
 		if _, err := s.sn.Prepare(ctx, k, ""); err != nil {
 			b.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func BenchmarkCommit(b *testing.B) {
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		k := IngestKey()
+		k := s.IngestKey()
 		if _, err := s.sn.Prepare(ctx, k, ""); err != nil {
 			b.Fatal(err)
 		}

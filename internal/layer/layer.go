@@ -49,17 +49,20 @@ type Layer struct {
 
 // Store creates and reads layers.
 type Store struct {
-	dir string // tar-split metadata files
-	db  *metadata.DB
-	sn  snapshot.Snapshotter
+	dir   string // tar-split metadata files
+	db    *metadata.DB
+	sn    snapshot.Snapshotter
+	owner string
 }
 
-// New returns the layer store keeping tar-split files in dir.
-func New(dir string, db *metadata.DB, sn snapshot.Snapshotter) (*Store, error) {
+// New returns the layer store keeping tar-split files in dir. owner is this
+// process's lockfile.Owner ID: the ingest snapshots it makes carry it, so
+// that garbage collection can tell those of a dead process.
+func New(dir string, db *metadata.DB, sn snapshot.Snapshotter, owner string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("layer store: %w", err)
 	}
-	return &Store{dir: dir, db: db, sn: sn}, nil
+	return &Store{dir: dir, db: db, sn: sn, owner: owner}, nil
 }
 
 // Snapshotter is the snapshotter the layers live in.
@@ -70,22 +73,25 @@ func (s *Store) Snapshotter() snapshot.Snapshotter { return s.sn }
 const IngestKeyPrefix = "ingest/"
 
 // IngestKey is a fresh active-snapshot key owned by this process.
-func IngestKey() string {
+func (s *Store) IngestKey() string {
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(err)
 	}
-	return fmt.Sprintf("%s%d/%x", IngestKeyPrefix, os.Getpid(), b)
+	return fmt.Sprintf("%s%s/%x", IngestKeyPrefix, s.owner, b)
 }
 
-// IngestOwner is the pid that made an ingest key, or 0 when key is not one.
-func IngestOwner(key string) int {
-	var pid int
-	var rest string
-	if n, _ := fmt.Sscanf(key, IngestKeyPrefix+"%d/%s", &pid, &rest); n != 2 {
-		return 0
+// IngestOwner is the owner ID in an ingest key, or "" when key is not one.
+func IngestOwner(key string) string {
+	rest, ok := strings.CutPrefix(key, IngestKeyPrefix)
+	if !ok {
+		return ""
 	}
-	return pid
+	owner, _, ok := strings.Cut(rest, "/")
+	if !ok {
+		return ""
+	}
+	return owner
 }
 
 // Unpack extracts the uncompressed tar stream r as a new layer on top of the
@@ -94,7 +100,7 @@ func IngestOwner(key string) int {
 // the resulting chainID exists already, the new copy is dropped and the
 // existing layer returned.
 func (s *Store) Unpack(ctx context.Context, parent digest.Digest, r io.Reader) (Layer, error) {
-	key := IngestKey()
+	key := s.IngestKey()
 	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
 		return Layer{}, fmt.Errorf("prepare layer on %s: %w", short(parent), err)
 	}
@@ -177,7 +183,7 @@ func (s *Store) CommitOnto(ctx context.Context, src string, parent digest.Digest
 	if err != nil {
 		return Layer{}, err
 	}
-	key := IngestKey()
+	key := s.IngestKey()
 	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
 		return Layer{}, fmt.Errorf("prepare layer on %s: %w", short(parent), err)
 	}

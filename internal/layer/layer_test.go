@@ -75,7 +75,7 @@ func newStore(t testing.TB, drv string) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(filepath.Join(root, "layers"), db, sn)
+	s, err := New(filepath.Join(root, "layers"), db, sn, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ func (s *Store) removeDeadIngests(ctx context.Context) error {
 		if !strings.HasPrefix(info.Key, layer.IngestKeyPrefix) || info.Kind == snapshot.KindCommitted {
 			return nil
 		}
-		if pid := layer.IngestOwner(info.Key); pid > 0 && !processAlive(pid) {
+		if owner := layer.IngestOwner(info.Key); owner != "" && !s.Alive(owner) {
 			dead = append(dead, info.Key)
 		}
 		return nil

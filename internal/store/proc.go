@@ -1,12 +1,12 @@
 package store
 
 import (
-	"errors"
-	"syscall"
+	"path/filepath"
+
+	"github.com/strata-project/strata/internal/lockfile"
 )
 
-// processAlive tells whether pid names a live process (signal 0 probes it).
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+// Alive tells whether the strata process registered as owner still runs.
+func (s *Store) Alive(owner string) bool {
+	return lockfile.Alive(filepath.Join(s.Root, ownersDir), owner)
 }

@@ -11,15 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
-	"github.com/gofrs/flock"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/content"
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/snapshot"
 	"github.com/strata-project/strata/internal/snapshot/driver"
@@ -43,7 +42,12 @@ type Store struct {
 	Layers    *layer.Store
 	Images    *image.Store
 
-	lock          *flock.Flock
+	// Owner is this process as other strata processes see it: the
+	// liveness signal behind ingest keys, build scratch dirs and leases.
+	Owner *lockfile.Owner
+
+	lockPath      string
+	lock          *lockfile.Lock
 	lockMu        sync.Mutex
 	lockDepth     int
 	lockExclusive bool
@@ -79,8 +83,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	ls, err := layer.New(filepath.Join(root, "layers"), db, sn)
+	owner, err := lockfile.NewOwner(filepath.Join(root, ownersDir))
 	if err != nil {
+		return nil, err
+	}
+	ls, err := layer.New(filepath.Join(root, "layers"), db, sn, owner.ID)
+	if err != nil {
+		owner.Close()
 		return nil, err
 	}
 	return &Store{
@@ -90,7 +99,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Snapshots: sn,
 		Layers:    ls,
 		Images:    image.NewStore(db, cs),
-		lock:      flock.New(filepath.Join(root, "lock")),
+		Owner:     owner,
+		lockPath:  filepath.Join(root, "lock"),
 	}, nil
 }
 
@@ -166,17 +176,12 @@ func (s *Store) withLock(ctx context.Context, exclusive bool, fn func() error) e
 		defer s.release()
 		return fn()
 	}
-	var err error
-	if exclusive {
-		_, err = s.lock.TryLockContext(ctx, lockRetry)
-	} else {
-		_, err = s.lock.TryRLockContext(ctx, lockRetry)
-	}
+	l, err := s.waitLock(ctx, exclusive)
 	if err != nil {
 		s.lockMu.Unlock()
 		return fmt.Errorf("lock store: %w", err)
 	}
-	s.lockDepth, s.lockExclusive = 1, exclusive
+	s.lock, s.lockDepth, s.lockExclusive = l, 1, exclusive
 	s.lockMu.Unlock()
 	defer s.release()
 	return fn()
@@ -188,11 +193,31 @@ func (s *Store) release() {
 	s.lockDepth--
 	if s.lockDepth == 0 {
 		s.lock.Unlock()
+		s.lock = nil
 	}
+}
+
+// waitLock takes the store lock, and says on stderr what it waits for when
+// it cannot have it at once: a command never hangs silently.
+func (s *Store) waitLock(ctx context.Context, exclusive bool) (*lockfile.Lock, error) {
+	mode := lockfile.Shared
+	if exclusive {
+		mode = lockfile.Exclusive
+	}
+	l, ok, err := lockfile.TryLock(s.lockPath, mode)
+	if ok || err != nil {
+		return l, err
+	}
+	if exclusive {
+		fmt.Fprintln(os.Stderr, "Waiting for other strata processes to finish writing to the store...")
+	} else {
+		fmt.Fprintln(os.Stderr, "Waiting for a removal from the store to finish...")
+	}
+	return lockfile.Wait(ctx, s.lockPath, mode)
 }
 
 // IsNotFound tells whether err means a missing record of any kind.
 func IsNotFound(err error) bool { return errdefs.IsNotFound(err) }
 
-// lockRetry is how often a waiting process polls the store lock.
-const lockRetry = 20 * time.Millisecond
+// ownersDir holds the lock files of live strata processes (lockfile.Owner).
+const ownersDir = "procs"

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/gofrs/flock"
+	"github.com/strata-project/strata/internal/lockfile"
 )
 
 // A nested hold must not release the outer one: flock(2) locks belong to
@@ -17,13 +17,13 @@ func TestNestedLocksKeepTheOuterHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := flock.New(filepath.Join(s.Root, "lock"))
+	lockPath := filepath.Join(s.Root, "lock")
 	err = s.Shared(ctx, func() error {
 		if err := s.Shared(ctx, func() error { return nil }); err != nil {
 			return err
 		}
 		// Another process (another open file) must still be kept out.
-		if ok, err := other.TryLock(); err != nil || ok {
+		if _, ok, err := lockfile.TryLock(lockPath, lockfile.Exclusive); err != nil || ok {
 			t.Fatalf("exclusive lock taken while shared is held (ok=%v, err=%v)", ok, err)
 		}
 		if err := s.Exclusive(ctx, func() error { return nil }); err == nil {
@@ -34,7 +34,8 @@ func TestNestedLocksKeepTheOuterHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := other.TryLock(); err != nil || !ok {
+	other, ok, err := lockfile.TryLock(lockPath, lockfile.Exclusive)
+	if err != nil || !ok {
 		t.Fatalf("lock not released after the outer hold (ok=%v, err=%v)", ok, err)
 	}
 	other.Unlock()

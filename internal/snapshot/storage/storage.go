@@ -28,6 +28,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/snapshot"
 )
@@ -190,7 +191,7 @@ func (s *Store) tempDir() (dir string, unlock func(), err error) {
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err == nil {
-		err = unix.Flock(fd, unix.LOCK_EX)
+		err = lockfile.Fd(fd, lockfile.Exclusive)
 		if err != nil {
 			unix.Close(fd)
 		}
@@ -472,11 +473,11 @@ func removeUnlocked(dir string) error {
 		return fmt.Errorf("open %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil
-		}
+	switch ok, err := lockfile.TryFd(fd, lockfile.Exclusive); {
+	case err != nil:
 		return fmt.Errorf("lock %s: %w", dir, err)
+	case !ok:
+		return nil // its maker is alive
 	}
 	return os.RemoveAll(dir)
 }
