@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distribution/reference"
+	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -425,30 +426,70 @@ func readSecret(spec string) (string, []byte, error) {
 // newBuilderCmd is `strata builder prune`: forget the build cache.
 func newBuilderCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "builder", Short: "Manage the build cache"}
+	var all, force bool
+	var filters []string
+	var keep string
 	prune := &cobra.Command{
 		Use:   "prune",
-		Short: "Remove the build cache",
+		Short: "Remove build cache",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
+			var o builder.PruneOptions
+			for _, f := range filters {
+				k, v, ok := strings.Cut(f, "=")
+				if !ok {
+					return usageError{cmd: c.CommandPath(), err: errFilterFormat}
+				}
+				if strings.ToLower(strings.TrimSpace(k)) != "until" {
+					return fmt.Errorf("invalid filter '%s' (builder prune takes until=)", k)
+				}
+				t, err := parseUntil(v)
+				if err != nil {
+					return err
+				}
+				o.Until = t
+			}
+			if keep != "" {
+				n, err := units.RAMInBytes(keep)
+				if err != nil || n < 0 {
+					return fmt.Errorf("invalid --keep-storage %q: want a size like 512MB", keep)
+				}
+				o.KeepStorage = n
+			}
+			warning := "WARNING! This will remove all dangling build cache."
+			if all {
+				warning = "WARNING! This will remove all build cache."
+			}
+			if !confirm(c, force, warning) {
+				return nil
+			}
 			s, err := g.openStore(c.Context())
 			if err != nil {
 				return err
 			}
-			res, err := builder.PruneCache(c.Context(), s)
+			res, err := builder.PruneCache(c.Context(), s, o)
+			w := c.OutOrStdout()
+			if len(res.Images) > 0 {
+				fmt.Fprintln(w, "Deleted build cache objects:")
+				for _, id := range res.Images {
+					fmt.Fprintln(w, id)
+				}
+				fmt.Fprintln(w)
+			}
 			if err != nil {
 				return err
 			}
-			for _, id := range res.Images {
-				fmt.Fprintln(c.OutOrStdout(), "Deleted:", id)
-			}
-			fmt.Fprintf(c.OutOrStdout(), "Total: %d cache records, %d step images, %d layers, %d cache mounts removed\n", res.Entries, len(res.Images), len(res.Layers), res.CacheMounts)
+			printReclaimed(w, res.Reclaimed)
 			return nil
 		},
 	}
-	prune.Flags().BoolP("force", "f", false, "do not prompt for confirmation (strata never prompts)")
-	// docker's -a widens prune from unused to all cache; strata's cache
-	// records are all removable, so prune always removes everything.
-	prune.Flags().BoolP("all", "a", false, "remove all build cache (what strata's prune always does)")
+	prune.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	// docker's -a widens prune from dangling to all cache; every strata
+	// cache record is a step image no name points at, so both remove the
+	// same records.
+	prune.Flags().BoolVarP(&all, "all", "a", false, "remove all unused build cache")
+	prune.Flags().StringArrayVar(&filters, "filter", nil, `provide filter values (e.g. "until=24h")`)
+	prune.Flags().StringVar(&keep, "keep-storage", "", "amount of disk space to keep for cache (e.g. 1GB)")
 	c.AddCommand(prune)
 	return c
 }

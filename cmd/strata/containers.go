@@ -22,11 +22,6 @@ import (
 	"github.com/strata-project/strata/internal/volume"
 )
 
-// imageUsers tells rmi which containers use an image.
-func imageUsers(s *store.Store) store.ImageUsers {
-	return container.NewManager(s, defaultRuntime()).Users
-}
-
 func containerCount(ctx context.Context, s *store.Store) (all, running int, err error) {
 	ctrs, err := container.NewManager(s, defaultRuntime()).List(ctx)
 	for _, ctr := range ctrs {
@@ -54,7 +49,7 @@ func newContainerCmd(g *globals) *cobra.Command {
 	rm.Use, rm.Aliases = "rm [OPTIONS] CONTAINER [CONTAINER...]", []string{"remove"}
 	c.AddCommand(ls, rm, newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g),
 		newKillCmd(g), newWaitCmd(g), newLogsCmd(g), newContainerInspectCmd(g),
-		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g), newExecCmd(g), newAttachCmd(g))
+		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g), newExecCmd(g), newAttachCmd(g), newContainerPruneCmd(g))
 	c.AddCommand(newUpdateCmd(g), newStatsCmd(g), newPortCmd(g))
 	c.AddCommand(newRestartCmd(g), newPauseCmd(g), newUnpauseCmd(g), newRenameCmd(g), newTopCmd(g))
 	return c

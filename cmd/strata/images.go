@@ -275,7 +275,7 @@ func newRmiCmd(g *globals) *cobra.Command {
 			}
 			var failed *exitError
 			for _, ref := range args {
-				res, err := s.RemoveImage(c.Context(), ref, force, !noPrune, imageUsers(s))
+				res, err := s.RemoveImage(c.Context(), ref, force, !noPrune)
 				for _, u := range res.Untagged {
 					fmt.Fprintln(c.OutOrStdout(), "Untagged:", u)
 				}

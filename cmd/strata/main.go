@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/strata-project/strata/internal/builder"
+	"github.com/strata-project/strata/internal/container"
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -192,7 +194,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newWaitCmd(g), newLogsCmd(g), newPsCmd(g), newRmCmd(g), newContainerCmd(g),
 		newExecCmd(g), newAttachCmd(g), newVolumeCmd(g),
 		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g),
-		newBuilderCmd(g), newMonitorCmd(g),
+		newBuilderCmd(g), newMonitorCmd(g), newSystemCmd(g),
 		newUpdateCmd(g), newStatsCmd(g),
 		newPortCmd(g), newNetworkCmd(g),
 		newRestartCmd(g), newPauseCmd(g), newUnpauseCmd(g), newRenameCmd(g), newTopCmd(g), newEventsCmd(g),
@@ -215,13 +217,39 @@ func newImageCmd(g *globals) *cobra.Command {
 	rm := newRmiCmd(g)
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
 	c.AddCommand(ls, rm, newTagCmd(g), newImageInspectCmd(g), newHistoryCmd(g), newImportCmd(g), newPullCmd(g),
-		newImageAnalyzeCmd(g), newImageDiffCmd(g), newImageTreeCmd(g), newPushCmd(g), newSaveCmd(g), newLoadCmd(g))
+		newImageAnalyzeCmd(g), newImageDiffCmd(g), newImageTreeCmd(g), newPushCmd(g), newSaveCmd(g), newLoadCmd(g), newImagePruneCmd(g))
 	return c
 }
 
-// openStore opens the store the global flags name.
+// openStore opens the store the global flags name, with containers' images
+// as GC roots.
 func (g *globals) openStore(ctx context.Context) (*store.Store, error) {
-	return store.Open(ctx, store.Options{Root: g.root, Driver: g.driver})
+	s, err := store.Open(ctx, store.Options{Root: g.root, Driver: g.driver})
+	if err != nil {
+		return nil, err
+	}
+	m := container.NewManager(s, defaultRuntime())
+	s.AddRoots(m.ImageRoots)
+	if err := reconcile(ctx, s, m); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// reconcile cleans up after strata processes that died, before any command
+// runs: dead leases, their temp files and runtime logs, containers a dead
+// commit left paused, RUN containers and mounts of a dead build.
+func reconcile(ctx context.Context, s *store.Store, m *container.Manager) error {
+	if _, err := s.Reconcile(ctx); err != nil {
+		return fmt.Errorf("reconcile store: %w", err)
+	}
+	if _, err := m.Thaw(ctx); err != nil {
+		return fmt.Errorf("reconcile store: %w", err)
+	}
+	if err := builder.Sweep(ctx, s); err != nil {
+		return fmt.Errorf("reconcile store: %w", err)
+	}
+	return nil
 }
 
 // exactArgs is cobra.ExactArgs with docker's wording and exit status.

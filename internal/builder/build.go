@@ -118,23 +118,26 @@ func Build(ctx context.Context, s *store.Store, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var res Result
-	err = s.Shared(ctx, func() error {
-		var err error
-		res, err = b.build(ctx)
-		return err
-	})
-	return res, err
+	// The build holds no store lock while it runs: a lease keeps the
+	// images it uses and makes from removals, and its layers carry its
+	// owner ID until an image names them.
+	b.lease, err = s.NewLease(ctx, "build")
+	if err != nil {
+		return Result{}, err
+	}
+	defer b.lease.Release()
+	return b.build(ctx)
 }
 
 type builder struct {
-	s    *store.Store
-	opts Options
-	df   *dockerfile
-	plan *plan
-	rt   *oci.Runtime
-	ig   *ignore
-	ctxs map[string]namedContext
+	s     *store.Store
+	lease *store.Lease
+	opts  Options
+	df    *dockerfile
+	plan  *plan
+	rt    *oci.Runtime
+	ig    *ignore
+	ctxs  map[string]namedContext
 
 	steps  atomic.Int64
 	evMu   sync.Mutex

@@ -292,7 +292,7 @@ func TestPruneCache(t *testing.T) {
 	if n := count(); n != 2 {
 		t.Fatalf("second build: %d cached, want 2", n)
 	}
-	res, err := PruneCache(context.Background(), s)
+	res, err := PruneCache(context.Background(), s, PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

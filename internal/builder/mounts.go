@@ -258,6 +258,13 @@ func (b *builder) cacheMountDir(ctx context.Context, p mountPlan) (string, func(
 	base := filepath.Join(parent, digest.FromString(p.id).Encoded())
 	dir, release := base, func() {}
 	switch p.m.CacheSharing {
+	case instructions.MountSharingShared, "":
+		// Held shared so that builder prune leaves the directory alone.
+		l, err := lockfile.Wait(ctx, base+".lock", lockfile.Shared)
+		if err != nil {
+			return "", nil, err
+		}
+		release = l.Unlock
 	case instructions.MountSharingLocked:
 		l, err := lockfile.Wait(ctx, base+".lock", lockfile.Exclusive)
 		if err != nil {

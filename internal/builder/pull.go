@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	digest "github.com/opencontainers/go-digest"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/registry"
 )
@@ -21,11 +22,27 @@ type pulled struct {
 func (b *builder) imageFor(ctx context.Context, ref string) (image.Image, error) {
 	if !b.opts.Pull {
 		img, err := b.s.Images.Get(ctx, ref)
-		if err == nil || !isNotFound(err) || !registry.Pullable(ref) {
+		if err == nil {
+			return img, b.hold(ctx, img.ID)
+		}
+		if !isNotFound(err) || !registry.Pullable(ref) {
 			return img, err
 		}
 	}
-	return b.pull(ctx, ref)
+	img, err := b.pull(ctx, ref)
+	if err != nil {
+		return img, err
+	}
+	return img, b.hold(ctx, img.ID)
+}
+
+// hold adds an image the build uses to its lease; an image removed since
+// it was looked up is reported as missing.
+func (b *builder) hold(ctx context.Context, id digest.Digest) error {
+	if b.lease == nil {
+		return nil
+	}
+	return b.lease.Hold(ctx, id)
 }
 
 // pull fetches ref once per build, as its own progress step.

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -37,7 +40,16 @@ type cacheEntry struct {
 // putImage stores cfg as an image built on parent and returns its ID.
 // Storing an existing image changes nothing.
 func (b *builder) putImage(ctx context.Context, cfg image.Config, parent digest.Digest, size int64) (digest.Digest, error) {
-	return b.s.Images.Create(ctx, cfg, image.CreateOptions{Parent: parent, Size: size})
+	var id digest.Digest
+	// Made and leased in one shared hold, so no prune sees it unleased.
+	err := b.s.Shared(ctx, func() error {
+		var err error
+		if id, err = b.s.Images.Create(ctx, cfg, image.CreateOptions{Parent: parent, Size: size}); err != nil {
+			return err
+		}
+		return b.hold(ctx, id)
+	})
+	return id, err
 }
 
 // cacheGet returns the image a step key made, if it is still there.
@@ -58,7 +70,7 @@ func (b *builder) cacheGet(ctx context.Context, key digest.Digest) (image.Image,
 		return image.Image{}, false
 	}
 	img, err := b.s.Images.Get(ctx, e.Image.String())
-	if err != nil {
+	if err != nil || b.hold(ctx, img.ID) != nil {
 		return image.Image{}, false // removed since: a miss
 	}
 	return img, true
@@ -85,82 +97,159 @@ type PruneResult struct {
 	Layers  []digest.Digest // layers no image uses any more
 	// CacheMounts is how many RUN --mount=type=cache directories went.
 	CacheMounts int
+	Reclaimed   int64 // bytes of layer content removed
 }
 
-// PruneCache forgets every cached step, removes the step images that have
-// no name and no child image, collects the layers left unused, and
-// empties the RUN --mount=type=cache directories (no build runs meanwhile:
-// the store is held exclusively).
-func PruneCache(ctx context.Context, s *store.Store) (PruneResult, error) {
-	var res PruneResult
-	err := s.Exclusive(ctx, func() error {
-		cached := map[digest.Digest]bool{}
-		err := s.DB.Update(func(tx *bolt.Tx) error {
-			bk, _ := metadata.Bucket(tx, cacheBucket)
-			if bk == nil {
-				return nil
+// CacheItem is one build cache record as `system df` and prune see it.
+type CacheItem struct {
+	Key     string
+	Image   digest.Digest // the step image
+	Created time.Time     // when the step image was made
+	Size    int64         // bytes the step added to its parent
+	Named   bool          // the step image has a name (a build's result)
+}
+
+// CacheItems lists the build cache; records whose image is gone have a
+// zero Created.
+func CacheItems(ctx context.Context, s *store.Store) ([]CacheItem, error) {
+	var items []CacheItem
+	err := s.DB.View(func(tx *bolt.Tx) error {
+		bk, _ := metadata.Bucket(tx, cacheBucket)
+		if bk == nil {
+			return nil
+		}
+		return bk.ForEach(func(k, v []byte) error {
+			var e cacheEntry
+			if json.Unmarshal(v, &e) == nil {
+				items = append(items, CacheItem{Key: string(k), Image: e.Image})
 			}
-			err := bk.ForEach(func(_, v []byte) error {
-				var e cacheEntry
-				if json.Unmarshal(v, &e) == nil {
-					cached[e.Image] = true
-				}
-				res.Entries++
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if err := forgetGoneDockerfiles(tx); err != nil {
-				return err
-			}
-			return tx.DeleteBucket([]byte(cacheBucket))
+			return nil
 		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read build cache: %w", err)
+	}
+	for i, e := range items {
+		img, err := s.Images.Get(ctx, e.Image.String())
 		if err != nil {
-			return fmt.Errorf("clear build cache: %w", err)
+			continue // its image is gone: the record is garbage
 		}
-		// Remove leaves first, until only images with names or children stay.
-		for {
-			imgs, err := s.Images.List(ctx)
-			if err != nil {
+		items[i].Created, items[i].Size, items[i].Named = img.Added, img.Size, len(img.Names) > 0
+		if img.Parent != "" {
+			if p, err := s.Images.Get(ctx, img.Parent.String()); err == nil {
+				items[i].Size -= p.Size
+			}
+		}
+	}
+	return items, nil
+}
+
+// PruneOptions narrow builder prune, as docker's flags do.
+type PruneOptions struct {
+	// Until keeps cache made at or after it (--filter until=).
+	Until time.Time
+	// KeepStorage keeps the newest cache up to this many bytes
+	// (--keep-storage); 0 keeps none.
+	KeepStorage int64
+}
+
+// PruneCache forgets cached steps (all of them, or those o selects),
+// hands their step images that have no name to the store's deletion owner
+// (which keeps those a container, mount, running build or child image
+// needs), and empties the RUN --mount=type=cache directories no running
+// build holds.
+func PruneCache(ctx context.Context, s *store.Store, o PruneOptions) (PruneResult, error) {
+	var res PruneResult
+	entries, err := CacheItems(ctx, s)
+	if err != nil {
+		return res, err
+	}
+	// Oldest first, so that --keep-storage keeps the newest.
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Created.Before(entries[j].Created) })
+	var total int64
+	for _, e := range entries {
+		total += e.Size
+	}
+	drop := map[string]bool{}
+	cached := map[digest.Digest]bool{}
+	for _, e := range entries {
+		if !o.Until.IsZero() && !e.Created.IsZero() && !e.Created.Before(o.Until) {
+			continue
+		}
+		if o.KeepStorage > 0 && total <= o.KeepStorage {
+			break
+		}
+		drop[e.Key], cached[e.Image] = true, true
+		total -= e.Size
+	}
+	err = s.DB.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket([]byte(cacheBucket))
+		if bk == nil {
+			return nil
+		}
+		for k := range drop {
+			if err := bk.Delete([]byte(k)); err != nil {
 				return err
 			}
-			hasChild := map[digest.Digest]bool{}
-			for _, img := range imgs {
-				hasChild[img.Parent] = true
-			}
-			removed := 0
-			for _, img := range imgs {
-				if !cached[img.ID] || len(img.Names) > 0 || hasChild[img.ID] {
-					continue
-				}
-				if err := s.Images.Delete(ctx, img.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
-					return err
-				}
-				res.Images = append(res.Images, img.ID)
-				removed++
-			}
-			if removed == 0 {
-				break
-			}
 		}
-		if res.Layers, err = s.CollectLayers(ctx); err != nil {
-			return err
-		}
-		dir := filepath.Join(s.Root, CacheMountsDir)
-		ents, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		for _, e := range ents {
-			if e.IsDir() {
-				res.CacheMounts++
-			}
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("remove cache mounts: %w", err)
-		}
-		return nil
+		return forgetGoneDockerfiles(tx)
 	})
+	if err != nil {
+		return res, fmt.Errorf("clear build cache: %w", err)
+	}
+	res.Entries = len(drop)
+	rep, err := s.Prune(ctx, store.PruneOptions{Images: func(img image.Image) bool { return cached[img.ID] }})
+	res.Images, res.Layers, res.Reclaimed = rep.Deleted, rep.Layers, rep.Reclaimed
+	if err != nil {
+		return res, err
+	}
+	if o.KeepStorage > 0 || !o.Until.IsZero() {
+		return res, nil // cache mounts have no age or size to select by
+	}
+	n, err := pruneCacheMounts(filepath.Join(s.Root, CacheMountsDir))
+	res.CacheMounts = n
 	return res, err
+}
+
+// pruneCacheMounts removes the cache mount directories whose lock it can
+// take: a running build holds the lock of each cache it mounts.
+func pruneCacheMounts(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		l, ok, err := lockfile.TryLock(p+".lock", lockfile.Exclusive)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			continue
+		}
+		err = os.RemoveAll(p)
+		if err == nil {
+			err = os.Remove(p + ".lock")
+		}
+		l.Unlock()
+		if err != nil {
+			return n, fmt.Errorf("remove cache mount: %w", err)
+		}
+		n++
+	}
+	// Locks of caches that were never made (or are gone), then the
+	// directory itself once empty.
+	locks, _ := filepath.Glob(filepath.Join(dir, "*.lock"))
+	for _, p := range locks {
+		lockfile.RemoveFree(p)
+	}
+	os.Remove(dir)
+	return n, nil
 }

@@ -362,21 +362,20 @@ func (m *Manager) Count(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// Users returns the names of the containers made from image imageID, for
-// rmi's refusal. Its signature fits store.ImageUsers.
-func (m *Manager) Users(ctx context.Context, imageID digest.Digest) ([]string, error) {
+// ImageRoots reports the images containers were made from: GC roots, so
+// that no removal takes an image from under a container. Its signature
+// fits store.RootSource; a container's name is its Root.What.
+func (m *Manager) ImageRoots(ctx context.Context) (map[digest.Digest]store.Root, error) {
 	all, err := m.listRecords()
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	sort.Slice(all, func(i, j int) bool { return all[i].Name > all[j].Name })
+	out := map[digest.Digest]store.Root{}
 	for _, c := range all {
-		if c.Image == imageID {
-			names = append(names, c.Name)
-		}
+		out[c.Image] = store.Root{Kind: store.RootContainer, What: c.Name}
 	}
-	sort.Strings(names)
-	return names, nil
+	return out, nil
 }
 
 func (m *Manager) listRecords() ([]Container, error) {

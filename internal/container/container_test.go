@@ -194,8 +194,8 @@ func TestCreateGetUsersWithRootfsRemove(t *testing.T) {
 	if _, err := m.Get(ctx, "nope"); err == nil || !store.IsNotFound(err) || err.Error() != "No such container: nope" {
 		t.Errorf("Get(nope) = %v", err)
 	}
-	if users, err := m.Users(ctx, img); err != nil || len(users) != 1 || users[0] != "box" {
-		t.Errorf("Users = %v, %v", users, err)
+	if roots, err := m.ImageRoots(ctx); err != nil || len(roots) != 1 || roots[img].What != "box" {
+		t.Errorf("ImageRoots = %v, %v", roots, err)
 	}
 
 	// Writes through WithRootfs land in the container's layer and are seen

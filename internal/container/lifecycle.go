@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -464,6 +465,19 @@ func (m *Manager) Frozen(ctx context.Context, c Container, fn func() error) erro
 	if err != nil {
 		return err
 	}
+	// The freeze lock tells a later command that the container was paused
+	// by a process that died before resuming it (see Thaw).
+	if err := os.MkdirAll(m.frozenDir(), 0o700); err != nil {
+		return err
+	}
+	fl, err := lockfile.Wait(ctx, m.frozenLock(c.ID), lockfile.Exclusive)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		os.Remove(m.frozenLock(c.ID))
+		fl.Unlock()
+	}()
 	switch err := rt.Pause(ctx, c.ID); {
 	case errors.Is(err, oci.ErrNotRunning) || errors.Is(err, oci.ErrNotExist):
 		return fn() // it ended meanwhile: nothing to freeze
@@ -472,6 +486,42 @@ func (m *Manager) Frozen(ctx context.Context, c Container, fn func() error) erro
 	}
 	defer rt.Resume(context.WithoutCancel(ctx), c.ID)
 	return fn()
+}
+
+func (m *Manager) frozenDir() string           { return filepath.Join(m.store.Root, "frozen") }
+func (m *Manager) frozenLock(id string) string { return filepath.Join(m.frozenDir(), id+".lock") }
+
+// Thaw resumes the containers that a process paused (commit) and died
+// before resuming, and returns their IDs.
+func (m *Manager) Thaw(ctx context.Context) ([]string, error) {
+	ents, err := os.ReadDir(m.frozenDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var thawed []string
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".lock")
+		if !ok {
+			continue
+		}
+		l, ok, err := lockfile.TryLock(m.frozenLock(id), lockfile.Exclusive)
+		if err != nil || !ok {
+			continue // its freezer lives
+		}
+		if c, err := m.lookup(id); err == nil {
+			if rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime)); err == nil {
+				if rt.Resume(ctx, id) == nil {
+					thawed = append(thawed, id)
+				}
+			}
+		}
+		os.Remove(m.frozenLock(id))
+		l.Unlock()
+	}
+	return thawed, nil
 }
 
 // Wait blocks until c is not running and returns its exit code (docker's
@@ -638,4 +688,22 @@ func conflictf(format string, a ...any) error {
 
 func invalidf(format string, a ...any) error {
 	return kindError{fmt.Sprintf(format, a...), errdefs.ErrInvalidArgument}
+}
+
+// MountInUse tells whether path, a mount point under the store root, is
+// the root filesystem or network namespace of a container whose runner is
+// alive.
+func (m *Manager) MountInUse(path string) bool {
+	if rel, err := filepath.Rel(filepath.Join(m.store.Root, "run", "netns"), path); err == nil && !strings.Contains(rel, "..") && !strings.Contains(rel, "/") {
+		return lockfile.Held(m.lockPath(rel))
+	}
+	rel, err := filepath.Rel(filepath.Join(m.store.Root, "containers"), path)
+	if err != nil {
+		return false
+	}
+	id, rest, _ := strings.Cut(rel, string(filepath.Separator))
+	if id == "" || id == ".." || !strings.HasPrefix(rest, "rootfs") {
+		return false
+	}
+	return lockfile.Held(m.lockPath(id))
 }

@@ -204,21 +204,7 @@ func (s *Store) Get(ctx context.Context, ref string) (Image, error) {
 
 // List returns every image, newest first.
 func (s *Store) List(ctx context.Context) ([]Image, error) {
-	var imgs []Image
-	err := s.db.View(func(tx *bolt.Tx) error {
-		ib, _ := metadata.Bucket(tx, imagesBucket)
-		if ib == nil {
-			return nil
-		}
-		return ib.ForEach(func(k, _ []byte) error {
-			img, err := load(tx, digest.Digest(k))
-			if err != nil {
-				return err
-			}
-			imgs = append(imgs, img)
-			return nil
-		})
-	})
+	imgs, _, err := s.Records(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -398,4 +384,56 @@ func (s *Store) SetManifest(ctx context.Context, id, manifest digest.Digest) err
 		}
 		return ib.Put([]byte(id), b)
 	})
+}
+
+// Records lists every image record without reading config blobs (a check
+// must see images whose config is missing), and the names that point at
+// no image.
+func (s *Store) Records(ctx context.Context) (imgs []Image, danglingNames []string, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		ib, _ := metadata.Bucket(tx, imagesBucket)
+		if ib != nil {
+			err := ib.ForEach(func(k, _ []byte) error {
+				img, err := load(tx, digest.Digest(k))
+				if err != nil {
+					return err
+				}
+				imgs = append(imgs, img)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		nb, _ := metadata.Bucket(tx, namesBucket)
+		if nb == nil {
+			return nil
+		}
+		return nb.ForEach(func(k, v []byte) error {
+			if ib == nil || ib.Get(v) == nil {
+				danglingNames = append(danglingNames, string(k))
+			}
+			return nil
+		})
+	})
+	return imgs, danglingNames, err
+}
+
+// DeleteName removes a name whatever it points at (a repair of a name
+// whose image is gone).
+func (s *Store) DeleteName(ctx context.Context, name string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		nb, err := metadata.Bucket(tx, namesBucket)
+		if err != nil {
+			return err
+		}
+		return nb.Delete([]byte(name))
+	})
+}
+
+// ReadConfig returns image id's parsed config.
+func (s *Store) ReadConfig(ctx context.Context, id digest.Digest) (Config, error) {
+	img := Image{ID: id}
+	err := s.fillConfig(ctx, &img)
+	return img.Config, err
 }

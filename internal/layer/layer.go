@@ -45,6 +45,10 @@ type Layer struct {
 	Size    int64         `json:"size"`             // bytes of file content, as docker counts a layer
 	TarSize int64         `json:"tarSize"`          // bytes of the uncompressed tar
 	Created time.Time     `json:"created"`
+	// Owner is the lockfile.Owner ID of the process that made the layer or
+	// last committed onto it: while that process lives, the layer is
+	// leased to it (see store.Lease), even before an image names it.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Store creates and reads layers.
@@ -380,8 +384,43 @@ type splitFile struct {
 	zw *gzip.Writer
 }
 
+// tmpDir holds tar-split files being written, named <owner ID>-<random>.
+const tmpDir = "tmp"
+
+// CleanTemps removes the tar-split temp files of writers that died (and any
+// left by older versions as .tmp-tar-split-* beside the layers) and says
+// how many went.
+func (s *Store) CleanTemps(alive func(owner string) bool) (int, error) {
+	n := 0
+	dir := filepath.Join(s.dir, tmpDir)
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, err
+	}
+	for _, e := range ents {
+		owner, _, ok := strings.Cut(e.Name(), "-")
+		if ok && alive(owner) {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			n++
+		}
+	}
+	legacy, _ := filepath.Glob(filepath.Join(s.dir, ".tmp-tar-split-*"))
+	for _, p := range legacy {
+		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour && os.Remove(p) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (s *Store) createSplitFile() (*splitFile, error) {
-	f, err := os.CreateTemp(s.dir, ".tmp-tar-split-")
+	tmp := filepath.Join(s.dir, tmpDir)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("tar-split temp dir: %w", err)
+	}
+	f, err := os.CreateTemp(tmp, s.owner+"-")
 	if err != nil {
 		return nil, fmt.Errorf("tar-split temp file: %w", err)
 	}
@@ -420,8 +459,11 @@ func (s *Store) commit(ctx context.Context, key string, parent digest.Digest, di
 		Size:    rec.size,
 		TarSize: rec.tarSize,
 		Created: time.Now().UTC(),
+		Owner:   s.owner,
 	}
-	if existing, err := s.Get(ctx, l.ChainID); err == nil {
+	if existing, ok, err := s.claim(ctx, l.ChainID); err != nil {
+		return Layer{}, err
+	} else if ok {
 		s.sn.Remove(ctx, key)
 		return existing, nil
 	}
@@ -459,6 +501,34 @@ func (s *Store) commit(ctx context.Context, key string, parent digest.Digest, di
 		return Layer{}, fmt.Errorf("record layer %s: %w", short(l.ChainID), err)
 	}
 	return l, nil
+}
+
+// claim makes this process the owner of an existing layer, so that it is
+// not collected before the image that will name it exists.
+func (s *Store) claim(ctx context.Context, chainID digest.Digest) (l Layer, ok bool, err error) {
+	if _, err := s.sn.Stat(ctx, string(chainID)); err != nil {
+		return Layer{}, false, nil // no snapshot: the record (if any) is a crash's leftover
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		bk, err := metadata.Bucket(tx, bucket)
+		if err != nil {
+			return err
+		}
+		v := bk.Get([]byte(chainID))
+		if v == nil {
+			return nil
+		}
+		if err := json.Unmarshal(v, &l); err != nil {
+			return fmt.Errorf("decode layer %s: %w", short(chainID), err)
+		}
+		l.ChainID, l.Owner, ok = chainID, s.owner, true
+		b, err := json.Marshal(l)
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(chainID), b)
+	})
+	return l, ok, err
 }
 
 // Get returns the layer that ends the stack chainID.

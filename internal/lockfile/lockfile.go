@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,42 +62,27 @@ func TryLock(path string, m Mode) (l *Lock, ok bool, err error) {
 }
 
 // Wait takes the lock on path (created if missing), waiting for conflicting
-// holders to release it, or until ctx ends. It blocks in flock(2), not in a
-// polling loop.
+// holders to release it, or until ctx ends. It polls rather than blocking
+// in flock(2): a blocked flock cannot be called off, and one that went on
+// after ctx ended would hold the lock for a moment with nobody using it.
 func Wait(ctx context.Context, path string, m Mode) (*Lock, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	t := time.NewTicker(retry)
+	defer t.Stop()
+	for {
+		l, ok, err := TryLock(path, m)
+		if ok || err != nil {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
+		case <-t.C:
+		}
 	}
-	if err := waitFile(ctx, f, m); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return &Lock{f: f}, nil
 }
 
-// waitFile flocks f, giving up when ctx ends. f is closed on failure.
-func waitFile(ctx context.Context, f *os.File, m Mode) error {
-	if ok, err := TryFd(int(f.Fd()), m); ok || err != nil {
-		if err != nil {
-			f.Close()
-		}
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- Fd(int(f.Fd()), m) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			f.Close()
-		}
-		return err
-	case <-ctx.Done():
-		// flock(2) cannot be interrupted; closing the file once it returns
-		// drops a lock it got too late.
-		go func() { <-done; f.Close() }()
-		return ctx.Err()
-	}
-}
+// retry is how often Wait tries again.
+const retry = 10 * time.Millisecond
 
 // Held tells whether some process holds a lock on path now. A missing file
 // is held by nobody.
@@ -125,6 +111,18 @@ func Released(path string) <-chan struct{} {
 		close(ch)
 	}()
 	return ch
+}
+
+// RemoveFree removes the file at path if nobody holds a lock on it, and
+// says whether it did. The lock is taken before the unlink and held across
+// it, so a holder cannot take the file back in between.
+func RemoveFree(path string) bool {
+	l, ok, err := TryLock(path, Exclusive)
+	if err != nil || !ok {
+		return false
+	}
+	defer l.Unlock()
+	return os.Remove(path) == nil
 }
 
 // TryFd flocks an open file or directory without waiting; false when

@@ -89,15 +89,9 @@ func SweepOwners(dir string) (int, error) {
 		if !strings.HasSuffix(e.Name(), ownerSuffix) {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		l, ok, err := TryLock(p, Exclusive)
-		if err != nil || !ok {
-			continue
-		}
-		if os.Remove(p) == nil {
+		if RemoveFree(filepath.Join(dir, e.Name())) {
 			n++
 		}
-		l.Unlock()
 	}
 	return n, nil
 }

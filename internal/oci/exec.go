@@ -112,11 +112,12 @@ func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, stdi
 	}
 	args = append(args, id)
 
-	cmd, logPath, err := r.command(args...)
+	cmd, lg, err := r.command(args...)
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(logPath)
+	defer lg.remove()
+	logPath := lg.path
 	pipes, err := attachStdio(cmd, stdio, false)
 	if err != nil {
 		return 0, fmt.Errorf("%s exec %s: %w", r.Name, id, err)

@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/strata-project/strata/internal/lockfile"
 )
 
 // Runtime drives one OCI runtime binary. Every call is one exec of the
@@ -46,6 +48,42 @@ func New(name, stateRoot string) (*Runtime, error) {
 		return nil, fmt.Errorf("create runtime state root: %w", err)
 	}
 	return &Runtime{Name: name, Binary: bin, StateRoot: stateRoot}, nil
+}
+
+// LogDir is where the runtime's JSON logs go: beside its state root, in
+// the store, never in the system temp dir. Each log is flocked by the
+// strata process that reads it, so CleanLogs knows a dead one.
+func LogDir(stateRoot string) string { return filepath.Join(filepath.Dir(stateRoot), "logs") }
+
+// CleanLogs removes the runtime logs in dir that no live process holds and
+// says how many went.
+func CleanLogs(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ents {
+		if lockfile.RemoveFree(filepath.Join(dir, e.Name())) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// runtimeLog is one command's log file, locked while in use.
+type runtimeLog struct {
+	path string
+	lock *lockfile.Lock
+}
+
+// remove deletes the log, then drops its lock.
+func (l *runtimeLog) remove() {
+	os.Remove(l.path)
+	l.lock.Unlock()
 }
 
 // Status is a container's state as the runtime reports it.
@@ -147,11 +185,12 @@ func (r *Runtime) Run(ctx context.Context, id, bundle string, stdio IO) (int, er
 		return -1, fmt.Errorf("%s run %s: a foreground run cannot use a console socket (the runtime drives the terminal itself); use Create", r.Name, id)
 	}
 
-	cmd, logPath, err := r.command("run", "--bundle", bundle, id)
+	cmd, lg, err := r.command("run", "--bundle", bundle, id)
 	if err != nil {
 		return -1, err
 	}
-	defer os.Remove(logPath)
+	defer lg.remove()
+	logPath := lg.path
 	pipes, err := attachStdio(cmd, stdio, terminal)
 	if err != nil {
 		return -1, fmt.Errorf("%s run %s: %w", r.Name, id, err)
@@ -207,11 +246,12 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio IO) error
 	}
 	args = append(args, id)
 
-	cmd, logPath, err := r.command(args...)
+	cmd, lg, err := r.command(args...)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(logPath)
+	defer lg.remove()
+	logPath := lg.path
 	pipes, err := attachStdio(cmd, stdio, false)
 	if err != nil {
 		return fmt.Errorf("%s create %s: %w", r.Name, id, err)
@@ -326,11 +366,12 @@ func (r *Runtime) List(ctx context.Context) ([]State, error) {
 
 // run executes one short runtime command and returns its stdout.
 func (r *Runtime) run(ctx context.Context, op, id string, args ...string) ([]byte, error) {
-	cmd, logPath, err := r.command(args...)
+	cmd, lg, err := r.command(args...)
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(logPath)
+	defer lg.remove()
+	logPath := lg.path
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	stop := context.AfterFunc(ctx, func() { _ = cmd.Process.Kill() })
@@ -348,16 +389,25 @@ func (r *Runtime) run(ctx context.Context, op, id string, args ...string) ([]byt
 // fresh JSON log file: that log, not stderr, is where the runtime's error
 // message can be read reliably, because for run/create its stderr is the
 // container's.
-func (r *Runtime) command(args ...string) (*exec.Cmd, string, error) {
-	f, err := os.CreateTemp("", "strata-"+r.Name+"-log-*.json")
-	if err != nil {
-		return nil, "", fmt.Errorf("create %s log file: %w", r.Name, err)
+func (r *Runtime) command(args ...string) (*exec.Cmd, *runtimeLog, error) {
+	dir := LogDir(r.StateRoot)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("create %s log dir: %w", r.Name, err)
 	}
-	logPath := f.Name()
+	f, err := os.CreateTemp(dir, r.Name+"-*.json")
+	if err != nil {
+		return nil, nil, fmt.Errorf("create %s log file: %w", r.Name, err)
+	}
 	f.Close()
-	global := []string{"--root", r.StateRoot, "--log", logPath, "--log-format", "json"}
+	lock, ok, err := lockfile.TryLock(f.Name(), lockfile.Exclusive)
+	if err != nil || !ok {
+		os.Remove(f.Name())
+		return nil, nil, fmt.Errorf("lock %s log file: %v", r.Name, err)
+	}
+	lg := &runtimeLog{path: f.Name(), lock: lock}
+	global := []string{"--root", r.StateRoot, "--log", lg.path, "--log-format", "json"}
 	cmd := exec.Command(r.Binary, append(global, args...)...)
-	return cmd, logPath, nil
+	return cmd, lg, nil
 }
 
 // lastLogError returns the message of the last error-level entry of a

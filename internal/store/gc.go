@@ -11,26 +11,172 @@ import (
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
+	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/snapshot"
 )
 
-// CollectLayers removes every layer that no image's stack includes and
-// whose snapshot nothing is built on, and the snapshots of layer ingests
-// whose process died. Callers hold the store lock exclusively.
-func (s *Store) CollectLayers(ctx context.Context) (removed []digest.Digest, err error) {
-	if err := s.removeDeadIngests(ctx); err != nil {
+// The store is the one owner of deletion: rmi, every prune and the sweep
+// decide what may go here, against one set of GC roots:
+//
+//   - names: a tagged image stays unless the caller removes the name;
+//   - images a container was created from (RootSources, set by the CLI);
+//   - images mounted with `strata mount`;
+//   - images held by the live lease of an operation in progress;
+//   - child images: an image something else is built on stays;
+//   - layers: every layer of a kept image, and layers whose maker lives.
+//
+// Build cache entries are not roots of their own: a cache entry names a
+// step image, which is an image like any other (builder prune makes the
+// step images candidates).
+
+// RootKind says why an image is kept.
+type RootKind int
+
+const (
+	RootContainer RootKind = iota + 1
+	RootMounted
+	RootLease
+)
+
+// Root is one reason an image must stay.
+type Root struct {
+	Kind RootKind
+	What string // the container's name, or the operation holding a lease
+}
+
+// RootSource reports the images something outside the store keeps: the
+// container package reports the images of its containers.
+type RootSource func(ctx context.Context) (map[digest.Digest]Root, error)
+
+// AddRoots registers a source of GC roots for this store.
+func (s *Store) AddRoots(src RootSource) { s.rootSources = append(s.rootSources, src) }
+
+// roots is every image that must stay whatever a removal asks, with why.
+func (s *Store) roots(ctx context.Context) (map[digest.Digest]Root, error) {
+	out := map[digest.Digest]Root{}
+	for _, src := range s.rootSources {
+		m, err := src(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for id, r := range m {
+			out[id] = r
+		}
+	}
+	mounted, err := s.MountedImages(ctx)
+	if err != nil {
 		return nil, err
+	}
+	for _, id := range mounted {
+		out[id] = Root{Kind: RootMounted}
+	}
+	leased, _, err := s.liveLeases()
+	if err != nil {
+		return nil, err
+	}
+	for id, what := range leased {
+		if _, ok := out[id]; !ok {
+			out[id] = Root{Kind: RootLease, What: what}
+		}
+	}
+	return out, nil
+}
+
+// PruneOptions choose what a prune may remove.
+type PruneOptions struct {
+	// Images selects candidate images; nil selects none (layers only).
+	Images func(image.Image) bool
+	// Untag lets a candidate with names lose them (image prune -a);
+	// otherwise a name keeps an image.
+	Untag bool
+}
+
+// PruneReport is what a prune removed, in docker's words.
+type PruneReport struct {
+	Untagged  []string        // familiar references
+	Deleted   []digest.Digest // image IDs
+	Layers    []digest.Digest // layer chainIDs
+	Reclaimed int64           // bytes of the removed layers' content
+}
+
+// Prune removes the candidate images no root keeps, leaves first, then
+// the layers nothing uses. It holds the store lock exclusively for the
+// sweep only.
+func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneReport, error) {
+	var rep PruneReport
+	err := s.Exclusive(ctx, func() error {
+		roots, err := s.roots(ctx)
+		if err != nil {
+			return err
+		}
+		if o.Images != nil {
+			if err := s.pruneImages(ctx, o, roots, &rep); err != nil {
+				return err
+			}
+		}
+		return s.collectLayers(ctx, &rep)
+	})
+	return rep, err
+}
+
+func (s *Store) pruneImages(ctx context.Context, o PruneOptions, roots map[digest.Digest]Root, rep *PruneReport) error {
+	for {
+		imgs, err := s.Images.List(ctx)
+		if err != nil {
+			return err
+		}
+		hasChild := map[digest.Digest]bool{}
+		for _, img := range imgs {
+			hasChild[img.Parent] = true
+		}
+		removed := 0
+		for _, img := range imgs {
+			if _, kept := roots[img.ID]; kept || hasChild[img.ID] || !o.Images(img) {
+				continue
+			}
+			if len(img.Names) > 0 && !o.Untag {
+				continue
+			}
+			for _, n := range img.Names {
+				rep.Untagged = append(rep.Untagged, image.Familiar(n))
+			}
+			if err := s.Images.Delete(ctx, img.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+				return err
+			}
+			rep.Deleted = append(rep.Deleted, img.ID)
+			removed++
+		}
+		if removed == 0 {
+			return nil
+		}
+	}
+}
+
+// CollectLayers removes the layers no image uses. Callers hold the store
+// lock exclusively.
+func (s *Store) CollectLayers(ctx context.Context) ([]digest.Digest, error) {
+	var rep PruneReport
+	err := s.collectLayers(ctx, &rep)
+	return rep.Layers, err
+}
+
+// collectLayers removes every layer that no image's stack includes, whose
+// maker is not alive and whose snapshot nothing is built on, and the
+// snapshots of layer ingests whose process died.
+func (s *Store) collectLayers(ctx context.Context, rep *PruneReport) error {
+	if err := s.removeDeadIngests(ctx); err != nil {
+		return err
 	}
 	// Directories a crashed process left without a record.
 	if c, ok := s.Snapshots.(interface{ Cleanup(context.Context) error }); ok {
 		if err := c.Cleanup(ctx); err != nil {
-			return nil, fmt.Errorf("clean snapshots: %w", err)
+			return fmt.Errorf("clean snapshots: %w", err)
 		}
 	}
 	used := map[digest.Digest]bool{}
 	imgs, err := s.Images.List(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, img := range imgs {
 		for _, c := range image.ChainIDs(img.Config.RootFS.DiffIDs) {
@@ -42,13 +188,15 @@ func (s *Store) CollectLayers(ctx context.Context) (removed []digest.Digest, err
 	parent := map[digest.Digest]digest.Digest{}
 	err = s.Layers.Walk(ctx, func(l layer.Layer) error {
 		parent[l.ChainID] = l.Parent
-		if !used[l.ChainID] {
+		// A layer whose maker lives is leased to it. This process's own
+		// layers are not: it is the one sweeping, under the exclusive lock.
+		if !used[l.ChainID] && (l.Owner == "" || l.Owner == s.Owner.ID || !s.Alive(l.Owner)) {
 			unused = append(unused, l)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var depthOf func(digest.Digest) int
 	depthOf = func(c digest.Digest) int {
@@ -71,12 +219,13 @@ func (s *Store) CollectLayers(ctx context.Context) (removed []digest.Digest, err
 		case errors.Is(err, layer.ErrInUse):
 			// A container or build snapshot is on it; it stays.
 		case err != nil:
-			return removed, err
+			return err
 		default:
-			removed = append(removed, l.ChainID)
+			rep.Layers = append(rep.Layers, l.ChainID)
+			rep.Reclaimed += l.Size
 		}
 	}
-	return removed, nil
+	return nil
 }
 
 // removeDeadIngests drops active snapshots of layer unpacks whose process is gone.
@@ -100,4 +249,16 @@ func (s *Store) removeDeadIngests(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// conflict explains, in docker's words, why root keeps image id from rmi.
+func (r Root) conflict(ref string, id digest.Digest) error {
+	switch r.Kind {
+	case RootContainer:
+		return fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, r.What, image.ShortID(id))
+	case RootMounted:
+		return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is mounted (strata umount %s)", image.ShortID(id), ref)
+	default:
+		return fmt.Errorf("conflict: unable to delete %s (cannot be forced) - image is in use by %s", image.ShortID(id), r.What)
+	}
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -19,23 +18,23 @@ type RemoveResult struct {
 	Deleted  []digest.Digest // image IDs, then layer chainIDs
 }
 
-// ImageUsers reports, for an image ID, what would break if it went (running
-// or stopped containers). The container package sets it; nil means nothing
-// uses images.
-type ImageUsers func(ctx context.Context, id digest.Digest) ([]string, error)
-
 // RemoveImage is `rmi`: a name removes that name (and the image with its
 // last name); an ID removes the image, which must have at most one
 // repository unless force. With prune, as in docker, the image's untagged
 // parents go too, up to the first one that has a name, another child or a
 // user. Layers no image uses any more are removed last.
-func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool, users ImageUsers) (RemoveResult, error) {
+func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool) (RemoveResult, error) {
 	var res RemoveResult
 	err := s.Exclusive(ctx, func() error {
 		img, err := s.Images.Get(ctx, ref)
 		if err != nil {
 			return err
 		}
+		roots, err := s.roots(ctx)
+		if err != nil {
+			return err
+		}
+		root, isRoot := roots[img.ID]
 		byName := refIsName(ref, img)
 		if byName != nil && len(img.Names) > 1 {
 			// Removing one of several names leaves the image.
@@ -50,32 +49,26 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool, 
 		if !force && byName == nil && len(img.RepoTags()) > 1 {
 			return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", image.ShortID(img.ID))
 		}
-		if users != nil {
-			us, err := users(ctx, img.ID)
-			if err != nil {
-				return err
-			}
-			if len(us) > 0 && !force {
-				return fmt.Errorf("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, us[0], image.ShortID(img.ID))
-			}
-		}
-		mounted, err := s.MountedImages(ctx)
-		if err != nil {
-			return err
-		}
-		if slices.Contains(mounted, img.ID) {
-			if !force {
-				return fmt.Errorf("conflict: unable to delete %s (must be forced) - image is mounted (strata umount %s)", image.ShortID(img.ID), ref)
-			}
+		switch {
+		case !isRoot:
+		case root.Kind == RootMounted && force:
 			if err := s.unmountImage(ctx, img.ID); err != nil {
 				return err
 			}
+			delete(roots, img.ID)
+		case root.Kind == RootContainer && force:
+			// docker removes the image from under a stopped container on -f.
+		case root.Kind == RootLease && (force || byName != nil) && len(img.Names) > 0:
+			// The names go; the record stays for the operation using it
+			// and a later prune collects it.
+		default:
+			return root.conflict(ref, img.ID)
 		}
 		kids, err := s.Images.Children(ctx, img.ID)
 		if err != nil {
 			return err
 		}
-		if len(kids) > 0 {
+		if len(kids) > 0 || (isRoot && root.Kind == RootLease) {
 			// A hard conflict, as in docker: -f or a name only take the
 			// image's names; the image stays for its children.
 			if (!force && byName == nil) || len(img.Names) == 0 {
@@ -110,14 +103,15 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool, 
 		}
 		res.Deleted = append(res.Deleted, img.ID)
 		if prune {
-			gone, err := s.pruneParents(ctx, img.Parent, mounted, users)
+			gone, err := s.pruneParents(ctx, img.Parent, roots)
 			res.Deleted = append(res.Deleted, gone...)
 			if err != nil {
 				return err
 			}
 		}
-		layers, err := s.CollectLayers(ctx)
-		res.Deleted = append(res.Deleted, layers...)
+		var rep PruneReport
+		err = s.collectLayers(ctx, &rep)
+		res.Deleted = append(res.Deleted, rep.Layers...)
 		return err
 	})
 	return res, err
@@ -125,7 +119,7 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool, 
 
 // pruneParents deletes id and its ancestors while each is an untagged
 // image nothing else needs, and returns what it deleted.
-func (s *Store) pruneParents(ctx context.Context, id digest.Digest, mounted []digest.Digest, users ImageUsers) ([]digest.Digest, error) {
+func (s *Store) pruneParents(ctx context.Context, id digest.Digest, roots map[digest.Digest]Root) ([]digest.Digest, error) {
 	var deleted []digest.Digest
 	for id != "" {
 		img, err := s.Images.Get(ctx, id.String())
@@ -135,18 +129,12 @@ func (s *Store) pruneParents(ctx context.Context, id digest.Digest, mounted []di
 		if err != nil {
 			return deleted, err
 		}
-		if len(img.Names) > 0 || slices.Contains(mounted, id) {
+		if _, kept := roots[id]; kept || len(img.Names) > 0 {
 			return deleted, nil
 		}
 		kids, err := s.Images.Children(ctx, id)
 		if err != nil || len(kids) > 0 {
 			return deleted, err
-		}
-		if users != nil {
-			us, err := users(ctx, id)
-			if err != nil || len(us) > 0 {
-				return deleted, err
-			}
 		}
 		if err := s.Images.Delete(ctx, id); err != nil {
 			return deleted, err

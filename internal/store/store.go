@@ -46,6 +46,8 @@ type Store struct {
 	// liveness signal behind ingest keys, build scratch dirs and leases.
 	Owner *lockfile.Owner
 
+	rootSources []RootSource
+
 	lockPath      string
 	lock          *lockfile.Lock
 	lockMu        sync.Mutex

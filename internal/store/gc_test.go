@@ -1,0 +1,101 @@
+package store
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	"github.com/strata-project/strata/internal/image"
+)
+
+func importOne(t *testing.T, s *Store, name, content string) image.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "f", Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(content))
+	tw.Close()
+	ref, err := image.ParseTagged(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.Import(context.Background(), &buf, ImportOptions{Ref: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Images.Get(context.Background(), id.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// An image held by a live lease survives every removal; once the lease is
+// released the same prune removes it and its layer.
+func TestLeasedImagesAreRoots(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Root: t.TempDir(), Driver: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := importOne(t, s, "leased:1", "x")
+	l, err := s.NewLease(ctx, "build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Hold(ctx, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.RemoveImage(ctx, img.ID.String(), false, true)
+	if err == nil || !strings.Contains(err.Error(), "in use by a running build") {
+		t.Fatalf("rmi by ID of a leased image: %v", err)
+	}
+	// By name, the name goes and the image stays for the build.
+	res, err := s.RemoveImage(ctx, "leased:1", false, true)
+	if err != nil || len(res.Untagged) != 1 || len(res.Deleted) != 0 {
+		t.Fatalf("rmi by name of a leased image: %+v, %v", res, err)
+	}
+	all := PruneOptions{Images: func(image.Image) bool { return true }, Untag: true}
+	rep, err := s.Prune(ctx, all)
+	if err != nil || len(rep.Deleted) != 0 || len(rep.Layers) != 0 {
+		t.Fatalf("prune removed leased things: %+v, %v", rep, err)
+	}
+	l.Release()
+	rep, err = s.Prune(ctx, all)
+	if err != nil || len(rep.Deleted) != 1 || len(rep.Layers) != 1 || rep.Reclaimed != 1 {
+		t.Fatalf("prune after release: %+v, %v", rep, err)
+	}
+	// A lease cannot take an image that is gone.
+	l2, _ := s.NewLease(ctx, "pull")
+	defer l2.Release()
+	if err := l2.Hold(ctx, img.ID); !IsNoSuchImage(err) {
+		t.Fatalf("Hold of a removed image: %v", err)
+	}
+}
+
+// Roots from a source (the CLI's containers) keep images from prune -a.
+func TestRootSourcesKeepImages(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Root: t.TempDir(), Driver: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := importOne(t, s, "used:1", "u")
+	importOne(t, s, "free:1", "f")
+	s.AddRoots(func(context.Context) (map[digest.Digest]Root, error) {
+		return map[digest.Digest]Root{used.ID: {Kind: RootContainer, What: "box"}}, nil
+	})
+	rep, err := s.Prune(ctx, PruneOptions{Images: func(image.Image) bool { return true }, Untag: true})
+	if err != nil || len(rep.Deleted) != 1 || len(rep.Untagged) != 1 || rep.Untagged[0] != "free:1" {
+		t.Fatalf("prune -a: %+v, %v", rep, err)
+	}
+	if _, err := s.Images.Get(ctx, "used:1"); err != nil {
+		t.Fatalf("image of a container pruned: %v", err)
+	}
+	if _, err := s.RemoveImage(ctx, "used:1", false, true); err == nil || !strings.Contains(err.Error(), "container box is using") {
+		t.Fatalf("rmi of a container's image: %v", err)
+	}
+}

@@ -1,0 +1,58 @@
+package store
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/strata-project/strata/internal/lockfile"
+	"github.com/strata-project/strata/internal/oci"
+)
+
+// Reconciled is what a reconcile cleaned up after dead processes.
+type Reconciled struct {
+	Owners, Leases, TarSplits, RuntimeLogs int
+}
+
+// Reconcile is the cheap pass every command starts with: it cleans up
+// after strata processes that died (kill -9, power loss). It touches only
+// what a dead owner left, decided by owner locks, never by age or PID, and
+// costs a few directory reads and one metadata read when there is nothing
+// to do. Layer and image garbage waits for rmi or a prune.
+func (s *Store) Reconcile(ctx context.Context) (Reconciled, error) {
+	var r Reconciled
+	var err error
+	if r.Leases, err = s.releaseDeadLeases(); err != nil {
+		return r, err
+	}
+	if r.Owners, err = lockfile.SweepOwners(filepath.Join(s.Root, ownersDir)); err != nil {
+		return r, err
+	}
+	if err = s.Content.CleanIngest(0); err != nil {
+		return r, err
+	}
+	if r.TarSplits, err = s.Layers.CleanTemps(s.Alive); err != nil {
+		return r, err
+	}
+	for _, dir := range []string{
+		oci.LogDir(filepath.Join(s.Root, "runtime", "runc")),
+		oci.LogDir(filepath.Join(s.Root, "build", "runtime")),
+	} {
+		n, err := oci.CleanLogs(dir)
+		if err != nil {
+			return r, err
+		}
+		r.RuntimeLogs += n
+	}
+	if err := s.removeDeadIngests(ctx); err != nil {
+		return r, err
+	}
+	// Snapshot directories a killed process renamed into place inside a
+	// transaction that never committed: left there, the next snapshot
+	// would be given the same number and fail.
+	if c, ok := s.Snapshots.(interface{ Cleanup(context.Context) error }); ok {
+		if err := c.Cleanup(ctx); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
