@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -9,6 +10,7 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/strata-project/strata/internal/content"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/metadata"
@@ -211,6 +213,9 @@ func (s *Store) collectLayers(ctx context.Context, rep *PruneReport) error {
 		depth[c] = d
 		return d
 	}
+	if err := s.collectBlobs(ctx, imgs); err != nil {
+		return err
+	}
 	// Children before parents: a parent's snapshot cannot go while one is
 	// built on it.
 	sort.Slice(unused, func(i, j int) bool { return depthOf(unused[i].ChainID) > depthOf(unused[j].ChainID) })
@@ -261,4 +266,50 @@ func (r Root) conflict(ref string, id digest.Digest) error {
 	default:
 		return fmt.Errorf("conflict: unable to delete %s (cannot be forced) - image is in use by %s", image.ShortID(id), r.What)
 	}
+}
+
+// collectBlobs removes the blobs no image needs: each image keeps its
+// config, the manifest (or index) it came from or went to, the manifests
+// an index of its lists, and the digests its names pin.
+func (s *Store) collectBlobs(ctx context.Context, imgs []image.Image) error {
+	keep := map[digest.Digest]bool{}
+	for _, img := range imgs {
+		keep[img.ID] = true
+		if img.Manifest != "" {
+			keep[img.Manifest] = true
+			if b, err := s.Content.ReadAll(ctx, img.Manifest); err == nil {
+				var idx struct {
+					Manifests []struct {
+						Digest digest.Digest `json:"digest"`
+					} `json:"manifests"`
+				}
+				if json.Unmarshal(b, &idx) == nil {
+					for _, m := range idx.Manifests {
+						keep[m.Digest] = true
+					}
+				}
+			}
+		}
+		for _, n := range img.Names {
+			if _, d, ok := strings.Cut(n, "@"); ok {
+				keep[digest.Digest(d)] = true
+			}
+		}
+	}
+	var drop []digest.Digest
+	err := s.Content.Walk(ctx, func(info content.Info) error {
+		if !keep[info.Digest] {
+			drop = append(drop, info.Digest)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range drop {
+		if err := s.Content.Delete(ctx, d); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			return fmt.Errorf("remove unused blob %s: %w", d, err)
+		}
+	}
+	return nil
 }
