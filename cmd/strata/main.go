@@ -63,8 +63,13 @@ func report(w io.Writer, err error) int {
 		}
 		return ee.code
 	}
-	fmt.Fprintln(w, "Error:", message(err))
 	var ue usageError
+	if errors.As(err, &ue) && ue.args {
+		// docker: `"docker rmi" requires at least 1 argument.`, exit 1.
+		fmt.Fprintf(w, "%s.\nSee '%s --help'.\n", message(err), ue.cmd)
+		return 1
+	}
+	fmt.Fprintln(w, "Error:", message(err))
 	if errors.As(err, &ue) {
 		fmt.Fprintf(w, "See '%s --help'.\n", ue.cmd)
 		return 125
@@ -125,10 +130,12 @@ func groupCommands(c *cobra.Command) {
 	c.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 }
 
-// usageError is a command-line mistake: docker exits 125 for those.
+// usageError is a command-line mistake: docker exits 125 for those, and 1
+// for a wrong number of arguments (args).
 type usageError struct {
-	cmd string
-	err error
+	cmd  string
+	err  error
+	args bool
 }
 
 func (e usageError) Error() string { return e.err.Error() }
@@ -260,7 +267,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 			if n == 1 {
 				s = ""
 			}
-			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires exactly %d argument%s", c.CommandPath(), n, s)}
+			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires exactly %d argument%s", c.CommandPath(), n, s), args: true}
 		}
 		return nil
 	}
@@ -269,7 +276,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 func minArgs(n int) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) < n {
-			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires at least %d argument", c.CommandPath(), n)}
+			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires at least %d argument", c.CommandPath(), n), args: true}
 		}
 		return nil
 	}
@@ -278,7 +285,7 @@ func minArgs(n int) cobra.PositionalArgs {
 func rangeArgs(lo, hi int) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) < lo || len(args) > hi {
-			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires at least %d and at most %d arguments", c.CommandPath(), lo, hi)}
+			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires at least %d and at most %d arguments", c.CommandPath(), lo, hi), args: true}
 		}
 		return nil
 	}
