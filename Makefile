@@ -1,4 +1,6 @@
 # strata: build, demo and test on a fresh Debian machine (run as root).
+# Go from PATH, or where the official tarball installs it.
+export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 BIN     := bin/strata
 DEMO_ROOT ?= /var/lib/strata
