@@ -193,7 +193,12 @@ func (m *Manager) execProcess(c Container, cfg ExecConfig, user AttachIO) (*spec
 		if err != nil {
 			return nil, err
 		}
-		o.User = &specs.User{UID: uid, GID: gid, AdditionalGids: groups}
+		// --group-add holds for an exec'd process too, as in docker.
+		added, err := oci.ResolveGroups(m.RootfsDir(c.ID), c.Config.Security.GroupAdd)
+		if err != nil {
+			return nil, err
+		}
+		o.User = &specs.User{UID: uid, GID: gid, AdditionalGids: append(groups, added...)}
 	}
 	return oci.ExecProcess(spec.Process, o)
 }

@@ -66,6 +66,7 @@ func ExecProcess(ctr *specs.Process, o ExecOptions) (*specs.Process, error) {
 	}
 	if o.User != nil {
 		p.User = *o.User
+		p.User.AdditionalGids = supplementaryGroups(o.User.GID, o.User.AdditionalGids)
 	}
 	if o.Privileged {
 		// Every capability strata may grant: asking the runtime for one

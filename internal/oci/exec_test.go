@@ -43,3 +43,16 @@ func TestExecProcessKeepsConfinement(t *testing.T) {
 		t.Errorf("no command: %v", err)
 	}
 }
+
+// docker exec -u lists the user's primary group among its supplementary
+// ones, as run does: busybox `id` then prints groups=... for both.
+func TestExecProcessUserKeepsPrimaryGroup(t *testing.T) {
+	ctr := &specs.Process{Args: []string{"sleep"}, Cwd: "/", User: specs.User{AdditionalGids: []uint32{0}}}
+	p, err := ExecProcess(ctr, ExecOptions{Args: []string{"id"}, User: &specs.User{UID: 1000, GID: 100, AdditionalGids: []uint32{20, 100}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []uint32{100, 20}; !slices.Equal(p.User.AdditionalGids, want) {
+		t.Fatalf("additional gids %v, want %v", p.User.AdditionalGids, want)
+	}
+}
