@@ -63,7 +63,9 @@ func newBuildCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !f.quiet {
+			// Advice is about what this build made: a fully cached
+			// rebuild made nothing new and gave its advice before.
+			if !f.quiet && len(*misses) > 0 {
 				buildAdvice(c, s, res, waste)
 			}
 			if f.iidfile != "" {
