@@ -349,7 +349,7 @@ func (w logWriter) write(line []byte) error {
 	}
 	var prefix string
 	if w.o.Timestamps {
-		prefix = e.Time.Format(time.RFC3339Nano) + " "
+		prefix = e.Time.UTC().Format(rfc3339NanoFixed) + " "
 	}
 	if w.o.Details {
 		// docker prints the entry's attributes (k=v,...) and a space;
@@ -431,3 +431,7 @@ func watchDir(path string) (*fileWatch, error) {
 }
 
 func (w *fileWatch) Close() error { return w.f.Close() }
+
+// rfc3339NanoFixed is docker's timestamp layout for logs: nanoseconds
+// always nine digits wide, unlike time.RFC3339Nano which trims zeros.
+const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
