@@ -39,8 +39,10 @@ func TestVolumeCommands(t *testing.T) {
 	if len(insp) != 1 || insp[0]["Mountpoint"] != filepath.Join(c.root, "volumes", "v1", "_data") || insp[0]["Driver"] != "local" || insp[0]["Scope"] != "local" {
 		t.Errorf("volume inspect: %v", insp)
 	}
-	if _, errs, code := c.run(nil, "volume", "inspect", "nosuch"); code != 1 || !strings.Contains(errs, "no such volume") {
-		t.Errorf("volume inspect nosuch: %d %q", code, errs)
+	for _, verb := range []string{"inspect", "rm"} {
+		if _, errs, code := c.run(nil, "volume", verb, "nosuch"); code != 1 || !strings.Contains(errs, "Error: No such volume: nosuch\n") {
+			t.Errorf("volume %s nosuch: %d %q", verb, code, errs)
+		}
 	}
 
 	// In use (by a stopped container too): rm is refused naming it.

@@ -54,7 +54,7 @@ var ErrNotFound = fmt.Errorf("no such volume: %w", metadata.ErrNotFound)
 
 type notFound struct{ name string }
 
-func (e notFound) Error() string { return "get " + e.name + ": no such volume" }
+func (e notFound) Error() string { return "No such volume: " + e.name }
 func (e notFound) Unwrap() error { return ErrNotFound }
 
 // InUseError is a volume that containers use.
