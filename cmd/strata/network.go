@@ -55,8 +55,8 @@ func newPortCmd(g *globals) *cobra.Command {
 // that would make or change one are refused.
 func newNetworkCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "network", Short: "Manage networks"}
-	c.AddCommand(newNetworkLsCmd(g), newNetworkInspectCmd(g))
-	for _, verb := range []string{"create", "rm", "connect", "disconnect", "prune"} {
+	c.AddCommand(newNetworkLsCmd(g), newNetworkInspectCmd(g), newNetworkRmCmd(), newNetworkPruneCmd())
+	for _, verb := range []string{"create", "connect", "disconnect"} {
 		c.AddCommand(&cobra.Command{
 			Use:                verb,
 			Short:              "Not supported: strata has only the built-in networks",
@@ -66,6 +66,66 @@ func newNetworkCmd(g *globals) *cobra.Command {
 			},
 		})
 	}
+	return c
+}
+
+// findBuiltin finds a built-in network by name or ID prefix.
+func findBuiltin(ref string) (network.Builtin, bool) {
+	for _, n := range network.Builtins() {
+		if ref == n.Name || ref != "" && strings.HasPrefix(n.ID, ref) {
+			return n, true
+		}
+	}
+	return network.Builtin{}, false
+}
+
+// newNetworkRmCmd is `network rm`: the built-in networks cannot be removed
+// and there are no others, with docker's messages.
+func newNetworkRmCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm NETWORK [NETWORK...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more networks",
+		Args:    minArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			for _, ref := range args {
+				if n, ok := findBuiltin(ref); ok {
+					fmt.Fprintf(c.ErrOrStderr(), "Error: %s is a pre-defined network and cannot be removed\n", n.Name)
+				} else {
+					fmt.Fprintf(c.ErrOrStderr(), "Error: No such network: %s\n", ref)
+				}
+			}
+			return exitError{code: 1}
+		},
+	}
+}
+
+// newNetworkPruneCmd is `network prune`: there are no user-defined
+// networks, so there is never anything to remove; it asks and answers as
+// docker does, so cleanup scripts run unchanged.
+func newNetworkPruneCmd() *cobra.Command {
+	var force bool
+	var filters []string
+	c := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove all unused networks",
+		Args:  exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			for _, f := range filters {
+				if !strings.Contains(f, "=") {
+					return usageError{cmd: c.CommandPath(), err: errFilterFormat}
+				}
+			}
+			if !force {
+				fmt.Fprint(c.OutOrStdout(), "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ")
+				var answer string
+				fmt.Fscanln(c.InOrStdin(), &answer)
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	c.Flags().StringArrayVar(&filters, "filter", nil, "provide filter values (e.g. 'until=<timestamp>')")
 	return c
 }
 
@@ -177,10 +237,7 @@ type inspectNetworkCt struct {
 func newNetworkInspectCmd(g *globals) *cobra.Command {
 	return inspectCommand(g, "inspect [OPTIONS] NETWORK [NETWORK...]", "Display detailed information on one or more networks",
 		func(c *cobra.Command, s *store.Store, ref string) (any, error) {
-			for _, n := range network.Builtins() {
-				if ref != n.Name && (len(ref) < 1 || !strings.HasPrefix(n.ID, ref)) {
-					continue
-				}
+			if n, ok := findBuiltin(ref); ok {
 				out := inspectNetwork{Name: n.Name, ID: n.ID, Created: "0001-01-01T00:00:00Z", Scope: "local", Driver: n.Driver,
 					Containers: map[string]inspectNetworkCt{}, Options: map[string]string{}, Labels: map[string]string{}}
 				ctrs, err := container.NewManager(s, defaultRuntime()).List(c.Context())

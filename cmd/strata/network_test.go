@@ -294,6 +294,17 @@ func TestNetworkLsAndCreate(t *testing.T) {
 	if _, errs, code := c.run(nil, "network", "create", "mynet"); code == 0 || !strings.Contains(errs, "not supported") {
 		t.Fatalf("network create: %d %q", code, errs)
 	}
+	if _, errs, code := c.run(nil, "network", "rm", "bridge", "mynet"); code != 1 ||
+		!strings.Contains(errs, "bridge is a pre-defined network and cannot be removed") || !strings.Contains(errs, "No such network: mynet") {
+		t.Fatalf("network rm: %d %q", code, errs)
+	}
+	// Nothing to prune, ever: cleanup scripts that prune still succeed.
+	if out := c.ok("network", "prune", "-f"); out != "" {
+		t.Fatalf("network prune -f: %q", out)
+	}
+	if _, errs, code := c.run(nil, "network", "inspect", "mynet"); code != 1 || !strings.Contains(errs, "No such network: mynet") {
+		t.Fatalf("network inspect mynet: %d %q", code, errs)
+	}
 }
 
 func TestNameResolutionFlags(t *testing.T) {
