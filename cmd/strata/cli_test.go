@@ -142,10 +142,14 @@ func TestImportImagesHistoryInspect(t *testing.T) {
 		}
 	}
 	cfg := insp[0]["Config"].(map[string]any)
-	for _, k := range []string{"Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels"} {
+	for _, k := range []string{"Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Volumes", "Labels"} {
 		if _, ok := cfg[k]; !ok {
 			t.Errorf("inspect Config lacks %s", k)
 		}
+	}
+	// Like docker's, ExposedPorts is left out when the image exposes none.
+	if _, ok := cfg["ExposedPorts"]; ok {
+		t.Error("inspect Config has ExposedPorts for an image that exposes none")
 	}
 	if cmd := cfg["Cmd"].([]any); len(cmd) != 1 || cmd[0] != "/bin/sh" {
 		t.Errorf("Config.Cmd = %v", cmd)

@@ -303,22 +303,25 @@ func newRmiCmd(g *globals) *cobra.Command {
 
 // inspectImage is docker's `image inspect` JSON shape.
 type inspectImage struct {
-	ID            string          `json:"Id"`
-	RepoTags      []string        `json:"RepoTags"`
-	RepoDigests   []string        `json:"RepoDigests"`
-	Parent        string          `json:"Parent"`
-	Comment       string          `json:"Comment"`
-	Created       string          `json:"Created"`
-	DockerVersion string          `json:"DockerVersion"`
-	Author        string          `json:"Author"`
-	Config        inspectConfig   `json:"Config"`
-	Architecture  string          `json:"Architecture"`
-	Variant       string          `json:"Variant,omitempty"`
-	Os            string          `json:"Os"`
-	Size          int64           `json:"Size"`
-	GraphDriver   inspectDriver   `json:"GraphDriver"`
-	RootFS        inspectRootFS   `json:"RootFS"`
-	Metadata      inspectMetadata `json:"Metadata"`
+	ID            string        `json:"Id"`
+	RepoTags      []string      `json:"RepoTags"`
+	RepoDigests   []string      `json:"RepoDigests"`
+	Parent        string        `json:"Parent"`
+	Comment       string        `json:"Comment"`
+	Created       string        `json:"Created"`
+	Container     string        `json:"Container"` // the container a commit came from; strata does not record it
+	DockerVersion string        `json:"DockerVersion"`
+	Author        string        `json:"Author"`
+	Config        inspectConfig `json:"Config"`
+	Architecture  string        `json:"Architecture"`
+	Variant       string        `json:"Variant,omitempty"`
+	Os            string        `json:"Os"`
+	Size          int64         `json:"Size"`
+	// VirtualSize is Size under its pre-25 name, which scripts still read.
+	VirtualSize int64           `json:"VirtualSize"`
+	GraphDriver inspectDriver   `json:"GraphDriver"`
+	RootFS      inspectRootFS   `json:"RootFS"`
+	Metadata    inspectMetadata `json:"Metadata"`
 }
 
 type inspectConfig struct {
@@ -328,7 +331,7 @@ type inspectConfig struct {
 	AttachStdin  bool                          `json:"AttachStdin"`
 	AttachStdout bool                          `json:"AttachStdout"`
 	AttachStderr bool                          `json:"AttachStderr"`
-	ExposedPorts map[string]struct{}           `json:"ExposedPorts"`
+	ExposedPorts map[string]struct{}           `json:"ExposedPorts,omitempty"`
 	Tty          bool                          `json:"Tty"`
 	OpenStdin    bool                          `json:"OpenStdin"`
 	StdinOnce    bool                          `json:"StdinOnce"`
@@ -390,7 +393,7 @@ func toInspect(img image.Image, driver string) inspectImage {
 			Entrypoint: cfg.Config.Entrypoint, Labels: cfg.Config.Labels, StopSignal: cfg.Config.StopSignal,
 			Healthcheck: cfg.Config.Healthcheck, OnBuild: cfg.Config.OnBuild, Shell: cfg.Config.Shell,
 		},
-		Architecture: cfg.Architecture, Variant: cfg.Variant, Os: cfg.OS, Size: img.Size,
+		Architecture: cfg.Architecture, Variant: cfg.Variant, Os: cfg.OS, Size: img.Size, VirtualSize: img.Size,
 		GraphDriver: inspectDriver{Name: driver, Data: map[string]string{}},
 		RootFS:      inspectRootFS{Type: cfg.RootFS.Type, Layers: layers},
 		Metadata:    inspectMetadata{LastTagTime: "0001-01-01T00:00:00Z"},
