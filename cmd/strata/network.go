@@ -111,16 +111,10 @@ func newNetworkPruneCmd() *cobra.Command {
 		Short: "Remove all unused networks",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
-			for _, f := range filters {
-				if !strings.Contains(f, "=") {
-					return usageError{cmd: c.CommandPath(), err: errFilterFormat}
-				}
+			if _, err := parsePruneFilter(filters); err != nil {
+				return usageOrError(c, err)
 			}
-			if !force {
-				fmt.Fprint(c.OutOrStdout(), "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ")
-				var answer string
-				fmt.Fscanln(c.InOrStdin(), &answer)
-			}
+			confirm(c, force, "WARNING! This will remove all custom networks not used by at least one container.")
 			return nil
 		},
 	}
