@@ -29,11 +29,6 @@ func newExecCmd(g *globals) *cobra.Command {
 				Cmd: args[1:], WorkingDir: workdir, User: user,
 				Tty: tty, Detach: detach, Privileged: privileged,
 			}
-			if detach && tty {
-				// docker keeps a detached exec's pty in its daemon; strata
-				// has no process left to hold it.
-				return usageError{cmd: c.CommandPath(), err: errors.New("a detached exec cannot have a terminal (-d with -t)")}
-			}
 			for _, path := range envFiles {
 				kv, err := readEnvFile(path)
 				if err != nil {
@@ -51,9 +46,18 @@ func newExecCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			_, m, ctr, err := g.container(c, args[0])
+			s, m, ctr, err := g.container(c, args[0])
 			if err != nil {
 				return err
+			}
+			if detach && tty {
+				// docker's daemon keeps a detached exec's pty; strata
+				// leaves a small process of its own to do it.
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				cfg.PtyHolder = []string{exe, "--root", s.Root, ptyHolderCmdName}
 			}
 			stdio := container.AttachIO{Stdout: os.Stdout, Stderr: os.Stderr}
 			if interactive && !detach {
@@ -86,4 +90,20 @@ func newExecCmd(g *globals) *cobra.Command {
 	fl.StringVarP(&user, "user", "u", "", "username or UID (format: <name|uid>[:<group|gid>])")
 	fl.BoolVar(&privileged, "privileged", false, "give extended privileges to the command")
 	return c
+}
+
+// ptyHolderCmdName is the hidden command that holds a detached exec's pty.
+const ptyHolderCmdName = "exec-pty-holder"
+
+func newPtyHolderCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    ptyHolderCmdName,
+		Short:  "Hold a detached exec's terminal until it ends (internal)",
+		Hidden: true,
+		Args:   exactArgs(0),
+		RunE: func(c *cobra.Command, args []string) error {
+			container.DrainPty(os.NewFile(3, "pty"))
+			return nil
+		},
+	}
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 )
@@ -66,6 +68,16 @@ func TestExecStatusEnvUserWorkdir(t *testing.T) {
 	}
 	if len(insp) != 1 || len(insp[0].ExecIDs) != 1 || len(insp[0].ExecIDs[0]) != 64 {
 		t.Errorf("inspect ExecIDs after exec -d: %+v", insp)
+	}
+
+	// -d -t: a pty that something keeps draining (docker's daemon does;
+	// strata leaves a holder process), so lots of output never blocks.
+	c.ok("exec", "ex", "mkfifo", "/tmp/done")
+	c.ok("exec", "-d", "-t", "ex", "sh", "-c", `[ -t 1 ] && i=0 && while [ $i -lt 5000 ]; do echo line-$i; i=$((i+1)); done; echo finished > /tmp/done`)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, strataBin, "--root", c.root, "exec", "ex", "cat", "/tmp/done").Output(); err != nil || string(out) != "finished\n" {
+		t.Errorf("exec -d -t: %q %v", out, err)
 	}
 
 	// A stopped container.

@@ -199,7 +199,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newImageCmd(g), newBuildCmd(g), newPullCmd(g), newPushCmd(g), newSaveCmd(g), newLoadCmd(g), newLoginCmd(), newLogoutCmd(), newSearchCmd(),
 		newRunCmd(g), newCreateCmd(g), newStartCmd(g), newStopCmd(g), newKillCmd(g),
 		newWaitCmd(g), newLogsCmd(g), newPsCmd(g), newRmCmd(g), newContainerCmd(g),
-		newExecCmd(g), newAttachCmd(g), newVolumeCmd(g),
+		newExecCmd(g), newAttachCmd(g), newVolumeCmd(g), newPtyHolderCmd(),
 		newCommitCmd(g), newDiffCmd(g), newExportCmd(g), newCpCmd(g),
 		newBuilderCmd(g), newMonitorCmd(g), newSystemCmd(g),
 		newUpdateCmd(g), newStatsCmd(g),

@@ -6,11 +6,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -28,6 +31,10 @@ type ExecConfig struct {
 	Tty        bool
 	Detach     bool
 	Privileged bool
+	// PtyHolder is the command line of the process that keeps a detached
+	// exec's pty (-d -t) open, reading and discarding its output, as
+	// docker's daemon does: it gets the pty master as fd 3.
+	PtyHolder []string
 }
 
 // ExecError is an exec that did not start; Code is docker's status for it:
@@ -84,7 +91,18 @@ func (m *Manager) Exec(ctx context.Context, c Container, cfg ExecConfig, user At
 	}
 
 	if cfg.Detach {
-		pid, err := rt.Exec(ctx, c.ID, proc, oci.IO{})
+		// No terminal: its streams are /dev/null. A terminal: a holder
+		// process drains it.
+		var pid int
+		if cfg.Tty {
+			s := &ptyHolder{argv: cfg.PtyHolder}
+			pid, err = m.startExec(ctx, rt, c.ID, proc, s)
+			if err == nil {
+				s.exited()
+			}
+		} else {
+			pid, err = rt.Exec(ctx, c.ID, proc, oci.IO{})
+		}
 		if err != nil {
 			return -1, execError(err)
 		}
@@ -117,6 +135,43 @@ func (m *Manager) Exec(ctx context.Context, c Container, cfg ExecConfig, user At
 	code, werr := waitPid(pid)
 	s.exited()
 	return code, werr
+}
+
+// ptyHolder hands a detached exec's pty master to a process of its own
+// that outlives strata and drains the pty until the exec ends.
+type ptyHolder struct {
+	argv   []string
+	master *os.File
+}
+
+func (p *ptyHolder) io() (oci.IO, error) { return oci.IO{}, nil }
+
+func (p *ptyHolder) created(master *os.File) error {
+	p.master = master
+	if len(p.argv) == 0 {
+		return errors.New("a detached exec with a terminal needs a process to hold it")
+	}
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	cmd.ExtraFiles = []*os.File{master} // fd 3
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the pty holder: %w", err)
+	}
+	// Reaped if we live long enough; a CLI exits first and it is adopted.
+	go func() { _ = cmd.Wait() }()
+	return nil
+}
+
+func (p *ptyHolder) exited() {
+	if p.master != nil {
+		p.master.Close()
+	}
+}
+
+// DrainPty reads f (a pty master) until the last process holding its
+// other side is gone: the body of the pty holder.
+func DrainPty(f *os.File) {
+	_, _ = io.Copy(io.Discard, f)
 }
 
 // startExec starts proc through the runtime wired to s and returns its pid.
