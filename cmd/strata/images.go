@@ -523,7 +523,7 @@ func printInspect(w io.Writer, format string, objs []any) error {
 // numbers stay integers ({{.Size}}, gt .Size 1000) and maps and structs
 // keep their types. A template the typed object cannot satisfy (a JSON
 // name such as .Id) runs again over the object's JSON, numbers kept as
-// written.
+// written, where a key the object lacks is an error.
 func executeInspect(w io.Writer, tmpl *template.Template, o any) error {
 	var buf bytes.Buffer
 	if err := tmpl.Execute(&buf, o); err == nil {
@@ -540,9 +540,15 @@ func executeInspect(w io.Writer, tmpl *template.Template, o any) error {
 	if err := dec.Decode(&generic); err != nil {
 		return err
 	}
+	// Over the JSON a missing key is an error, as in docker's fallback:
+	// `{{.State.Health.Status}}` fails for a container without a check.
+	strict, err := tmpl.Clone()
+	if err != nil {
+		return err
+	}
 	buf.Reset()
-	if err := tmpl.Execute(&buf, generic); err != nil {
-		return fmt.Errorf("template: %w", err)
+	if err := strict.Option("missingkey=error").Execute(&buf, generic); err != nil {
+		return fmt.Errorf("template parsing error: %w", err)
 	}
 	_, err = w.Write(buf.Bytes())
 	return err
