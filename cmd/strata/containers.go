@@ -22,14 +22,19 @@ import (
 	"github.com/strata-project/strata/internal/volume"
 )
 
-func containerCount(ctx context.Context, s *store.Store) (all, running int, err error) {
+// containerCount counts containers as docker's info does: a paused
+// container is paused, not running.
+func containerCount(ctx context.Context, s *store.Store) (all, running, paused int, err error) {
 	ctrs, err := container.NewManager(s, defaultRuntime()).List(ctx)
 	for _, ctr := range ctrs {
-		if ctr.State.Status == container.StatusRunning {
+		switch {
+		case ctr.State.Status == container.StatusRunning && ctr.State.Paused:
+			paused++
+		case ctr.State.Status == container.StatusRunning:
 			running++
 		}
 	}
-	return len(ctrs), running, err
+	return len(ctrs), running, paused, err
 }
 
 // defaultRuntime is the OCI runtime for new containers: STRATA_RUNTIME, or runc.

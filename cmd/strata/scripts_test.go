@@ -103,3 +103,15 @@ func TestContainerInspectFields(t *testing.T) {
 		t.Fatal("ps --filter label= does not see --label")
 	}
 }
+
+// info counts a paused container as paused, not running, as docker does.
+func TestInfoCountsPaused(t *testing.T) {
+	c := newBusyboxCLI(t)
+	c.ok("run", "-d", "--name", "sleeper", "busybox", "sleep", "1000")
+	c.ok("run", "-d", "--name", "napper", "busybox", "sleep", "1000")
+	c.ok("pause", "napper")
+	t.Cleanup(func() { c.run(nil, "unpause", "napper") })
+	if got := c.ok("info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersPaused}} {{.ContainersStopped}}"); got != "2 1 1 0\n" {
+		t.Fatalf("info counts %q, want 2 1 1 0", got)
+	}
+}

@@ -103,11 +103,11 @@ func newInfoCmd(g *globals) *cobra.Command {
 				ServerVersion: version, OSType: runtime.GOOS, Architecture: hostArch(), NCPU: runtime.NumCPU(),
 			}
 			fillHost(&d)
-			d.Containers, d.ContainersRunning, err = containerCount(c.Context(), s)
+			d.Containers, d.ContainersRunning, d.ContainersPaused, err = containerCount(c.Context(), s)
 			if err != nil {
 				return err
 			}
-			d.ContainersStopped = d.Containers - d.ContainersRunning
+			d.ContainersStopped = d.Containers - d.ContainersRunning - d.ContainersPaused
 			if p, err := exec.LookPath(d.DefaultRuntime); err == nil {
 				d.RuntimeBinary = p
 			} else {
@@ -119,7 +119,7 @@ func newInfoCmd(g *globals) *cobra.Command {
 			var b strings.Builder
 			fmt.Fprintf(&b, "Server:\n")
 			fmt.Fprintf(&b, " Containers: %d\n", d.Containers)
-			fmt.Fprintf(&b, "  Running: %d\n  Paused: 0\n  Stopped: %d\n", d.ContainersRunning, d.ContainersStopped)
+			fmt.Fprintf(&b, "  Running: %d\n  Paused: %d\n  Stopped: %d\n", d.ContainersRunning, d.ContainersPaused, d.ContainersStopped)
 			fmt.Fprintf(&b, " Images: %d\n", d.Images)
 			fmt.Fprintf(&b, " Layers: %d\n", d.Layers)
 			fmt.Fprintf(&b, " Server Version: strata %s\n", d.ServerVersion)
