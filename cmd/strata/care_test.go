@@ -150,7 +150,11 @@ func TestPruneDfCheck(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN echo hi > /hi\n"), 0o644)
 	c.ok("build", "-q", "-t", "app", dir)
 	ctr := strings.TrimSpace(c.ok("create", "busybox", "true"))
+	c.ok("volume", "create", "v1")
 	df := c.ok("system", "df")
+	if !regexpMatch(`(?m)^Local Volumes +1 +0 `, df) {
+		t.Fatalf("system df without the volume:\n%s", df)
+	}
 	if !regexpMatch(`(?m)^Images +2 +1 `, df) || !regexpMatch(`(?m)^Containers +1 +0 `, df) || !regexpMatch(`(?m)^Build Cache +1 `, df) {
 		t.Fatalf("system df:\n%s", df)
 	}
@@ -188,6 +192,9 @@ func TestPruneDfCheck(t *testing.T) {
 	}
 	c.ok("system", "check")
 	c.ok("run", "--rm", "busybox", "true")
+	// A named volume survives system prune --volumes, as in docker.
+	c.ok("system", "prune", "-f", "--volumes")
+	c.ok("volume", "inspect", "v1")
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }

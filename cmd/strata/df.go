@@ -115,13 +115,42 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 			mounts, _ := storage.Usage(filepath.Join(s.Root, builder.CacheMountsDir))
 			cacheSize += mounts.Size
 
+			// Local volumes: in use when a container mounts them.
+			vols := m.Volumes()
+			vlist, err := vols.List()
+			if err != nil {
+				return err
+			}
+			type volRow struct {
+				name  string
+				links int
+				size  int64
+			}
+			var vrows []volRow
+			var volSize, volReclaim int64
+			volActive := 0
+			for _, v := range vlist {
+				users, err := m.VolumeUsers(v.Name)
+				if err != nil {
+					return err
+				}
+				r := volRow{v.Name, len(users), vols.Size(v.Name)}
+				vrows = append(vrows, r)
+				volSize += r.size
+				if r.links > 0 {
+					volActive++
+				} else {
+					volReclaim += r.size
+				}
+			}
+
 			w := c.OutOrStdout()
 			tw := tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)
 			if !verbose {
 				fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
 				fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", len(imgs), active, humanSize(total), withPercent(total-kept, total))
 				fmt.Fprintf(tw, "Containers\t%d\t%d\t%s\t%s\n", len(ctrs), running, humanSize(ctrTotal), withPercent(ctrReclaim, ctrTotal))
-				fmt.Fprintf(tw, "Local Volumes\t0\t0\t0B\t0B\n")
+				fmt.Fprintf(tw, "Local Volumes\t%d\t%d\t%s\t%s\n", len(vlist), volActive, humanSize(volSize), withPercent(volReclaim, volSize))
 				fmt.Fprintf(tw, "Build Cache\t%d\t0\t%s\t%s\n", len(cache), humanSize(cacheSize), humanSize(cacheSize))
 				return tw.Flush()
 			}
@@ -150,13 +179,22 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 			now := time.Now()
 			for _, ctr := range ctrs {
 				r := toPsRow(ctr, now, false)
-				fmt.Fprintf(tw, "%s\t%s\t%s\t0\t%s\t%s\t%s\t%s\n", r.ID, r.Image, r.Command, humanSize(ctrSize[ctr.ID]), r.RunningFor, r.Status, r.Names)
+				nvol := 0
+				for _, mt := range ctr.Config.Mounts {
+					if mt.Type == container.MountVolume {
+						nvol++
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.ID, r.Image, r.Command, nvol, humanSize(ctrSize[ctr.ID]), r.RunningFor, r.Status, r.Names)
 			}
 			tw.Flush()
 			fmt.Fprintln(w)
 			fmt.Fprintln(w, "Local Volumes space usage:")
 			fmt.Fprintln(w)
 			fmt.Fprintln(tw, "VOLUME NAME\tLINKS\tSIZE")
+			for _, r := range vrows {
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", r.name, r.links, humanSize(r.size))
+			}
 			tw.Flush()
 			fmt.Fprintln(w)
 			fmt.Fprintf(w, "Build cache usage: %s\n\n", humanSize(cacheSize))

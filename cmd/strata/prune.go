@@ -254,7 +254,7 @@ func newContainerPruneCmd(g *globals) *cobra.Command {
 }
 
 func newSystemPruneCmd(g *globals) *cobra.Command {
-	var all, force bool
+	var all, force, volumes bool
 	var filters []string
 	c := &cobra.Command{
 		Use:   "prune [OPTIONS]",
@@ -269,6 +269,9 @@ func newSystemPruneCmd(g *globals) *cobra.Command {
 			if all {
 				images = "  - all images without at least one container associated to them\n  - all build cache"
 			}
+			if volumes {
+				images = "  - all anonymous volumes not used by at least one container\n" + images
+			}
 			if !confirm(c, force, "WARNING! This will remove:\n  - all stopped containers\n"+images+"\n") {
 				return nil
 			}
@@ -281,6 +284,20 @@ func newSystemPruneCmd(g *globals) *cobra.Command {
 			printContainerPrune(w, ids)
 			if err != nil {
 				return err
+			}
+			if volumes {
+				removed, freed, err := m.Volumes().Prune(c.Context(), false, nil, m.VolumeUsers)
+				if len(removed) > 0 {
+					fmt.Fprintln(w, "Deleted Volumes:")
+					for _, n := range removed {
+						fmt.Fprintln(w, n)
+					}
+					fmt.Fprintln(w)
+				}
+				if err != nil {
+					return err
+				}
+				total += freed
 			}
 			// The build cache goes first: its step images then become
 			// dangling images like any other.
@@ -307,6 +324,7 @@ func newSystemPruneCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove all unused images not just dangling ones")
+	c.Flags().BoolVar(&volumes, "volumes", false, "prune anonymous volumes")
 	c.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	c.Flags().StringArrayVar(&filters, "filter", nil, `provide filter values (e.g. "label=<key>=<value>")`)
 	return c

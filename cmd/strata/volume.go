@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -294,16 +292,12 @@ func newVolumePruneCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return usageError{cmd: c.CommandPath(), err: err}
 			}
-			if !force {
-				what := "anonymous local volumes"
-				if all {
-					what = "all local volumes"
-				}
-				fmt.Fprintf(c.OutOrStdout(), "WARNING! This will remove %s not used by at least one container.\nAre you sure you want to continue? [y/N] ", what)
-				answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-					return nil
-				}
+			what := "anonymous local volumes"
+			if all {
+				what = "all local volumes"
+			}
+			if !confirm(c, force, "WARNING! This will remove "+what+" not used by at least one container.") {
+				return nil
 			}
 			m, vols, err := g.volumes(c)
 			if err != nil {

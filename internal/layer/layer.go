@@ -703,3 +703,32 @@ func short(d digest.Digest) string {
 	}
 	return image.ShortID(d)
 }
+
+// RemoveOrphans removes the records (and tar-split files) of layers whose
+// snapshot is gone: what a removal killed between its two steps leaves.
+// Layers are listed before snapshots, so a layer committed meanwhile (its
+// snapshot is made first) is never taken for an orphan.
+func (s *Store) RemoveOrphans(ctx context.Context) (int, error) {
+	var layers []digest.Digest
+	if err := s.Walk(ctx, func(l Layer) error { layers = append(layers, l.ChainID); return nil }); err != nil {
+		return 0, err
+	}
+	if len(layers) == 0 {
+		return 0, nil
+	}
+	have := map[string]bool{}
+	if err := s.sn.Walk(ctx, func(i snapshot.Info) error { have[i.Key] = true; return nil }); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range layers {
+		if have[string(c)] {
+			continue
+		}
+		if err := s.Remove(ctx, c); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}

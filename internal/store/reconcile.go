@@ -10,7 +10,7 @@ import (
 
 // Reconciled is what a reconcile cleaned up after dead processes.
 type Reconciled struct {
-	Owners, Leases, TarSplits, RuntimeLogs int
+	Owners, Leases, TarSplits, RuntimeLogs, LayerRecords int
 }
 
 // Reconcile is the cheap pass every command starts with: it cleans up
@@ -44,6 +44,10 @@ func (s *Store) Reconcile(ctx context.Context) (Reconciled, error) {
 		r.RuntimeLogs += n
 	}
 	if err := s.removeDeadIngests(ctx); err != nil {
+		return r, err
+	}
+	// A removal killed between the snapshot and the record.
+	if r.LayerRecords, err = s.Layers.RemoveOrphans(ctx); err != nil {
 		return r, err
 	}
 	// Snapshot directories a killed process renamed into place inside a
