@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -244,5 +245,32 @@ func TestEventsWaitLabelsInitCidfile(t *testing.T) {
 	// --init runs docker-init (tini) as PID 1.
 	if out := c.ok("run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline"); !strings.HasPrefix(out, "/sbin/docker-init\x00--\x00cat") {
 		t.Errorf("--init PID 1: %q", out)
+	}
+}
+
+func TestGenerateSystemd(t *testing.T) {
+	t.Parallel()
+	c := newBusyboxCLI(t)
+	id := strings.TrimSpace(c.ok("create", "--name", "svc", "--restart", "always", "--stop-timeout", "5", "busybox", "sleep", "5"))
+	unit := c.ok("generate", "systemd", "--name", "svc")
+	for _, want := range []string{
+		"[Unit]\nDescription=strata container svc\n",
+		"[Service]\nRestart=always\nTimeoutStopSec=65\nExecStart=" + strataBin + " --root " + c.root + " start -a svc\n",
+		"ExecStop=" + strataBin + " --root " + c.root + " stop -t 5 svc\n",
+		"[Install]\nWantedBy=default.target\n",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q:\n%s", want, unit)
+		}
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(strataBin, "--root", c.root, "generate", "systemd", "--files", "--restart-policy", "on-abnormal", "svc")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil || strings.TrimSpace(string(out)) != filepath.Join(dir, "container-"+id+".service") {
+		t.Fatalf("--files: %q %v", out, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "container-"+id+".service")); !strings.Contains(string(b), "Restart=on-abnormal\n") {
+		t.Errorf("--restart-policy: %s", b)
 	}
 }

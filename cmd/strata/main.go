@@ -205,6 +205,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		newUpdateCmd(g), newStatsCmd(g),
 		newPortCmd(g), newNetworkCmd(g),
 		newRestartCmd(g), newPauseCmd(g), newUnpauseCmd(g), newRenameCmd(g), newTopCmd(g), newEventsCmd(g),
+		newGenerateCmd(g),
 	)
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		if g.root == "" {
