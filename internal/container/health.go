@@ -151,6 +151,10 @@ func (m *Manager) startHealth(ctx context.Context, c Container) (stop func()) {
 				return
 			case <-t.C:
 			}
+			if cur, err := m.lookup(c.ID); err == nil && cur.State.Paused {
+				t.Reset(next()) // a frozen container cannot run a probe
+				continue
+			}
 			res := m.runProbe(ctx, c, p)
 			if ctx.Err() != nil {
 				return // stopped mid-probe: the container is ending

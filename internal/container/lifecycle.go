@@ -278,6 +278,8 @@ func (m *Manager) signal(ctx context.Context, c Container, sig syscall.Signal, a
 	if err != nil {
 		return err
 	}
+	// Logged first: the monitor logs the die the signal causes.
+	m.event(c, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
 	err = rt.Kill(ctx, c.ID, sig, all)
 	if errors.Is(err, oci.ErrNotRunning) || errors.Is(err, oci.ErrNotExist) {
 		return nil
@@ -290,7 +292,6 @@ func (m *Manager) signal(ctx context.Context, c Container, sig syscall.Signal, a
 		}
 		return err
 	}
-	m.event(c, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
 	if cur, lerr := m.lookup(c.ID); lerr == nil && cur.State.Paused {
 		return m.resume(ctx, rt, cur)
 	}
