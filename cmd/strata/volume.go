@@ -288,7 +288,7 @@ func newVolumePruneCmd(g *globals) *cobra.Command {
 		Long:  "Remove the anonymous volumes no container uses; with -a, every unused volume.",
 		Args:  exactArgs(0),
 		RunE: func(c *cobra.Command, args []string) error {
-			keep, err := volumeFilter(filters)
+			f, err := parsePruneFilter(filters)
 			if err != nil {
 				return usageError{cmd: c.CommandPath(), err: err}
 			}
@@ -303,7 +303,7 @@ func newVolumePruneCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			removed, freed, err := vols.Prune(c.Context(), all, func(v volume.Volume) bool { return keep(v, false) }, m.VolumeUsers)
+			removed, freed, err := vols.Prune(c.Context(), all, func(v volume.Volume) bool { return f.match(v.CreatedAt, v.Labels) }, m.VolumeUsers)
 			sort.Strings(removed)
 			if len(removed) > 0 {
 				fmt.Fprintln(c.OutOrStdout(), "Deleted Volumes:")
@@ -318,6 +318,6 @@ func newVolumePruneCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove all unused volumes, not just anonymous ones")
-	c.Flags().StringArrayVar(&filters, "filter", nil, "provide filter values (e.g. label=K=V)")
+	c.Flags().StringArrayVar(&filters, "filter", nil, "provide filter values (label=K[=V], label!=K[=V], until=T)")
 	return c
 }
