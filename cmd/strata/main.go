@@ -264,11 +264,7 @@ func reconcile(ctx context.Context, s *store.Store, m *container.Manager) error 
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) != n {
-			s := "s"
-			if n == 1 {
-				s = ""
-			}
-			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires exactly %d argument%s", c.CommandPath(), n, s), args: true}
+			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires exactly %d %s", c.CommandPath(), n, arguments(n)), args: true}
 		}
 		return nil
 	}
@@ -277,7 +273,7 @@ func exactArgs(n int) cobra.PositionalArgs {
 func minArgs(n int) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) < n {
-			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires at least %d argument", c.CommandPath(), n), args: true}
+			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires at least %d %s", c.CommandPath(), n, arguments(n)), args: true}
 		}
 		return nil
 	}
@@ -286,8 +282,20 @@ func minArgs(n int) cobra.PositionalArgs {
 func rangeArgs(lo, hi int) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
 		if len(args) < lo || len(args) > hi {
-			return usageError{cmd: c.CommandPath(), err: fmt.Errorf("%q requires at least %d and at most %d arguments", c.CommandPath(), lo, hi), args: true}
+			msg := fmt.Sprintf("%q requires at least %d and at most %d %s", c.CommandPath(), lo, hi, arguments(hi))
+			if lo == 0 {
+				msg = fmt.Sprintf("%q requires at most %d %s", c.CommandPath(), hi, arguments(hi))
+			}
+			return usageError{cmd: c.CommandPath(), err: errors.New(msg), args: true}
 		}
 		return nil
 	}
+}
+
+// arguments is docker's plural: "1 argument", "2 arguments".
+func arguments(n int) string {
+	if n == 1 {
+		return "argument"
+	}
+	return "arguments"
 }
