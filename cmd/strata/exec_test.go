@@ -25,7 +25,7 @@ func TestExecStatusEnvUserWorkdir(t *testing.T) {
 		{[]string{"ex", "sh", "-c", "exit 7"}, 7, "", ""},
 		{[]string{"ex", "nosuch"}, 127, "", "executable file not found"},
 		{[]string{"ex", "/etc/passwd"}, 126, "", "permission denied"},
-		{[]string{"-u", "nobody", "ex", "id"}, 0, "uid=65534(nobody) gid=65534(nogroup)\n", ""},
+		{[]string{"-u", "nobody", "ex", "id"}, 0, "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)\n", ""}, // as docker exec prints it
 		{[]string{"-u", "0:65534", "ex", "id", "-g"}, 0, "65534\n", ""},
 		{[]string{"-u", "nosuchuser", "ex", "id"}, 126, "", "unable to find user nosuchuser"},
 		{[]string{"ex", "pwd"}, 0, "/tmp\n", ""},
