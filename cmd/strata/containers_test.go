@@ -162,9 +162,13 @@ func TestDetachedWaitLogsPs(t *testing.T) {
 	if !strings.Contains(c.ok("info"), "Containers: 1\n") {
 		t.Fatal("info does not count the container")
 	}
-	// Names are unique.
-	if _, errs, code := c.run(nil, "create", "--name", "xx", "busybox"); code != 125 || !strings.Contains(errs, "already in use") {
+	// Names are unique. docker's create exits 1 for what its daemon refuses
+	// (its run, 125).
+	if _, errs, code := c.run(nil, "create", "--name", "xx", "busybox"); code != 1 || !strings.HasPrefix(errs, `Error: Conflict. The container name "/xx" is already in use by container "`) || !strings.HasSuffix(errs, `". You have to remove (or rename) that container to be able to reuse that name.`+"\n") {
 		t.Fatalf("duplicate name: code %d %q", code, errs)
+	}
+	if _, errs, code := c.run(nil, "run", "--name", "xx", "busybox"); code != 125 || !strings.Contains(errs, "already in use") {
+		t.Fatalf("run with a duplicate name: code %d %q", code, errs)
 	}
 	// start runs it again, detached, with the same command.
 	if out := c.ok("start", "xx"); out != "xx\n" {

@@ -291,6 +291,13 @@ func newCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			ctr, err := createContainer(c, s, m, args[0], f, cfg)
+			var ee exitError
+			if errors.As(err, &ee) && ee.code == 125 {
+				// 125 is run's status for a container it could not make;
+				// docker's create exits 1 for those.
+				ee.code = 1
+				return ee
+			}
 			if err != nil {
 				return err
 			}

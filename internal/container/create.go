@@ -11,6 +11,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/netconf"
@@ -140,6 +141,16 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 	return c, err
 }
 
+// nameInUse is a container name another container holds, in docker's
+// words (create, run and rename say the same).
+type nameInUse struct{ name, id string }
+
+func (e nameInUse) Error() string {
+	return fmt.Sprintf("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", "/"+e.name, e.id)
+}
+
+func (e nameInUse) Unwrap() []error { return []error{metadata.ErrExists, errdefs.ErrConflict} }
+
 // reserve stores the record and its name in one transaction, so two creates
 // can never take one name. It returns the name it took.
 func (m *Manager) reserve(c Container) (string, error) {
@@ -154,7 +165,7 @@ func (m *Manager) reserve(c Container) (string, error) {
 				return err
 			}
 			if other := nb.Get([]byte(c.Name)); other != nil {
-				return fmt.Errorf("conflict: the container name %q is already in use by container %q; remove (or rename) that container to reuse the name: %w", "/"+c.Name, string(other), metadata.ErrExists)
+				return nameInUse{name: c.Name, id: string(other)}
 			}
 			if err := nb.Put([]byte(c.Name), []byte(c.ID)); err != nil {
 				return err

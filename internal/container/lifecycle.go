@@ -381,7 +381,7 @@ func (m *Manager) Rename(ctx context.Context, c Container, name string) error {
 			return err
 		}
 		if other := nb.Get([]byte(name)); other != nil {
-			return conflictf("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", "/"+name, string(other))
+			return nameInUse{name: name, id: string(other)}
 		}
 		cur, err := load(tx, c.ID)
 		if err != nil {
