@@ -364,10 +364,10 @@ func newLogsCmd(g *globals) *cobra.Command {
 			now := time.Now()
 			var err error
 			if o.Since, err = parseLogTime("since", since, now); err != nil {
-				return usageError{cmd: c.CommandPath(), err: err}
+				return err
 			}
 			if o.Until, err = parseLogTime("until", until, now); err != nil {
-				return usageError{cmd: c.CommandPath(), err: err}
+				return err
 			}
 			_, m, err := g.containers(c)
 			if err != nil {

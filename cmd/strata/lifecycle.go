@@ -171,14 +171,14 @@ func newEventsCmd(g *globals) *cobra.Command {
 			var err error
 			if since != "" {
 				if from, err = parseLogTime("since", since, now); err != nil {
-					return usageError{cmd: c.CommandPath(), err: err}
+					return err
 				}
 			} else {
 				from = now
 			}
 			if until != "" {
 				if to, err = parseLogTime("until", until, now); err != nil {
-					return usageError{cmd: c.CommandPath(), err: err}
+					return err
 				}
 			}
 			match, err := eventFilter(filters)

@@ -34,8 +34,12 @@ func TestLogsOfEveryContainer(t *testing.T) {
 	if out := c.ok("logs", "--since", "1000000000.5", "--until", "4000000000", "fg"); out != "out\nlast" {
 		t.Errorf("logs with Unix times: %q", out)
 	}
-	if _, errs, code := c.run(nil, "logs", "--since", "bogus", "fg"); code != 125 || !strings.Contains(errs, `failed to parse value as time or duration: "bogus"`) {
+	// docker's daemon refuses a bad time: exit 1, not a usage error's 125.
+	if _, errs, code := c.run(nil, "logs", "--since", "bogus", "fg"); code != 1 || errs != "Error: invalid value for \"since\": failed to parse value as time or duration: \"bogus\"\n" {
 		t.Errorf("logs --since bogus: %d %q", code, errs)
+	}
+	if _, errs, code := c.run(nil, "events", "--until", "bogus"); code != 1 || !strings.Contains(errs, `failed to parse value as time or duration: "bogus"`) {
+		t.Errorf("events --until bogus: %d %q", code, errs)
 	}
 
 	// --log-driver none keeps nothing.
