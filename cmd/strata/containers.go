@@ -302,7 +302,8 @@ func newKillCmd(g *globals) *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			sig, err := oci.ParseSignal(sigName)
 			if err != nil {
-				return usageError{cmd: c.CommandPath(), err: err}
+				// docker's daemon refuses it: exit 1, not a usage error.
+				return err
 			}
 			return eachContainer(c, g, args, func(m *container.Manager, ctr container.Container) error {
 				return m.Kill(c.Context(), ctr, sig)

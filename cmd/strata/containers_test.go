@@ -215,6 +215,9 @@ func TestStopKillAndForceRemove(t *testing.T) {
 	}
 
 	c.ok("run", "-d", "--name", "kk", "busybox", "sh", "-c", "trap 'exit 42' USR1; while true; do sleep 0.1; done")
+	if _, errs, code := c.run(nil, "kill", "-s", "BOGUS", "kk"); code != 1 || errs != "Error: invalid signal \"BOGUS\"\n" {
+		t.Errorf("kill -s BOGUS: code %d %q, want docker's 1", code, errs)
+	}
 	c.ok("kill", "-s", "USR1", "kk")
 	if out := c.ok("wait", "kk"); out != "42\n" {
 		t.Fatalf("kill -s USR1 then wait: %q", out)
