@@ -105,6 +105,9 @@ func TestPauseRenameTopStop(t *testing.T) {
 	if _, errs, code := c.run(nil, "pause", "cnt"); code == 0 || !strings.Contains(errs, "is already paused") {
 		t.Errorf("pause twice: %d %q", code, errs)
 	}
+	if _, errs, code := c.run(nil, "exec", "cnt", "true"); code != 1 || !strings.Contains(errs, "is paused, unpause the container before exec") {
+		t.Errorf("exec in a paused container: %d %q", code, errs)
+	}
 	c.ok("unpause", "cnt")
 	eventually(t, "the counter to move again", func() bool { return read() > frozen })
 	if _, errs, code := c.run(nil, "unpause", "cnt"); code == 0 || !strings.Contains(errs, "is not paused") {

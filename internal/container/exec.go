@@ -74,6 +74,9 @@ func (m *Manager) Exec(ctx context.Context, c Container, cfg ExecConfig, user At
 	if c.State.Status != StatusRunning || !lockfile.Held(m.lockPath(c.ID)) {
 		return -1, fmt.Errorf("container %s is not running: %w", c.ID, ErrNotRunning)
 	}
+	if c.State.Paused {
+		return -1, conflictf("Container %s is paused, unpause the container before exec", c.ID)
+	}
 	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
 	if err != nil {
 		return -1, err
