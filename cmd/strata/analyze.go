@@ -224,16 +224,7 @@ func newImageTreeCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				// Like `images`: untagged parents (build steps) are not listed.
-				parents := map[digest.Digest]bool{}
-				for _, img := range all {
-					parents[img.Parent] = true
-				}
-				for _, img := range all {
-					if len(img.Names) > 0 || !parents[img.ID] {
-						imgs = append(imgs, img)
-					}
-				}
+				imgs = image.WithoutIntermediates(all) // as `images` lists them
 			}
 			for _, ref := range args {
 				img, err := s.Images.Get(c.Context(), ref)

@@ -115,6 +115,19 @@ func TestImageDiffAndTree(t *testing.T) {
 	if out := c.ok("image", "tree"); !strings.Contains(out, "[busybox:latest]") || !strings.Contains(out, "[waste:latest]") {
 		t.Errorf("tree text:\n%s", out)
 	}
+	// system df -v splits each image the same way.
+	df := c.ok("system", "df", "-v")
+	for _, u := range sh.Images {
+		for _, line := range strings.Split(df, "\n") {
+			if f := strings.Fields(line); len(f) >= 7 && len(u.Names) > 0 && f[0]+":"+f[1] == u.Names[0] {
+				// ... SIZE SHARED UNIQUE CONTAINERS end the row.
+				shared, unique := f[len(f)-3], f[len(f)-2]
+				if shared != humanSize(u.Shared) || unique != humanSize(u.Unique) {
+					t.Errorf("df -v %s: shared %s unique %s, image tree says %s %s", u.Names[0], shared, unique, humanSize(u.Shared), humanSize(u.Unique))
+				}
+			}
+		}
+	}
 }
 
 // The build says why each step missed: the changed context file, the

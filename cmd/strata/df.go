@@ -11,6 +11,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
+	"github.com/strata-project/strata/internal/analysis"
 	"github.com/strata-project/strata/internal/builder"
 	"github.com/strata-project/strata/internal/container"
 	"github.com/strata-project/strata/internal/image"
@@ -38,10 +39,13 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			imgs, err := s.Images.List(ctx)
+			all, err := s.Images.List(ctx)
 			if err != nil {
 				return err
 			}
+			// As docker's: the images `images` lists; a classic build's
+			// step images are counted as build cache below.
+			imgs := image.WithoutIntermediates(all)
 			layerSize := map[digest.Digest]int64{}
 			if err := s.Layers.Walk(ctx, func(l layer.Layer) error { layerSize[l.ChainID] = l.Size; return nil }); err != nil {
 				return err
@@ -56,35 +60,38 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 			}
 
 			// Images: each layer counted once; shared is what more than one
-			// image's stack holds.
-			users := map[digest.Digest]int{}
+			// image's stack holds — the numbers `image tree` shows.
 			chains := map[digest.Digest][]digest.Digest{}
+			var stacks []analysis.ImageLayers
 			for _, img := range imgs {
 				chains[img.ID] = image.ChainIDs(img.Config.RootFS.DiffIDs)
+				st := analysis.ImageLayers{ID: img.ID}
 				for _, l := range chains[img.ID] {
-					users[l]++
+					st.Layers = append(st.Layers, analysis.Layer{ChainID: l, Size: layerSize[l]})
 				}
+				stacks = append(stacks, st)
+			}
+			sharing := analysis.Share(stacks)
+			usage := map[digest.Digest]analysis.Usage{}
+			for _, u := range sharing.Images {
+				usage[u.ID] = u
 			}
 			ctrsOf := map[digest.Digest]int{}
 			for _, ctr := range ctrs {
 				ctrsOf[ctr.Image]++
 			}
-			var total, kept int64
+			total := sharing.OnDisk
+			var kept int64
 			active := 0
 			inUse := map[digest.Digest]bool{}
 			for _, img := range imgs {
 				if ctrsOf[img.ID] > 0 {
 					active++
 					for _, l := range chains[img.ID] {
-						inUse[l] = true
-					}
-				}
-			}
-			for l, n := range users {
-				if n > 0 {
-					total += layerSize[l]
-					if inUse[l] {
-						kept += layerSize[l]
+						if !inUse[l] {
+							inUse[l] = true
+							kept += layerSize[l]
+						}
 					}
 				}
 			}
@@ -158,14 +165,7 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(w)
 			fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS")
 			for _, img := range imgs {
-				var shared, unique int64
-				for _, l := range chains[img.ID] {
-					if users[l] > 1 {
-						shared += layerSize[l]
-					} else {
-						unique += layerSize[l]
-					}
-				}
+				shared, unique := usage[img.ID].Shared, usage[img.ID].Unique
 				for _, r := range imageRows(img, false, false, func(string, string) bool { return true }, nil) {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Repository, r.Tag, r.ID, r.CreatedSince,
 						humanSize(img.Size), humanSize(shared), humanSize(unique), ctrsOf[img.ID])

@@ -120,15 +120,11 @@ func newImagesCmd(g *globals) *cobra.Command {
 				}
 				return false
 			}
-			hasChild := map[string]bool{}
-			for _, img := range imgs {
-				hasChild[img.Parent.String()] = true
+			if !all {
+				imgs = image.WithoutIntermediates(imgs)
 			}
 			var rows []imageRow
 			for _, img := range imgs {
-				if !all && len(img.Names) == 0 && hasChild[img.ID.String()] {
-					continue // an intermediate image: untagged, with images built on it
-				}
 				rows = append(rows, imageRows(img, noTrunc, digests, match, dangling)...)
 			}
 			if quiet {

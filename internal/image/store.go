@@ -437,3 +437,20 @@ func (s *Store) ReadConfig(ctx context.Context, id digest.Digest) (Config, error
 	err := s.fillConfig(ctx, &img)
 	return img.Config, err
 }
+
+// WithoutIntermediates drops the intermediate images (untagged, with
+// images built on them: a classic build's steps), as `images` without -a,
+// `system df` and `image tree` list them.
+func WithoutIntermediates(imgs []Image) []Image {
+	hasChild := map[digest.Digest]bool{}
+	for _, img := range imgs {
+		hasChild[img.Parent] = true
+	}
+	var out []Image
+	for _, img := range imgs {
+		if len(img.Names) > 0 || !hasChild[img.ID] {
+			out = append(out, img)
+		}
+	}
+	return out
+}
