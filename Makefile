@@ -55,8 +55,10 @@ lint:
 	@out=$$($(GO) run $(DEADCODE) -test ./...); \
 	if [ -n "$$out" ]; then echo "$$out"; echo "deadcode: unreachable functions above"; exit 1; fi
 
+# The CLI package runs real containers, registries and daemons: minutes, more
+# than go test's default 10-minute limit on a loaded machine.
 test: setup lint
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 40m ./...
 
 # realworld: the real-world corpus (examples/realworld) built cold and warm
 # with strata and docker side by side, each image checked; needs the Debian
