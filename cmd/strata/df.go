@@ -256,6 +256,12 @@ func newSystemCheckCmd(g *globals) *cobra.Command {
 				rep.Problems = append(rep.Problems, what)
 			}
 			w := c.OutOrStdout()
+			if done := g.reconciled.String(); done != "" {
+				fmt.Fprintln(w, "Cleaned up after killed strata processes:", done)
+			}
+			for _, id := range g.thawed {
+				fmt.Fprintf(w, "Resumed container %s, left paused by a killed commit\n", id[:12])
+			}
 			fmt.Fprintf(w, "Checked %d blobs, %d images, %d layers (%d re-read against their diffID), %d containers.\n",
 				rep.Checked.Blobs, rep.Checked.Images, rep.Checked.Layers, rep.Checked.Tars, len(ctrs))
 			for _, r := range rep.Repaired {

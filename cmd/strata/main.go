@@ -28,6 +28,10 @@ var version = "0.1.0-dev"
 type globals struct {
 	root   string
 	driver string
+	// reconciled is what opening the store cleaned up after dead
+	// processes (system check reports it).
+	reconciled store.Reconciled
+	thawed     []string
 }
 
 func main() {
@@ -238,7 +242,7 @@ func (g *globals) openStore(ctx context.Context) (*store.Store, error) {
 	}
 	m := container.NewManager(s, defaultRuntime())
 	s.AddRoots(m.ImageRoots)
-	if err := reconcile(ctx, s, m); err != nil {
+	if err := g.reconcile(ctx, s, m); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -247,11 +251,13 @@ func (g *globals) openStore(ctx context.Context) (*store.Store, error) {
 // reconcile cleans up after strata processes that died, before any command
 // runs: dead leases, their temp files and runtime logs, containers a dead
 // commit left paused, RUN containers and mounts of a dead build.
-func reconcile(ctx context.Context, s *store.Store, m *container.Manager) error {
-	if _, err := s.Reconcile(ctx); err != nil {
+func (g *globals) reconcile(ctx context.Context, s *store.Store, m *container.Manager) error {
+	r, err := s.Reconcile(ctx)
+	g.reconciled = r
+	if err != nil {
 		return fmt.Errorf("reconcile store: %w", err)
 	}
-	if _, err := m.Thaw(ctx); err != nil {
+	if g.thawed, err = m.Thaw(ctx); err != nil {
 		return fmt.Errorf("reconcile store: %w", err)
 	}
 	if err := builder.Sweep(ctx, s); err != nil {

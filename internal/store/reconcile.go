@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/oci"
@@ -11,6 +13,23 @@ import (
 // Reconciled is what a reconcile cleaned up after dead processes.
 type Reconciled struct {
 	Owners, Leases, TarSplits, RuntimeLogs, LayerRecords int
+}
+
+// String says what was cleaned up, or "" when nothing was.
+func (r Reconciled) String() string {
+	var parts []string
+	for _, p := range []struct {
+		n    int
+		what string
+	}{
+		{r.Leases, "leases"}, {r.TarSplits, "tar-split temp files"}, {r.RuntimeLogs, "runtime logs"},
+		{r.LayerRecords, "layer records without a snapshot"},
+	} {
+		if p.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", p.n, p.what))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Reconcile is the cheap pass every command starts with: it cleans up
