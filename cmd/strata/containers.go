@@ -657,7 +657,7 @@ func inspectHostConfigOf(ctr container.Container) inspectHostConfig {
 		Dns:          orEmpty(ctr.Config.DNS), DnsOptions: orEmpty(ctr.Config.DNSOptions), DnsSearch: orEmpty(ctr.Config.DNSSearch),
 		ExtraHosts:   ctr.Config.ExtraHosts,
 		CgroupnsMode: "host", IpcMode: "private", BlkioWeightDevice: []string{},
-		AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime,
+		AutoRemove: ctr.Config.AutoRemove, Runtime: ctr.Config.Runtime, ContainerIDFile: ctr.Config.CIDFile,
 		PublishAllPorts: ctr.Config.PublishAll,
 		Privileged:      sec.Privileged, CapAdd: sec.CapAdd, CapDrop: sec.CapDrop,
 		SecurityOpt: sec.SecurityOpt, GroupAdd: sec.GroupAdd, Sysctls: sec.Sysctls,

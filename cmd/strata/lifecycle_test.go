@@ -171,6 +171,9 @@ func TestEventsWaitLabelsInitCidfile(t *testing.T) {
 	if b, _ := os.ReadFile(cid); string(b) != id {
 		t.Errorf("cidfile holds %q, want %q", b, id)
 	}
+	if got := c.ok("inspect", "-f", "{{.HostConfig.ContainerIDFile}}", "ev"); got != cid+"\n" {
+		t.Errorf("inspect ContainerIDFile: %q", got)
+	}
 	if _, errs, code := c.run(nil, "run", "--cidfile", cid, "busybox", "true"); code != 125 || !strings.Contains(errs, "container ID file found") {
 		t.Errorf("existing cidfile: %d %q", code, errs)
 	}

@@ -118,7 +118,7 @@ func (f *createFlags) config(c *cobra.Command, cmd []string) (container.Config, 
 	if cfg.Healthcheck, err = f.health.config(c.Flags()); err != nil {
 		return cfg, err
 	}
-	cfg.StopSignal, cfg.Init = f.stopSignal, f.init
+	cfg.StopSignal, cfg.Init, cfg.CIDFile = f.stopSignal, f.init, f.cidfile
 	if c.Flags().Changed("stop-timeout") {
 		cfg.StopTimeout = &f.stopTimeout
 	}

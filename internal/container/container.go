@@ -110,6 +110,7 @@ type Config struct {
 	StopSignal    string        `json:"stopSignal,omitempty"`  // over the image's
 	StopTimeout   *int          `json:"stopTimeout,omitempty"` // seconds; nil: 10
 	Init          bool          `json:"init,omitempty"`        // tini as PID 1
+	CIDFile       string        `json:"cidFile,omitempty"`     // --cidfile, as given
 	// --mount, --tmpfs and --volumes-from as given (-v is Binds).
 	MountSpecs  []string `json:"mountSpecs,omitempty"`
 	Tmpfs       []string `json:"tmpfs,omitempty"`
