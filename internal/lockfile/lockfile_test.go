@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/strata-project/strata/internal/testutil/requires"
 )
 
 func TestTryLockConflicts(t *testing.T) {
@@ -86,15 +88,16 @@ func TestOwnerDiesWithItsProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
+	requires.Command(t, "sh", "flock")
 	cmd := exec.Command("/bin/sh", "-c", "exec 9<>\"$1\"; flock -x 9; echo locked; exec sleep 60", "sh", lockPath)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
-		t.Skipf("no shell to hold a lock: %v", err)
+		t.Fatal(err)
 	}
 	buf := make([]byte, 7)
 	if _, err := out.Read(buf); err != nil {
 		cmd.Process.Kill()
-		t.Skipf("flock(1) unavailable: %v", err)
+		t.Fatalf("the child never took its lock: %v", err)
 	}
 	if !Alive(dir, "child") {
 		t.Fatal("a live child's registration is not alive")
