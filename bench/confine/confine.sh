@@ -29,15 +29,18 @@ echo "== engines: strata, docker (own dockerd), podman"
 start_engines
 
 limits="-m 64m --pids-limit 100 --cpus 1"
-names=(strata strata-limits strata-unconfined docker docker-limits podman podman-limits)
+# hyperfine runs the commands one after the other; the first ones pay for
+# whatever the engines' start-up left running (dockerd settling), so the
+# other engines go first and strata last.
+names=(podman podman-limits docker docker-limits strata strata-limits strata-unconfined)
 cmds=(
+	"${podman[*]} run --rm --network none $podman_ulimits busybox true"
+	"${podman[*]} run --rm --network none $podman_ulimits $limits busybox true"
+	"${docker[*]} run --rm --network none busybox true"
+	"${docker[*]} run --rm --network none $limits busybox true"
 	"${strata[*]} run --rm --network none busybox true"
 	"${strata[*]} run --rm --network none $limits busybox true"
 	"${strata[*]} run --rm --network none --security-opt seccomp=unconfined busybox true"
-	"${docker[*]} run --rm --network none busybox true"
-	"${docker[*]} run --rm --network none $limits busybox true"
-	"${podman[*]} run --rm --network none $podman_ulimits busybox true"
-	"${podman[*]} run --rm --network none $podman_ulimits $limits busybox true"
 )
 # One run of each first, so a broken engine shows its own error.
 for c in "${cmds[@]}"; do
