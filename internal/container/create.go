@@ -75,7 +75,7 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 		return Container{}, err
 	}
 	if cfg.AutoRemove && !cfg.RestartPolicy.IsNone() {
-		return Container{}, invalidf("Conflicting options: --restart and --rm")
+		return Container{}, errdefs.Invalidf("Conflicting options: --restart and --rm")
 	}
 	if cfg.StopSignal != "" {
 		if _, err := oci.ParseSignal(cfg.StopSignal); err != nil {

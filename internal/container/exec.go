@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/oci"
 )
@@ -75,7 +76,7 @@ func (m *Manager) Exec(ctx context.Context, c Container, cfg ExecConfig, user At
 		return -1, fmt.Errorf("container %s is not running: %w", c.ID, ErrNotRunning)
 	}
 	if c.State.Paused {
-		return -1, conflictf("Container %s is paused, unpause the container before exec", c.ID)
+		return -1, errdefs.Conflictf("Container %s is paused, unpause the container before exec", c.ID)
 	}
 	rt, err := oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
 	if err != nil {

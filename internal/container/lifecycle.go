@@ -305,7 +305,7 @@ func (m *Manager) Pause(ctx context.Context, c Container) error {
 		return err
 	}
 	if c.State.Paused {
-		return conflictf("Container %s is already paused", c.ID)
+		return errdefs.Conflictf("Container %s is already paused", c.ID)
 	}
 	if err := rt.Pause(ctx, c.ID); err != nil {
 		return fmt.Errorf("cannot pause container %s: %w", c.ID[:12], err)
@@ -327,7 +327,7 @@ func (m *Manager) Unpause(ctx context.Context, c Container) error {
 		return err
 	}
 	if !c.State.Paused {
-		return conflictf("Container %s is not paused", c.ID)
+		return errdefs.Conflictf("Container %s is not paused", c.ID)
 	}
 	return m.resume(ctx, rt, c)
 }
@@ -351,7 +351,7 @@ func (m *Manager) resume(ctx context.Context, rt *oci.Runtime, c Container) erro
 // for a restart), else docker's "is not running" error.
 func (m *Manager) live(c Container) (*oci.Runtime, error) {
 	if c.State.Status != StatusRunning || c.State.Restarting || !lockfile.Held(m.lockPath(c.ID)) {
-		return nil, conflictf("Container %s is not running", c.ID)
+		return nil, errdefs.Conflictf("Container %s is not running", c.ID)
 	}
 	return oci.New(c.Config.Runtime, m.runtimeRoot(c.Config.Runtime))
 }
@@ -373,7 +373,7 @@ func (m *Manager) Rename(ctx context.Context, c Container, name string) error {
 		return err
 	}
 	if name == c.Name {
-		return invalidf("Renaming a container with the same name as its current name")
+		return errdefs.Invalidf("Renaming a container with the same name as its current name")
 	}
 	err := m.store.DB.Update(func(tx *bolt.Tx) error {
 		nb, err := metadata.Bucket(tx, namesBucket)
@@ -423,7 +423,7 @@ func (m *Manager) WaitFor(ctx context.Context, c Container, cond WaitCondition) 
 		return m.Wait(ctx, c)
 	case WaitNextExit, WaitRemoved:
 	default:
-		return -1, invalidf("invalid condition: %q", cond)
+		return -1, errdefs.Invalidf("invalid condition: %q", cond)
 	}
 	action := "die"
 	if cond == WaitRemoved {
@@ -672,23 +672,6 @@ func (m *Manager) WithRootfs(ctx context.Context, c Container, fn func(rootfs st
 		ferr = fmt.Errorf("unmount container %s root filesystem: %w", c.ID[:12], err)
 	}
 	return ferr
-}
-
-// kindError is a message in docker's words of one errdefs kind.
-type kindError struct {
-	msg  string
-	kind error
-}
-
-func (e kindError) Error() string        { return e.msg }
-func (e kindError) Is(target error) bool { return target == e.kind }
-
-func conflictf(format string, a ...any) error {
-	return kindError{fmt.Sprintf(format, a...), errdefs.ErrConflict}
-}
-
-func invalidf(format string, a ...any) error {
-	return kindError{fmt.Sprintf(format, a...), errdefs.ErrInvalidArgument}
 }
 
 // MountInUse tells whether path, a mount point under the store root, is

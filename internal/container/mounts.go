@@ -59,11 +59,11 @@ type Mount struct {
 // checkTarget is docker's rule for a mount destination.
 func checkTarget(spec, target string) (string, error) {
 	if !path.IsAbs(target) {
-		return "", invalidf("invalid volume specification: '%s': invalid mount config for type \"volume\": invalid mount path: '%s' mount path must be absolute", spec, target)
+		return "", errdefs.Invalidf("invalid volume specification: '%s': invalid mount config for type \"volume\": invalid mount path: '%s' mount path must be absolute", spec, target)
 	}
 	target = path.Clean(target)
 	if target == "/" {
-		return "", invalidf("invalid volume specification: '%s': invalid mount config: destination can't be '/'", spec)
+		return "", errdefs.Invalidf("invalid volume specification: '%s': invalid mount config: destination can't be '/'", spec)
 	}
 	return target, nil
 }
@@ -83,10 +83,10 @@ func ParseVolumeFlag(spec string) (Mount, error) {
 			m.Mode = parts[2]
 		}
 	default:
-		return Mount{}, invalidf("invalid volume specification: '%s'", spec)
+		return Mount{}, errdefs.Invalidf("invalid volume specification: '%s'", spec)
 	}
 	if m.Source == "" && len(parts) > 1 {
-		return Mount{}, invalidf("invalid volume specification: '%s'", spec)
+		return Mount{}, errdefs.Invalidf("invalid volume specification: '%s'", spec)
 	}
 	target, err := checkTarget(spec, m.Target)
 	if err != nil {
@@ -112,16 +112,16 @@ func ParseVolumeFlag(spec string) (Mount, error) {
 				m.ReadOnly = false
 			case "nocopy":
 				if m.Type != MountVolume {
-					return Mount{}, invalidf("invalid volume specification: '%s': nocopy applies to volumes only", spec)
+					return Mount{}, errdefs.Invalidf("invalid volume specification: '%s': nocopy applies to volumes only", spec)
 				}
 				m.NoCopy = true
 			case "shared", "rshared", "slave", "rslave", "private", "rprivate":
 				if m.Type != MountBind {
-					return Mount{}, invalidf("invalid volume specification: '%s': propagation applies to binds only", spec)
+					return Mount{}, errdefs.Invalidf("invalid volume specification: '%s': propagation applies to binds only", spec)
 				}
 				m.Propagation = o
 			default:
-				return Mount{}, invalidf("invalid mode: %s", o)
+				return Mount{}, errdefs.Invalidf("invalid mode: %s", o)
 			}
 		}
 	}
@@ -133,7 +133,7 @@ func ParseMountFlag(spec string) (Mount, error) {
 	r := csv.NewReader(strings.NewReader(spec))
 	fields, err := r.Read()
 	if err != nil {
-		return Mount{}, invalidf("invalid --mount %q: %v", spec, err)
+		return Mount{}, errdefs.Invalidf("invalid --mount %q: %v", spec, err)
 	}
 	m := Mount{Type: MountVolume, FromMountFlag: true}
 	var tmpfsSize, tmpfsMode string
@@ -146,7 +146,7 @@ func ParseMountFlag(spec string) (Mount, error) {
 			}
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				return false, invalidf("invalid value for %s: %s", k, v)
+				return false, errdefs.Invalidf("invalid value for %s: %s", k, v)
 			}
 			return b, nil
 		}
@@ -156,7 +156,7 @@ func ParseMountFlag(spec string) (Mount, error) {
 			case MountBind, MountVolume, MountTmpfs:
 				m.Type = v
 			default:
-				return Mount{}, invalidf("invalid mount type %q (use bind, volume or tmpfs)", v)
+				return Mount{}, errdefs.Invalidf("invalid mount type %q (use bind, volume or tmpfs)", v)
 			}
 		case "source", "src":
 			m.Source = v
@@ -173,7 +173,7 @@ func ParseMountFlag(spec string) (Mount, error) {
 		case "volume-opt":
 			ok, ov, found := strings.Cut(v, "=")
 			if !found {
-				return Mount{}, invalidf("invalid volume-opt %q: want KEY=VALUE", v)
+				return Mount{}, errdefs.Invalidf("invalid volume-opt %q: want KEY=VALUE", v)
 			}
 			if m.VolumeOptions == nil {
 				m.VolumeOptions = map[string]string{}
@@ -184,18 +184,18 @@ func ParseMountFlag(spec string) (Mount, error) {
 			case "shared", "rshared", "slave", "rslave", "private", "rprivate":
 				m.Propagation = v
 			default:
-				return Mount{}, invalidf("invalid bind-propagation %q", v)
+				return Mount{}, errdefs.Invalidf("invalid bind-propagation %q", v)
 			}
 		case "tmpfs-size":
 			tmpfsSize = v
 		case "tmpfs-mode":
 			tmpfsMode = v
 		default:
-			return Mount{}, invalidf("unexpected key '%s' in '%s'", k, f)
+			return Mount{}, errdefs.Invalidf("unexpected key '%s' in '%s'", k, f)
 		}
 	}
 	if m.Target == "" {
-		return Mount{}, invalidf("invalid mount config: target is required")
+		return Mount{}, errdefs.Invalidf("invalid mount config: target is required")
 	}
 	if m.Target, err = checkTarget(spec, m.Target); err != nil {
 		return Mount{}, err
@@ -203,18 +203,18 @@ func ParseMountFlag(spec string) (Mount, error) {
 	switch m.Type {
 	case MountBind:
 		if m.Source == "" {
-			return Mount{}, invalidf("invalid mount config for type \"bind\": field Source must not be empty")
+			return Mount{}, errdefs.Invalidf("invalid mount config for type \"bind\": field Source must not be empty")
 		}
 		if !path.IsAbs(m.Source) {
-			return Mount{}, invalidf("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute", m.Source)
+			return Mount{}, errdefs.Invalidf("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute", m.Source)
 		}
 		m.Source = path.Clean(m.Source)
 		// --mount, unlike -v, never creates the host path.
 		if _, err := os.Stat(m.Source); err != nil {
-			return Mount{}, invalidf("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source)
+			return Mount{}, errdefs.Invalidf("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source)
 		}
 		if m.NoCopy || m.VolumeOptions != nil || tmpfsSize != "" || tmpfsMode != "" {
-			return Mount{}, invalidf("invalid mount config for type \"bind\": only bind options apply")
+			return Mount{}, errdefs.Invalidf("invalid mount config for type \"bind\": only bind options apply")
 		}
 	case MountVolume:
 		if m.Source == "" {
@@ -223,25 +223,25 @@ func ParseMountFlag(spec string) (Mount, error) {
 			return Mount{}, err
 		}
 		if m.Propagation != "" || tmpfsSize != "" || tmpfsMode != "" {
-			return Mount{}, invalidf("invalid mount config for type \"volume\": only volume options apply")
+			return Mount{}, errdefs.Invalidf("invalid mount config for type \"volume\": only volume options apply")
 		}
 	case MountTmpfs:
 		if m.Source != "" {
-			return Mount{}, invalidf("invalid mount config for type \"tmpfs\": field Source must be empty")
+			return Mount{}, errdefs.Invalidf("invalid mount config for type \"tmpfs\": field Source must be empty")
 		}
 		if m.NoCopy || m.VolumeOptions != nil || m.Propagation != "" {
-			return Mount{}, invalidf("invalid mount config for type \"tmpfs\": only tmpfs options apply")
+			return Mount{}, errdefs.Invalidf("invalid mount config for type \"tmpfs\": only tmpfs options apply")
 		}
 		if tmpfsSize != "" {
 			n, err := units.RAMInBytes(tmpfsSize)
 			if err != nil || n < 0 {
-				return Mount{}, invalidf("invalid tmpfs-size %q", tmpfsSize)
+				return Mount{}, errdefs.Invalidf("invalid tmpfs-size %q", tmpfsSize)
 			}
 			m.TmpfsOptions = append(m.TmpfsOptions, "size="+strconv.FormatInt(n, 10))
 		}
 		if tmpfsMode != "" {
 			if _, err := strconv.ParseUint(tmpfsMode, 8, 32); err != nil {
-				return Mount{}, invalidf("invalid tmpfs-mode %q", tmpfsMode)
+				return Mount{}, errdefs.Invalidf("invalid tmpfs-mode %q", tmpfsMode)
 			}
 			m.TmpfsOptions = append(m.TmpfsOptions, "mode="+tmpfsMode)
 		}
@@ -265,12 +265,12 @@ func ParseTmpfsFlag(spec string) (Mount, error) {
 			case "size":
 				n, err := units.RAMInBytes(v)
 				if err != nil || n < 0 {
-					return Mount{}, invalidf("invalid tmpfs option %q", o)
+					return Mount{}, errdefs.Invalidf("invalid tmpfs option %q", o)
 				}
 				o = "size=" + strconv.FormatInt(n, 10)
 			case "mode", "uid", "gid", "nr_inodes", "nr_blocks", "noexec", "exec", "nosuid", "suid", "nodev", "dev", "ro", "rw":
 			default:
-				return Mount{}, invalidf("invalid tmpfs option %q", o)
+				return Mount{}, errdefs.Invalidf("invalid tmpfs option %q", o)
 			}
 			m.TmpfsOptions = append(m.TmpfsOptions, o)
 		}
@@ -296,7 +296,7 @@ func (m *Manager) resolveMounts(f MountFlags, imageVolumes map[string]struct{}) 
 	taken := map[string]bool{}
 	add := func(mt Mount) error {
 		if taken[mt.Target] {
-			return invalidf("Duplicate mount point: %s", mt.Target)
+			return errdefs.Invalidf("Duplicate mount point: %s", mt.Target)
 		}
 		taken[mt.Target] = true
 		out = append(out, mt)
@@ -334,7 +334,7 @@ func (m *Manager) resolveMounts(f MountFlags, imageVolumes map[string]struct{}) 
 		switch mode {
 		case "", "ro", "rw":
 		default:
-			return nil, invalidf("invalid mode for volumes-from: %s", mode)
+			return nil, errdefs.Invalidf("invalid mode for volumes-from: %s", mode)
 		}
 		from, err := m.lookup(ref)
 		if err != nil {
@@ -362,7 +362,7 @@ func (m *Manager) resolveMounts(f MountFlags, imageVolumes map[string]struct{}) 
 	sort.Strings(targets)
 	for _, t := range targets {
 		if !path.IsAbs(t) {
-			return nil, invalidf("image VOLUME %q is not an absolute path", t)
+			return nil, errdefs.Invalidf("image VOLUME %q is not an absolute path", t)
 		}
 		t = path.Clean(t)
 		if t == "/" || taken[t] {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/oci"
 )
@@ -19,7 +20,7 @@ func (m *Manager) Update(ctx context.Context, c Container, res oci.Resources, po
 	if err := m.updateRecord(c.ID, func(cur *Container) error {
 		if policy != nil {
 			if !policy.IsNone() && cur.Config.AutoRemove {
-				return invalidf("Restart policy cannot be updated because AutoRemove is enabled for the container")
+				return errdefs.Invalidf("Restart policy cannot be updated because AutoRemove is enabled for the container")
 			}
 			cur.Config.RestartPolicy = *policy
 		}

@@ -65,3 +65,9 @@ func (e *kindError) Is(target error) bool { return target == e.kind }
 func Invalidf(format string, a ...any) error {
 	return &kindError{msg: fmt.Sprintf(format, a...), kind: ErrInvalidArgument}
 }
+
+// Conflictf is an error of kind ErrConflict whose message is only the
+// formatted text, in docker's words ("Container X is not paused").
+func Conflictf(format string, a ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, a...), kind: ErrConflict}
+}

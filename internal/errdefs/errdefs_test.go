@@ -19,3 +19,21 @@ func TestNotFoundKinds(t *testing.T) {
 		t.Fatal("conflict is not not-found")
 	}
 }
+
+func TestFormattedKinds(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		kind error
+		msg  string
+	}{
+		{Invalidf("bad %s", "spec"), ErrInvalidArgument, "bad spec"},
+		{Conflictf("Container %s is not paused", "abc"), ErrConflict, "Container abc is not paused"},
+	} {
+		if !errors.Is(tc.err, tc.kind) || tc.err.Error() != tc.msg {
+			t.Errorf("%v: kind %v, message %q", tc.err, tc.kind, tc.err.Error())
+		}
+		if errors.Is(tc.err, ErrNotFound) {
+			t.Errorf("%v is also not-found", tc.err)
+		}
+	}
+}
