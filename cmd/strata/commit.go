@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-project/strata/internal/archive"
 	"github.com/strata-project/strata/internal/cp"
+	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/store"
@@ -147,17 +148,25 @@ func newCpCmd(g *globals) *cobra.Command {
 			// directory walk reads by path below what was opened.
 			return m.WithRootfs(c.Context(), ctr, func(rootfs string) error {
 				return m.Frozen(c.Context(), ctr, func() error {
+					// A path under a volume or bind mount is copied in that
+					// mount's directory, as docker's cp does.
 					if srcCtr != "" {
-						src := cp.Endpoint{Root: rootfs, Path: srcPath, FollowLink: follow}
+						root, rel, _ := m.CopyRoot(ctr, rootfs, srcPath)
+						src := cp.Endpoint{Root: root, Path: rel, FollowLink: follow}
 						if dstPath == "-" {
 							return cp.WriteSource(c.Context(), c.OutOrStdout(), src)
 						}
 						return cp.Copy(c.Context(), src, cp.Endpoint{Root: "/", Path: dstPath})
 					}
-					if srcPath == "-" {
-						return cp.Extract(c.Context(), os.Stdin, cp.Endpoint{Root: rootfs, Path: dstPath})
+					root, rel, readOnly := m.CopyRoot(ctr, rootfs, dstPath)
+					if readOnly {
+						return errdefs.Invalidf("mounted volume is marked read-only")
 					}
-					return cp.Copy(c.Context(), cp.Endpoint{Root: "/", Path: srcPath, FollowLink: follow}, cp.Endpoint{Root: rootfs, Path: dstPath})
+					dst := cp.Endpoint{Root: root, Path: rel}
+					if srcPath == "-" {
+						return cp.Extract(c.Context(), os.Stdin, dst)
+					}
+					return cp.Copy(c.Context(), cp.Endpoint{Root: "/", Path: srcPath, FollowLink: follow}, dst)
 				})
 			})
 		},

@@ -559,3 +559,41 @@ func (m *Manager) releaseVolumes(c Container) {
 
 // Volumes is the store's volumes, as containers use them.
 func (m *Manager) Volumes() *volume.Volumes { return volume.New(m.store) }
+
+// CopyRoot is where path p of container c lives for cp, as docker's cp
+// sees it: inside the volume or host directory mounted over p (the mount
+// with the longest target containing p), else inside rootfs. It returns
+// that root, p relative to it (keeping a trailing "/" or "/." that cp's
+// rules depend on), and whether the mount is read-only. tmpfs mounts live
+// only in the container's mount namespace and are not reached.
+func (m *Manager) CopyRoot(c Container, rootfs, p string) (root, rel string, readOnly bool) {
+	clean := path.Clean("/" + p)
+	var best *Mount
+	for i, mt := range c.Config.Mounts {
+		if mt.Type != MountVolume && mt.Type != MountBind {
+			continue
+		}
+		t := path.Clean(mt.Target)
+		if (clean == t || strings.HasPrefix(clean, t+"/")) && (best == nil || len(t) > len(path.Clean(best.Target))) {
+			best = &c.Config.Mounts[i]
+		}
+	}
+	if best == nil {
+		return rootfs, p, false
+	}
+	root = best.Source
+	if best.Type == MountVolume {
+		root = m.Volumes().Path(best.Source)
+	}
+	rel = strings.TrimPrefix(clean, path.Clean(best.Target))
+	switch {
+	case strings.HasSuffix(p, "/."):
+		rel = strings.TrimSuffix(rel, "/") + "/."
+	case strings.HasSuffix(p, "/") && !strings.HasSuffix(rel, "/"):
+		rel += "/"
+	}
+	if rel == "" {
+		rel = "/"
+	}
+	return root, rel, best.ReadOnly
+}
