@@ -86,30 +86,37 @@ func newAttachCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if ctr.Config.Tty && ctr.Config.OpenStdin && !o.NoStdin && !isTerminal(os.Stdin) {
-				return exitError{code: 1, err: errors.New("the input device is not a TTY")}
-			}
-			if ctr.Config.Tty && !o.NoStdin && ctr.Config.OpenStdin {
-				// Keys go to the container's pty as bytes.
-				restore, err := oci.MakeRaw(os.Stdin)
-				if err != nil {
-					return err
-				}
-				defer restore()
-			}
-			code, err := m.Attach(c.Context(), ctr, o, os.Stdin, os.Stdout, os.Stderr)
-			switch {
-			case errors.Is(err, container.ErrNotRunning):
-				return errors.New("You cannot attach to a stopped container, start it first")
-			case err != nil:
-				return err
-			case code != 0:
-				return exitError{code: code}
-			}
-			return nil
+			return attachRunning(c, m, ctr, o)
 		},
 	}
 	c.Flags().BoolVar(&o.NoStdin, "no-stdin", false, "do not attach STDIN")
 	c.Flags().BoolVar(&o.SigProxy, "sig-proxy", true, "proxy all received signals to the process")
 	return c
+}
+
+// attachRunning is `attach` (and `start -a` of a running container, as in
+// docker): the container's output from now on, the user's input with -i,
+// and its exit status when it ends.
+func attachRunning(c *cobra.Command, m *container.Manager, ctr container.Container, o container.AttachOptions) error {
+	if ctr.Config.Tty && ctr.Config.OpenStdin && !o.NoStdin && !isTerminal(os.Stdin) {
+		return exitError{code: 1, err: errors.New("the input device is not a TTY")}
+	}
+	if ctr.Config.Tty && !o.NoStdin && ctr.Config.OpenStdin {
+		// Keys go to the container's pty as bytes.
+		restore, err := oci.MakeRaw(os.Stdin)
+		if err != nil {
+			return err
+		}
+		defer restore()
+	}
+	code, err := m.Attach(c.Context(), ctr, o, os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case errors.Is(err, container.ErrNotRunning):
+		return errors.New("You cannot attach to a stopped container, start it first")
+	case err != nil:
+		return err
+	case code != 0:
+		return exitError{code: code}
+	}
+	return nil
 }

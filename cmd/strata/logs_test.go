@@ -96,6 +96,11 @@ func TestLogsFollowAcrossRestartAndAttach(t *testing.T) {
 	if _, errs, code := c.run(nil, "attach", "at"); code != 1 || !strings.Contains(errs, "cannot attach to a stopped container") {
 		t.Errorf("attach to a stopped container: %d %q", code, errs)
 	}
+	// start -a (-i) of a running container attaches to it, as docker's does.
+	c.ok("run", "-d", "-i", "--name", "sa", "busybox", "sh", "-c", `read l; echo "got $l"; exit 4`)
+	if out, errs, code := c.run(strings.NewReader("hi\n"), "start", "-a", "-i", "sa"); code != 4 || out != "got hi\n" {
+		t.Errorf("start -a -i of a running container: %d %q %q", code, out, errs)
+	}
 
 	// Signals to attach reach the container (--sig-proxy, the default).
 	c.ok("run", "-d", "--name", "sig", "busybox", "sh", "-c", `trap "echo term; exit 5" TERM; while :; do echo tick; sleep 0.1; done`)

@@ -502,6 +502,10 @@ func newStartCmd(g *globals) *cobra.Command {
 				if err := checkTty(interactive, ctr.Config.Tty); err != nil {
 					return err
 				}
+				if ctr.State.Status == container.StatusRunning {
+					// docker's start -a of a running container attaches.
+					return attachRunning(c, m, ctr, container.AttachOptions{NoStdin: !interactive, SigProxy: true})
+				}
 				return runAttached(c, m, ctr, interactive)
 			}
 			return forEachContainer(c, m, args, func(m *container.Manager, ctr container.Container) error {
