@@ -1,13 +1,16 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	rt "github.com/strata-project/strata/internal/registry/registrytest"
 )
@@ -79,4 +82,63 @@ func TestConcurrentOperations(t *testing.T) {
 			c.ok("run", "--rm", img, "true")
 		}
 	}
+}
+
+// An import from a slow pipe holds no store lock while it reads: prunes
+// and rmi started in the middle finish at once without waiting for it,
+// and the import still makes its image.
+func TestPruneDuringImportFromPipe(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	var tarb bytes.Buffer
+	tw := tar.NewWriter(&tarb)
+	body := strings.Repeat("i", 1<<20)
+	tw.WriteHeader(&tar.Header{Name: "big", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+	tw.Write([]byte(body))
+	tw.Close()
+	// An older image whose layer the import will find again: the prune
+	// may remove the old image but not the layer the import claims.
+	old := bytes.NewReader(tarb.Bytes())
+	if _, errs, code := c.run(old, "import", "-", "old:1"); code != 0 {
+		t.Fatalf("import old: %s", errs)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := exec.Command(strataBin, "--root", c.root, "import", "-", "slow:1")
+	imp.Stdin = pr
+	var impErr bytes.Buffer
+	imp.Stderr = &impErr
+	if err := imp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	defer imp.Process.Kill()
+	// Past the pipe's buffer: once this returns, the import is reading.
+	if _, err := pw.Write(tarb.Bytes()[:512<<10]); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"image", "prune", "-a", "-f"}, {"rmi", "old:1"}, {"system", "prune", "-a", "-f"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		cmd := exec.CommandContext(ctx, strataBin, append([]string{"--root", c.root}, args...)...)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil && !(args[0] == "rmi" && strings.Contains(string(out), "No such image")) {
+			t.Fatalf("strata %v during an import: %v\n%s", args, err, out)
+		}
+		if strings.Contains(string(out), "Waiting") {
+			t.Fatalf("strata %v waited for the import:\n%s", args, out)
+		}
+	}
+	pw.Write(tarb.Bytes()[512<<10:])
+	pw.Close()
+	if err := imp.Wait(); err != nil {
+		t.Fatalf("import raced by prunes: %v\n%s", err, impErr.String())
+	}
+	if id := strings.TrimSpace(c.ok("images", "-q", "slow:1")); id == "" {
+		t.Fatal("the imported image is missing")
+	}
+	c.ok("image", "inspect", "slow:1")
+	c.ok("save", "-o", filepath.Join(t.TempDir(), "slow.tar"), "slow:1")
 }

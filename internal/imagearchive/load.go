@@ -59,14 +59,18 @@ func Load(ctx context.Context, s *store.Store, r io.Reader, path string, progres
 	if err != nil {
 		return nil, err
 	}
-	var out []Loaded
-	err = s.Shared(ctx, func() error {
-		var err error
-		out, err = apply(ctx, s, src, plans, progress)
-		return err
-	})
+	// Layers are read without the store lock, so a removal never waits for
+	// the archive: the lease keeps the layers already in the store, and
+	// those the load makes are its own until its images name them.
+	lease, err := s.NewLease(ctx, "load")
+	if err != nil {
+		return nil, err
+	}
+	defer lease.Release()
+	out, err := apply(ctx, s, lease, src, plans, progress)
 	if err != nil {
 		// Layers unpacked before the failure belong to no image: remove them.
+		lease.Release()
 		cleanup := context.WithoutCancel(ctx)
 		s.Exclusive(cleanup, func() error {
 			_, err := s.CollectLayers(cleanup)
@@ -365,7 +369,12 @@ func readMember(src source, name string, want digest.Digest, size int64) ([]byte
 
 // apply stores the layers of every plan, then records the images and
 // their tags. The caller holds the store lock shared.
-func apply(ctx context.Context, s *store.Store, src source, plans []*plan, progress func(LoadEvent)) ([]Loaded, error) {
+func apply(ctx context.Context, s *store.Store, lease *store.Lease, src source, plans []*plan, progress func(LoadEvent)) ([]Loaded, error) {
+	for _, p := range plans {
+		if err := lease.HoldLayers(ctx, image.ChainIDs(p.diffIDs)); err != nil {
+			return nil, err
+		}
+	}
 	sizes := make([]int64, len(plans))
 	for pi, p := range plans {
 		chains := image.ChainIDs(p.diffIDs)
@@ -381,6 +390,17 @@ func apply(ctx context.Context, s *store.Store, src source, plans []*plan, progr
 			sizes[pi] += n
 		}
 	}
+	var out []Loaded
+	err := s.Shared(ctx, func() error {
+		var err error
+		out, err = record(ctx, s, plans, sizes)
+		return err
+	})
+	return out, err
+}
+
+// record names the loaded images, under the store lock.
+func record(ctx context.Context, s *store.Store, plans []*plan, sizes []int64) ([]Loaded, error) {
 	var out []Loaded
 	for pi, p := range plans {
 		ld := Loaded{ID: p.id, Tags: p.tags, Moved: map[string]digest.Digest{}}

@@ -79,13 +79,18 @@ func pull(ctx context.Context, s *store.Store, ref string, opts Options, jobs in
 			return image.Image{}, fmt.Errorf("%s: %w", reference.FamiliarString(named), err)
 		}
 	}
-	var img image.Image
-	err = s.Shared(ctx, func() error {
-		var err error
-		img, err = p.store(ctx)
-		return err
-	})
-	return img, err
+	// The download runs without the store lock, so a removal never waits
+	// for the network: the lease keeps the layers already in the store, and
+	// those the pull makes are its own until the image names them.
+	lease, err := s.NewLease(ctx, "pull")
+	if err != nil {
+		return image.Image{}, err
+	}
+	defer lease.Release()
+	if err := lease.HoldLayers(ctx, image.ChainIDs(p.config.RootFS.DiffIDs)); err != nil {
+		return image.Image{}, err
+	}
+	return p.store(ctx)
 }
 
 // puller is one pull in progress.
@@ -190,8 +195,8 @@ func (p *puller) resolve(ctx context.Context) error {
 	return nil
 }
 
-// store brings the missing layers in and records the image. The caller
-// holds the store lock shared.
+// store brings the missing layers in and records the image, holding the
+// store lock only to record it. The caller leases the image's layers.
 func (p *puller) store(ctx context.Context) (image.Image, error) {
 	diffIDs := p.config.RootFS.DiffIDs
 	chains := image.ChainIDs(diffIDs)
@@ -218,6 +223,19 @@ func (p *puller) store(ctx context.Context) (image.Image, error) {
 		size += l.Size
 	}
 
+	var img image.Image
+	err := p.s.Shared(ctx, func() error {
+		var err error
+		img, err = p.record(ctx, have == len(chains), size)
+		return err
+	})
+	return img, err
+}
+
+// record stores the manifests and the image under the store lock: a blob
+// and the image that keeps it appear together to the deletion owner.
+func (p *puller) record(ctx context.Context, hadAll bool, size int64) (image.Image, error) {
+	diffIDs := p.config.RootFS.DiffIDs
 	// The manifests go into the content store so push and save can hand
 	// out the same bytes, and so RepoDigests name something that exists.
 	if _, err := p.s.Content.Put(ctx, bytes.NewReader(p.manifest), p.mdigest, int64(len(p.manifest))); err != nil {
@@ -245,7 +263,7 @@ func (p *puller) store(ctx context.Context) (image.Image, error) {
 		return image.Image{}, err
 	}
 	id := digest.FromBytes(p.configRaw)
-	upToDate := have == len(chains) && p.namesPointAt(ctx, names, id)
+	upToDate := hadAll && p.namesPointAt(ctx, names, id)
 	if _, err := p.s.Images.CreateRaw(ctx, p.configRaw, image.CreateOptions{Names: names, Manifest: p.top, Size: size}); err != nil {
 		return image.Image{}, err
 	}

@@ -35,30 +35,42 @@ func (s *Store) CommitContainer(ctx context.Context, opts CommitOptions) (digest
 	if err := image.ApplyChanges(&changed, opts.Changes); err != nil {
 		return "", err
 	}
+	// The diff is taken without the store lock: the lease keeps the base
+	// image (and so its layers), and the new layer is this process's own
+	// until the image names it.
+	lease, err := s.NewLease(ctx, "commit")
+	if err != nil {
+		return "", err
+	}
+	defer lease.Release()
+	if err := lease.Hold(ctx, opts.Image); err != nil {
+		return "", err
+	}
+	base, err := s.Images.Get(ctx, opts.Image.String())
+	if err != nil {
+		return "", err
+	}
+	parent := image.ChainID(base.Config.RootFS.DiffIDs)
+	l, err := s.Layers.CommitOnto(ctx, opts.SnapshotKey, parent, archive.DiffOptions{})
+	if err != nil {
+		return "", fmt.Errorf("commit: %w", err)
+	}
+	now := time.Now().UTC()
+	img := base.Config
+	img.Created = &now
+	img.Author = opts.Author
+	img.Config = changed.Config
+	img.RootFS.DiffIDs = append(append([]digest.Digest{}, base.Config.RootFS.DiffIDs...), l.DiffID)
+	img.History = append(append([]ocispec.History{}, base.Config.History...), ocispec.History{
+		Created: &now, CreatedBy: opts.CreatedBy, Comment: opts.Message, Author: opts.Author,
+	})
+	co := image.CreateOptions{Parent: base.ID, Size: base.Size + l.Size}
+	if opts.Ref != nil {
+		co.Names = append(co.Names, opts.Ref)
+	}
 	var id digest.Digest
-	err := s.Shared(ctx, func() error {
-		base, err := s.Images.Get(ctx, opts.Image.String())
-		if err != nil {
-			return err
-		}
-		parent := image.ChainID(base.Config.RootFS.DiffIDs)
-		l, err := s.Layers.CommitOnto(ctx, opts.SnapshotKey, parent, archive.DiffOptions{})
-		if err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		now := time.Now().UTC()
-		img := base.Config
-		img.Created = &now
-		img.Author = opts.Author
-		img.Config = changed.Config
-		img.RootFS.DiffIDs = append(append([]digest.Digest{}, base.Config.RootFS.DiffIDs...), l.DiffID)
-		img.History = append(append([]ocispec.History{}, base.Config.History...), ocispec.History{
-			Created: &now, CreatedBy: opts.CreatedBy, Comment: opts.Message, Author: opts.Author,
-		})
-		co := image.CreateOptions{Parent: base.ID, Size: base.Size + l.Size}
-		if opts.Ref != nil {
-			co.Names = append(co.Names, opts.Ref)
-		}
+	err = s.Shared(ctx, func() error {
+		var err error
 		id, err = s.Images.Create(ctx, img, co)
 		return err
 	})

@@ -25,7 +25,8 @@ import (
 //   - images mounted with `strata mount`;
 //   - images held by the live lease of an operation in progress;
 //   - child images: an image something else is built on stays;
-//   - layers: every layer of a kept image, and layers whose maker lives.
+//   - layers: every layer of a kept image, layers a live lease holds, and
+//     layers whose maker lives.
 //
 // Build cache entries are not roots of their own: a cache entry names a
 // step image, which is an image like any other (builder prune makes the
@@ -76,7 +77,7 @@ func (s *Store) roots(ctx context.Context) (map[digest.Digest]Root, error) {
 	if err != nil {
 		return nil, err
 	}
-	for id, what := range leased {
+	for id, what := range leased.images {
 		if _, ok := out[id]; !ok {
 			out[id] = Root{Kind: RootLease, What: what}
 		}
@@ -184,6 +185,13 @@ func (s *Store) collectLayers(ctx context.Context, rep *PruneReport) error {
 		for _, c := range image.ChainIDs(img.Config.RootFS.DiffIDs) {
 			used[c] = true
 		}
+	}
+	held, _, err := s.liveLeases()
+	if err != nil {
+		return err
+	}
+	for c := range held.layers {
+		used[c] = true
 	}
 	var unused []layer.Layer
 	depth := map[digest.Digest]int{}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
@@ -11,18 +12,24 @@ import (
 	"github.com/strata-project/strata/internal/image"
 )
 
-func importOne(t *testing.T, s *Store, name, content string) image.Image {
-	t.Helper()
+// oneFileTar is a tar holding one regular file.
+func oneFileTar(name, content string) *bytes.Buffer {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "f", Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
+	tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
 	tw.Write([]byte(content))
 	tw.Close()
+	return &buf
+}
+
+func importOne(t *testing.T, s *Store, name, content string) image.Image {
+	t.Helper()
+	buf := oneFileTar("f", content)
 	ref, err := image.ParseTagged(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := s.Import(context.Background(), &buf, ImportOptions{Ref: ref})
+	id, err := s.Import(context.Background(), buf, ImportOptions{Ref: ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,5 +104,75 @@ func TestRootSourcesKeepImages(t *testing.T) {
 	}
 	if _, err := s.RemoveImage(ctx, "used:1", false, true); err == nil || !strings.Contains(err.Error(), "container box is using") {
 		t.Fatalf("rmi of a container's image: %v", err)
+	}
+}
+
+// A lease's layers stay through prune while no image names them (a pull
+// stacking on layers already here); released, the prune takes them.
+func TestLeasedLayersAreKept(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Root: t.TempDir(), Driver: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := importOne(t, s, "base:1", "y")
+	l, err := s.NewLease(ctx, "pull")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains := image.ChainIDs(img.Config.RootFS.DiffIDs)
+	if err := l.HoldLayers(ctx, chains); err != nil {
+		t.Fatal(err)
+	}
+	all := PruneOptions{Images: func(image.Image) bool { return true }, Untag: true}
+	rep, err := s.Prune(ctx, all)
+	if err != nil || len(rep.Deleted) != 1 || len(rep.Layers) != 0 {
+		t.Fatalf("prune with the layer leased: %+v, %v", rep, err)
+	}
+	if _, err := s.Layers.Get(ctx, chains[0]); err != nil {
+		t.Fatalf("leased layer removed: %v", err)
+	}
+	l.Release()
+	rep, err = s.Prune(ctx, all)
+	if err != nil || len(rep.Layers) != 1 {
+		t.Fatalf("prune after release: %+v, %v", rep, err)
+	}
+}
+
+// An import holds no store lock while it reads its tar: a prune in the
+// middle runs at once, and the import still makes its image.
+func TestImportHoldsNoLockWhileReading(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Root: t.TempDir(), Driver: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := oneFileTar("big", strings.Repeat("z", 1<<20))
+	pr, pw := io.Pipe()
+	type result struct {
+		id  digest.Digest
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		id, err := s.Import(ctx, pr, ImportOptions{Source: "-"})
+		done <- result{id, err}
+	}()
+	half := buf.Len() / 2
+	// The write returns once Import has read it: the import is mid-layer.
+	if _, err := pw.Write(buf.Bytes()[:half]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(ctx, PruneOptions{Images: func(image.Image) bool { return true }, Untag: true}); err != nil {
+		t.Fatalf("prune during an import: %v", err)
+	}
+	pw.Write(buf.Bytes()[half:])
+	pw.Close()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("import raced by a prune: %v", r.err)
+	}
+	if _, err := s.Images.Get(ctx, r.id.String()); err != nil {
+		t.Fatal(err)
 	}
 }

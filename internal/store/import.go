@@ -42,32 +42,41 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 	if err := image.ApplyChanges(&cfg, opts.Changes); err != nil {
 		return "", err
 	}
+	// The layer is unpacked without the store lock: a removal waits for
+	// nobody, and the new layer is kept as this process's own (a lease
+	// covers the operation) until the image names it.
+	lease, err := s.NewLease(ctx, "import")
+	if err != nil {
+		return "", err
+	}
+	defer lease.Release()
+	tr, _, err := compression.Decompress(r)
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", opts.Source, err)
+	}
+	defer tr.Close()
+	l, err := s.Layers.Unpack(ctx, "", tr)
+	if err != nil {
+		return "", fmt.Errorf("import %s: %w", opts.Source, err)
+	}
+	now := time.Now().UTC()
+	if opts.Created != nil {
+		now = opts.Created.UTC()
+	}
+	comment := opts.Message
+	if comment == "" {
+		comment = "Imported from " + opts.Source
+	}
+	cfg.Created = &now
+	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{l.DiffID}}
+	cfg.History = []ocispec.History{{Created: &now, Comment: comment}}
+	co := image.CreateOptions{Size: l.Size}
+	if opts.Ref != nil {
+		co.Names = append(co.Names, opts.Ref)
+	}
 	var id digest.Digest
-	err := s.Shared(ctx, func() error {
-		tr, _, err := compression.Decompress(r)
-		if err != nil {
-			return fmt.Errorf("import %s: %w", opts.Source, err)
-		}
-		defer tr.Close()
-		l, err := s.Layers.Unpack(ctx, "", tr)
-		if err != nil {
-			return fmt.Errorf("import %s: %w", opts.Source, err)
-		}
-		now := time.Now().UTC()
-		if opts.Created != nil {
-			now = opts.Created.UTC()
-		}
-		comment := opts.Message
-		if comment == "" {
-			comment = "Imported from " + opts.Source
-		}
-		cfg.Created = &now
-		cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{l.DiffID}}
-		cfg.History = []ocispec.History{{Created: &now, Comment: comment}}
-		co := image.CreateOptions{Size: l.Size}
-		if opts.Ref != nil {
-			co.Names = append(co.Names, opts.Ref)
-		}
+	err = s.Shared(ctx, func() error {
+		var err error
 		id, err = s.Images.Create(ctx, cfg, co)
 		return err
 	})

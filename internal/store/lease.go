@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,8 +27,11 @@ import (
 // a removal either runs first (the operation then sees "No such image") or
 // sees the lease and keeps the image.
 //
-// Layers need no lease entry: a layer record carries the owner ID of the
-// process that made it (or last found it while committing), and the
+// Layers an operation will stack on or name without an image that holds
+// them yet (a pull's or load's layers already in the store) join with
+// HoldLayers, under the shared lock too, before the operation looks for
+// them. Layers it makes need no entry: a layer record carries the owner ID
+// of the process that made it (or last found it while committing), and the
 // deletion owner keeps layers of live owners. That covers the window
 // between a layer's commit and the image that will name it.
 type Lease struct {
@@ -42,6 +46,7 @@ type leaseRecord struct {
 	What    string          `json:"what"`
 	Created time.Time       `json:"created"`
 	Images  []digest.Digest `json:"images,omitempty"`
+	Layers  []digest.Digest `json:"layers,omitempty"` // chainIDs
 }
 
 var leaseSeq atomic.Int64
@@ -56,36 +61,55 @@ func (s *Store) NewLease(ctx context.Context, what string) (*Lease, error) {
 	return l, nil
 }
 
-// Hold adds image ref to the lease and returns its ID. It fails with the
-// image store's not-found error when the image is gone.
+// Hold adds image id to the lease. It fails with the image store's
+// not-found error when the image is gone.
 func (l *Lease) Hold(ctx context.Context, id digest.Digest) error {
 	return l.s.Shared(ctx, func() error {
 		if _, err := l.s.Images.Get(ctx, id.String()); err != nil {
 			return err
 		}
-		return l.s.DB.Update(func(tx *bolt.Tx) error {
-			b, err := metadata.Bucket(tx, leasesBucket)
-			if err != nil {
-				return err
+		return l.update(func(rec *leaseRecord) {
+			if !slices.Contains(rec.Images, id) {
+				rec.Images = append(rec.Images, id)
 			}
-			var rec leaseRecord
-			if v := b.Get([]byte(l.key)); v != nil {
-				if err := json.Unmarshal(v, &rec); err != nil {
-					return err
-				}
-			}
-			for _, have := range rec.Images {
-				if have == id {
-					return nil
-				}
-			}
-			rec.Images = append(rec.Images, id)
-			v, err := json.Marshal(rec)
-			if err != nil {
-				return err
-			}
-			return b.Put([]byte(l.key), v)
 		})
+	})
+}
+
+// HoldLayers adds the stacks chainIDs to the lease, whether they exist
+// yet or not. Once it returns, a layer found in the store among them stays
+// until Release: call it before looking for them.
+func (l *Lease) HoldLayers(ctx context.Context, chainIDs []digest.Digest) error {
+	return l.s.Shared(ctx, func() error {
+		return l.update(func(rec *leaseRecord) {
+			for _, c := range chainIDs {
+				if !slices.Contains(rec.Layers, c) {
+					rec.Layers = append(rec.Layers, c)
+				}
+			}
+		})
+	})
+}
+
+// update changes the lease's record in one transaction.
+func (l *Lease) update(change func(*leaseRecord)) error {
+	return l.s.DB.Update(func(tx *bolt.Tx) error {
+		b, err := metadata.Bucket(tx, leasesBucket)
+		if err != nil {
+			return err
+		}
+		var rec leaseRecord
+		if v := b.Get([]byte(l.key)); v != nil {
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+		}
+		change(&rec)
+		v, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(l.key), v)
 	})
 }
 
@@ -120,10 +144,15 @@ func (l *Lease) put(rec leaseRecord) error {
 	return nil
 }
 
-// liveLeases returns the live leases' images (by ID: what holds them) and
-// the keys of dead leases.
-func (s *Store) liveLeases() (held map[digest.Digest]string, dead []string, err error) {
-	held = map[digest.Digest]string{}
+// leased is what the live leases hold.
+type leased struct {
+	images map[digest.Digest]string // image ID: what holds it
+	layers map[digest.Digest]bool   // chainIDs
+}
+
+// liveLeases returns what the live leases hold and the keys of dead leases.
+func (s *Store) liveLeases() (held leased, dead []string, err error) {
+	held = leased{images: map[digest.Digest]string{}, layers: map[digest.Digest]bool{}}
 	err = s.DB.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(leasesBucket))
 		if b == nil {
@@ -140,7 +169,10 @@ func (s *Store) liveLeases() (held map[digest.Digest]string, dead []string, err 
 				return nil
 			}
 			for _, id := range rec.Images {
-				held[id] = "a running " + rec.What
+				held.images[id] = "a running " + rec.What
+			}
+			for _, c := range rec.Layers {
+				held.layers[c] = true
 			}
 			return nil
 		})
