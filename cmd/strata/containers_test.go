@@ -200,7 +200,8 @@ func TestStopKillAndForceRemove(t *testing.T) {
 	if ps := c.ok("ps"); !regexp.MustCompile(`Up .*long`).MatchString(ps) {
 		t.Fatalf("ps of a running container:\n%s", ps)
 	}
-	if _, errs, code := c.run(nil, "rm", "long"); code != 1 || !strings.Contains(errs, "container is running") {
+	// docker's (24+) one sentence, with nothing wrapped on.
+	if _, errs, code := c.run(nil, "rm", "long"); code != 1 || errs != "Error: cannot remove container \"/long\": container is running: stop the container before removing or force remove\n" {
 		t.Fatalf("rm of a running container: code %d %q", code, errs)
 	}
 	// sleep as PID 1 ignores SIGTERM: stop has to kill it after 1 s.

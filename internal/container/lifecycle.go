@@ -552,7 +552,7 @@ func (m *Manager) Remove(ctx context.Context, c Container, force bool) error {
 		return err
 	case !ok:
 		if !force {
-			return fmt.Errorf("cannot remove container %q: container is running: stop the container before removing or force remove: %w", "/"+c.Name, ErrRunning)
+			return errdefs.Conflictf("cannot remove container %q: container is running: stop the container before removing or force remove", "/"+c.Name)
 		}
 		// Its monitor must not restart it meanwhile.
 		if err := m.manuallyStopped(c.ID); err != nil {
