@@ -13,10 +13,13 @@ all: build
 # runc (the runtime), passt (pasta: container networking), tini (--init),
 # busybox-static (the base of test images), docker-registry (a real registry
 # for push/pull tests), docker.io, podman and skopeo (interop peers), crun
-# (selectable runtime), bsdutils (script: a pty for terminal tests).
+# (selectable runtime), bsdutils (script: a pty for terminal tests),
+# qemu-user-static and binfmt-support (emulated builds for --platform;
+# hack/binfmt.sh registers qemu-aarch64 with the kernel).
 DEB_PKGS := runc:runc pasta:passt tini:tini busybox:busybox-static \
 	docker-registry:docker-registry dockerd:docker.io podman:podman \
-	skopeo:skopeo crun:crun script:bsdutils
+	skopeo:skopeo crun:crun script:bsdutils \
+	qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support
 deps:
 	@missing=""; \
 	for pair in $(DEB_PKGS); do \
@@ -27,6 +30,7 @@ deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@./hack/binfmt.sh aarch64 || echo "deps: binfmt_misc emulation not registered (emulated --platform builds will be refused)" >&2
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/strata

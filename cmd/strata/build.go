@@ -100,7 +100,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the result's files: type=local,dest=DIR | type=tar,dest=FILE | DIR | - (a tar on stdout)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "images to consider as cache sources (local or pulled; their steps are reused where the step and its parent layers match)")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent socket for RUN --mount=type=ssh: default|ID[=SOCKET] (default: $SSH_AUTH_SOCK)")
-	fl.StringVar(&f.platform, "platform", os.Getenv("DOCKER_DEFAULT_PLATFORM"), "platform to build for (this host's, linux/amd64)")
+	fl.StringVar(&f.platform, "platform", os.Getenv("DOCKER_DEFAULT_PLATFORM"), "platform to build for (os/arch[/variant]); another architecture than the host's builds through binfmt_misc emulation")
 	return c
 }
 
@@ -270,9 +270,11 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 		opts.Output = &out
 	}
 	if f.platform != "" {
-		if err := builder.CheckPlatform(f.platform); err != nil {
+		p, err := builder.ResolvePlatform(f.platform)
+		if err != nil {
 			return opts, err
 		}
+		opts.Platform = p
 	}
 	for _, v := range f.cacheFrom {
 		ref := v

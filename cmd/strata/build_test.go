@@ -412,7 +412,7 @@ RUN exit 1
 		{"RUN --mount=type=bind,source=nope,target=/x true", "Dockerfile:2: RUN --mount=type=bind,source=nope: nope: "},
 		{"RUN --security=insecure true", "Dockerfile:2: RUN --security is not supported"},
 		{"RUN --network=bridge true", `Dockerfile:2: invalid network mode "bridge"`},
-		{"FROM --platform=linux/arm64 busybox", "Dockerfile:2: FROM --platform=linux/arm64: only linux/amd64 can be built"},
+		{"FROM --platform=linux/s390x busybox", "Dockerfile:2: FROM --platform linux/s390x: this host is linux/amd64 and the kernel has no binfmt_misc emulation registered for linux/s390x"},
 		{"COPY Dockerfile Dockerfile /nodir", "Dockerfile:2: When using COPY with more than one source file, the destination must be a directory and end with a /"},
 	} {
 		bad := t.TempDir()

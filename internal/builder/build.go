@@ -42,6 +42,7 @@ import (
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/netconf"
@@ -93,6 +94,10 @@ type Options struct {
 	Registry registry.Access
 	// Squash merges the layers the final stage adds to its base into one.
 	Squash bool
+	// Platform is what the build is for (--platform, from
+	// ResolvePlatform); the zero Platform is the host's. Another
+	// architecture runs its RUN steps through binfmt_misc emulation.
+	Platform ocispec.Platform
 	// Pull fetches every named base image from its registry before use,
 	// even when the store has it. Without it, only missing images are
 	// pulled.
@@ -183,7 +188,7 @@ func newBuilder(s *store.Store, opts Options) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := makePlan(df, opts.BuildArgs, opts.Target)
+	p, err := makePlan(df, opts.BuildArgs, opts.Target, opts.Platform)
 	if err != nil {
 		return nil, err
 	}

@@ -151,7 +151,7 @@ COPY --from=0 / /
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := makePlan(df, map[string]string{"TAG": "2"}, "three")
+	p, err := makePlan(df, map[string]string{"TAG": "2"}, "three", hostPlatform())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,15 +161,15 @@ COPY --from=0 / /
 	if fmt.Sprint(p.needed) != "[true true true false]" {
 		t.Errorf("needed %v", p.needed)
 	}
-	p, _ = makePlan(df, nil, "")
+	p, _ = makePlan(df, nil, "", hostPlatform())
 	if p.stages[0].base != "busybox:1" || p.target != 3 || fmt.Sprint(p.stages[3].deps) != "[2 0]" {
 		t.Errorf("default target: base %q target %d deps %v", p.stages[0].base, p.target, p.stages[3].deps)
 	}
-	if _, err := makePlan(df, nil, "nope"); err == nil {
+	if _, err := makePlan(df, nil, "nope", hostPlatform()); err == nil {
 		t.Error("unknown target accepted")
 	}
 	bad, _ := parseDockerfile("Dockerfile", strings.NewReader("FROM scratch\nCOPY --from=1 / /\nFROM scratch\n"))
-	if _, err := makePlan(bad, nil, ""); err == nil || !strings.Contains(err.Error(), "Dockerfile:2:") {
+	if _, err := makePlan(bad, nil, "", hostPlatform()); err == nil || !strings.Contains(err.Error(), "Dockerfile:2:") {
 		t.Errorf("COPY --from a later stage: %v", err)
 	}
 }

@@ -277,7 +277,7 @@ func (b *builder) resolveOrigin(ctx context.Context, from string, stage int, isS
 		}
 		ref = bc.image
 	}
-	img, err := b.imageFor(ctx, ref)
+	img, err := b.imageFor(ctx, ref, b.opts.Platform)
 	if err != nil {
 		return origin{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-project/strata/internal/image"
 )
@@ -97,54 +99,84 @@ func (df *dockerfile) at(loc []parser.Range, format string, args ...any) error {
 	return fmt.Errorf("%s:%d: %s", df.name, line, fmt.Sprintf(format, args...))
 }
 
-// Predefined platform arguments: the only platform strata builds for.
-func platformArgs() map[string]string {
-	p := image.DefaultOS + "/" + image.DefaultArch
-	return map[string]string{
-		"TARGETPLATFORM": p, "TARGETOS": image.DefaultOS, "TARGETARCH": image.DefaultArch, "TARGETVARIANT": "",
-		"BUILDPLATFORM": p, "BUILDOS": image.DefaultOS, "BUILDARCH": image.DefaultArch, "BUILDVARIANT": "",
-	}
-}
-
-// CheckPlatform accepts a --platform naming this host's platform
-// (OS/ARCH[/VARIANT]). Another one is refused: strata builds only for the
-// host, and says whether the kernel could even run that architecture's
-// binaries (a binfmt_misc handler such as qemu-user-static's).
-func CheckPlatform(p string) error {
-	parts := strings.Split(strings.ToLower(p), "/")
-	goos, arch := parts[0], ""
-	if len(parts) > 1 {
-		arch = parts[1]
-	}
-	if len(parts) == 1 { // BuildKit also takes a bare architecture
-		goos, arch = image.DefaultOS, parts[0]
-	}
-	switch arch {
-	case "x86_64", "x86-64":
-		arch = "amd64"
-	case "aarch64":
-		arch = "arm64"
-	}
-	variantOK := len(parts) < 3 || (arch == "amd64" && parts[2] == "v1")
-	if goos == image.DefaultOS && arch == image.DefaultArch && variantOK && len(parts) <= 3 {
-		return nil
+// platformArgs are the predefined platform arguments: the build's
+// target (the zero Platform is the host's) and the host it builds on.
+func platformArgs(target ocispec.Platform) map[string]string {
+	if target.OS == "" {
+		target = hostPlatform()
 	}
 	host := image.DefaultOS + "/" + image.DefaultArch
-	if emulated(arch) {
-		return fmt.Errorf("--platform %s: this host is %s; building for another platform through binfmt_misc emulation is not supported by strata yet", p, host)
+	return map[string]string{
+		"TARGETPLATFORM": image.FormatPlatform(target), "TARGETOS": target.OS, "TARGETARCH": target.Architecture, "TARGETVARIANT": target.Variant,
+		"BUILDPLATFORM": host, "BUILDOS": image.DefaultOS, "BUILDARCH": image.DefaultArch, "BUILDVARIANT": "",
 	}
-	return fmt.Errorf("--platform %s: this host is %s and the kernel has no binfmt_misc emulation registered for %s (install qemu-user-static); strata builds for the host's platform only", p, host, arch)
 }
 
-// emulated tells whether an enabled binfmt_misc handler names arch's
-// interpreter (qemu-ARCH, with the kernel's spelling of the name).
-func emulated(arch string) bool {
-	names := map[string]string{"arm64": "aarch64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "386": "i386", "mips64le": "mips64el"}
-	q := names[arch]
+func hostPlatform() ocispec.Platform {
+	return ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}
+}
+
+// ResolvePlatform reads a --platform or FROM --platform value
+// (OS/ARCH[/VARIANT], or a bare ARCH as BuildKit takes). The host's
+// platform is built natively. Another architecture is built when the
+// kernel has an enabled binfmt_misc handler for it: qemu-user-static
+// registered with the F flag runs its binaries, also inside the build's
+// containers. Without one it is refused, naming how to enable emulation.
+func ResolvePlatform(s string) (ocispec.Platform, error) {
+	parts := strings.Split(strings.ToLower(s), "/")
+	if len(parts) == 1 { // BuildKit also takes a bare architecture
+		parts = []string{image.DefaultOS, parts[0]}
+	}
+	if len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return ocispec.Platform{}, fmt.Errorf("--platform %s: invalid platform: want os/arch[/variant]", s)
+	}
+	p := ocispec.Platform{OS: parts[0], Architecture: parts[1]}
+	if len(parts) == 3 {
+		p.Variant = parts[2]
+	}
+	switch p.Architecture {
+	case "x86_64", "x86-64":
+		p.Architecture = "amd64"
+	case "aarch64":
+		p.Architecture = "arm64"
+	}
+	// The default variants are dropped, as containerd normalizes them.
+	if (p.Architecture == "amd64" && p.Variant == "v1") || (p.Architecture == "arm64" && p.Variant == "v8") {
+		p.Variant = ""
+	}
+	host := image.DefaultOS + "/" + image.DefaultArch
+	if p.OS != image.DefaultOS {
+		return p, fmt.Errorf("--platform %s: this host is %s; strata builds %s images only", s, host, image.DefaultOS)
+	}
+	if p.Architecture == image.DefaultArch && p.Variant == "" {
+		return p, nil
+	}
+	q := qemuArch(p.Architecture)
+	if p.Architecture != image.DefaultArch && emulated(q) {
+		return p, nil
+	}
+	if q == "" {
+		q = p.Architecture
+	}
+	return p, fmt.Errorf("--platform %s: this host is %s and the kernel has no binfmt_misc emulation registered for %s; to build through emulation, install qemu-user-static and register it (hack/binfmt.sh %s, or update-binfmts --enable qemu-%s)", s, host, image.FormatPlatform(p), q, q)
+}
+
+// qemuArch is the kernel's (and qemu's) name of a Go/OCI architecture.
+func qemuArch(arch string) string {
+	return map[string]string{"amd64": "x86_64", "arm64": "aarch64", "arm": "arm", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "386": "i386", "mips64le": "mips64el", "loong64": "loongarch64"}[arch]
+}
+
+// binfmtDir is where the kernel lists its binfmt_misc handlers.
+var binfmtDir = "/proc/sys/fs/binfmt_misc"
+
+// emulated tells whether an enabled binfmt_misc handler is registered for
+// qemu's architecture q, under the name Debian's qemu-user-static (and
+// tonistiigi/binfmt) gives it.
+func emulated(q string) bool {
 	if q == "" {
 		return false
 	}
-	b, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-" + q)
+	b, err := os.ReadFile(filepath.Join(binfmtDir, "qemu-"+q))
 	return err == nil && strings.HasPrefix(string(b), "enabled")
 }
 
@@ -158,6 +190,9 @@ type stagePlan struct {
 	deps      []int  // stages that must finish first (FROM, COPY --from)
 	copyFrom  map[*instructions.CopyCommand]int
 	mountFrom map[string]int // RUN --mount from= naming a stage
+	// platform is what the stage builds for: its FROM --platform, or the
+	// build's; the zero Platform is the host's.
+	platform ocispec.Platform
 }
 
 // plan resolves every stage's FROM and stage references, and returns the
@@ -171,9 +206,9 @@ type plan struct {
 	used    map[string]bool // build args some instruction consumed
 }
 
-func makePlan(df *dockerfile, buildArgs map[string]string, target string) (*plan, error) {
+func makePlan(df *dockerfile, buildArgs map[string]string, target string, platform ocispec.Platform) (*plan, error) {
 	p := &plan{metaEnv: map[string]string{}, used: map[string]bool{}}
-	for k, v := range platformArgs() {
+	for k, v := range platformArgs(platform) {
 		p.metaEnv[k] = v
 	}
 	lex := shell.NewLex(df.escape)
@@ -215,9 +250,11 @@ func makePlan(df *dockerfile, buildArgs map[string]string, target string) (*plan
 			if err != nil {
 				return nil, df.at(st.Location, "FROM --platform: %v", err)
 			}
-			if plat != image.DefaultOS+"/"+image.DefaultArch {
-				return nil, df.at(st.Location, "FROM --platform=%s: only %s/%s can be built", plat, image.DefaultOS, image.DefaultArch)
+			if sp.platform, err = ResolvePlatform(plat); err != nil {
+				return nil, df.at(st.Location, "FROM %v", err)
 			}
+		} else {
+			sp.platform = platform
 		}
 		for _, c := range st.Commands {
 			if rc, ok := c.(*instructions.RunCommand); ok {

@@ -29,7 +29,7 @@ func FuzzDockerfilePlan(f *testing.F) {
 		if err != nil {
 			return
 		}
-		makePlan(d, map[string]string{"X": "v"}, target)
+		makePlan(d, map[string]string{"X": "v"}, target, hostPlatform())
 	})
 }
 

@@ -113,6 +113,17 @@ func displayCode(c instructions.Command) string {
 
 // from starts the stage on its base: scratch, an earlier stage or a stored image.
 func (b *builder) from(ctx context.Context, sp *stagePlan, st *stageState, deps map[int]*stageState) error {
+	plat := sp.platform
+	if plat.OS == "" {
+		plat = hostPlatform()
+	}
+	// A foreign platform is in the keys of the bases that do not name it
+	// by image ID, so that an emulated build never reuses a native one's
+	// steps (the host's keys are as they were).
+	platKey := ""
+	if !samePlatform(plat, hostPlatform()) {
+		platKey = " " + image.FormatPlatform(plat)
+	}
 	switch {
 	case sp.baseStage >= 0:
 		base := deps[sp.baseStage]
@@ -120,21 +131,21 @@ func (b *builder) from(ctx context.Context, sp *stagePlan, st *stageState, deps 
 		st.key = digest.FromString("FROM stage " + string(base.key) + " " + string(base.id))
 	case strings.EqualFold(sp.base, "scratch"):
 		st.cfg = image.Config{}
-		st.cfg.Platform = ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}
+		st.cfg.Platform = plat
 		st.cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
-		st.key = digest.FromString("FROM scratch")
+		st.key = digest.FromString("FROM scratch" + platKey)
 	default:
 		name := sp.base
 		if bc, ok := b.buildContext(sp.base); ok {
 			if !bc.isImage {
-				if err := b.fromDir(ctx, st, sp.base, bc.dir); err != nil {
+				if err := b.fromDir(ctx, st, sp.base, bc.dir, plat, platKey); err != nil {
 					return b.df.at(sp.stage.Location, "FROM %s: %v", sp.base, err)
 				}
 				break
 			}
 			name = bc.image
 		}
-		img, err := b.imageFor(ctx, name)
+		img, err := b.imageFor(ctx, name, plat)
 		if err != nil {
 			return b.df.at(sp.stage.Location, "FROM %s: %v", sp.base, err)
 		}
@@ -160,7 +171,7 @@ func (b *builder) from(ctx context.Context, sp *stagePlan, st *stageState, deps 
 // they are (its .dockerignore does not apply), become the one layer of an
 // image with an empty config. The later steps' keys follow the layer's
 // diffID, so an unchanged directory keeps them cached.
-func (b *builder) fromDir(ctx context.Context, st *stageState, name, dir string) error {
+func (b *builder) fromDir(ctx context.Context, st *stageState, name, dir string, plat ocispec.Platform, platKey string) error {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go func() {
@@ -176,7 +187,7 @@ func (b *builder) fromDir(ctx context.Context, st *stageState, name, dir string)
 	t := b.now()
 	st.cfg = image.Config{}
 	st.cfg.Created = &t
-	st.cfg.Platform = ocispec.Platform{OS: image.DefaultOS, Architecture: image.DefaultArch}
+	st.cfg.Platform = plat
 	st.cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{l.DiffID}}
 	st.cfg.History = []ocispec.History{{Created: &t, CreatedBy: "FROM " + name + " (build context)", Comment: "strata build"}}
 	id, err := b.putImage(ctx, st.cfg, "", l.Size)
@@ -184,7 +195,7 @@ func (b *builder) fromDir(ctx context.Context, st *stageState, name, dir string)
 		return err
 	}
 	st.id, st.size = id, l.Size
-	st.key = digest.FromString("FROM context " + string(l.DiffID))
+	st.key = digest.FromString("FROM context " + string(l.DiffID) + platKey)
 	return nil
 }
 

@@ -117,6 +117,15 @@ func ParsePlatform(s string) (ocispec.Platform, error) {
 	return p, nil
 }
 
+// FormatPlatform is ParsePlatform's inverse: "os/arch[/variant]".
+func FormatPlatform(p ocispec.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
 // NormalizeEnv keeps the last value for each variable, in first-seen order,
 // the way docker merges ENV instructions and -e flags.
 func NormalizeEnv(env []string) []string {

@@ -54,3 +54,14 @@ func Runc(t testing.TB) {
 	Root(t)
 	Command(t, "runc")
 }
+
+// Binfmt requires an enabled binfmt_misc handler for qemu's architecture
+// arch ("aarch64"): what an emulated --platform build needs (the Makefile's
+// deps registers it with hack/binfmt.sh).
+func Binfmt(t testing.TB, arch string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/fs/binfmt_misc/qemu-" + arch)
+	if err != nil || len(b) < 7 || string(b[:7]) != "enabled" {
+		missing(t, "binfmt_misc emulation for "+arch+" (hack/binfmt.sh "+arch+")")
+	}
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/strata-project/strata/internal/testutil/requires"
+)
+
+// archProg is a static program that writes the architecture it was built
+// for, and the TARGETARCH its environment names, to the file it is given.
+const archProg = `package main
+
+import (
+	"os"
+	"runtime"
+)
+
+func main() {
+	if err := os.WriteFile(os.Args[1], []byte(runtime.GOARCH+" "+os.Getenv("TARGETARCH")+"\n"), 0o644); err != nil {
+		panic(err)
+	}
+}
+`
+
+// --platform linux/arm64 on an amd64 host builds through the kernel's
+// binfmt_misc emulation: the RUN step's arm64 binary really runs, and the
+// image says arm64. There is no arm64 base image here, so the base is
+// scratch and the binary is cross-compiled.
+func TestBuildEmulatedPlatform(t *testing.T) {
+	t.Parallel()
+	requires.Runc(t)
+	requires.Binfmt(t, "aarch64")
+	if runtime.GOARCH == "arm64" {
+		t.Skip("the host is arm64: nothing to emulate")
+	}
+	c := newCLI(t)
+	ctx := t.TempDir()
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(archProg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gobuild := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", filepath.Join(ctx, "prog"), "main.go")
+	gobuild.Dir = src
+	gobuild.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GO111MODULE=off")
+	if out, err := gobuild.CombinedOutput(); err != nil {
+		t.Fatalf("cross-compile: %v\n%s", err, out)
+	}
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(`FROM scratch
+COPY prog /prog
+ARG TARGETARCH
+RUN ["/prog", "/arch"]
+`), 0o644)
+	c.build("--platform", "linux/arm64", "-t", "arm", ctx)
+	if got := strings.TrimSpace(c.ok("inspect", "-f", "{{.Architecture}} {{.Os}}", "arm")); got != "arm64 linux" {
+		t.Errorf("inspect: %q, want arm64 linux", got)
+	}
+	if got := readFile(t, filepath.Join(c.mountImage("arm"), "arch")); got != "arm64 arm64\n" {
+		t.Errorf("RUN wrote %q, want the arm64 binary to have run with TARGETARCH=arm64", got)
+	}
+	// The same Dockerfile for the host is its own build, not the
+	// emulated one's cache.
+	out := c.build("-t", "native", ctx)
+	if strings.Contains(out, "CACHED") {
+		t.Errorf("the host build reused the arm64 build's RUN:\n%s", out)
+	}
+	if got := strings.TrimSpace(c.ok("inspect", "-f", "{{.Architecture}}", "native")); got != runtime.GOARCH {
+		t.Errorf("native build: Architecture %q", got)
+	}
+}
