@@ -321,3 +321,62 @@ func (s *Store) collectBlobs(ctx context.Context, imgs []image.Image) error {
 	}
 	return nil
 }
+
+// VolumeCandidate is a volume as the deletion owner sees it.
+type VolumeCandidate struct {
+	Name      string
+	Anonymous bool
+}
+
+// VolumeSet is the volumes the deletion owner decides over. The volume
+// package lists and removes them; which ones go is decided here.
+type VolumeSet interface {
+	// Candidates lists every volume; the caller holds the lock exclusively.
+	Candidates() ([]VolumeCandidate, error)
+	// Remove deletes a volume and returns the bytes freed; the caller
+	// holds the lock exclusively.
+	Remove(name string) (int64, error)
+}
+
+// VolumePruneOptions choose what a volume prune may remove.
+type VolumePruneOptions struct {
+	// All makes named volumes candidates too (docker 23's -a); otherwise
+	// only anonymous ones are.
+	All bool
+	// Match is the --filter test; nil matches every volume.
+	Match func(name string) bool
+	// Users lists the containers, in any state, using a volume: a root.
+	Users func(name string) ([]string, error)
+}
+
+// PruneVolumes removes the candidate volumes no container uses, under the
+// exclusive store lock so that no container creation races the decision.
+// It returns the names removed and the bytes freed.
+func (s *Store) PruneVolumes(ctx context.Context, vs VolumeSet, o VolumePruneOptions) (removed []string, freed int64, err error) {
+	err = s.Exclusive(ctx, func() error {
+		vols, err := vs.Candidates()
+		if err != nil {
+			return err
+		}
+		for _, v := range vols {
+			if (!o.All && !v.Anonymous) || (o.Match != nil && !o.Match(v.Name)) {
+				continue
+			}
+			ids, err := o.Users(v.Name)
+			if err != nil {
+				return err
+			}
+			if len(ids) > 0 {
+				continue
+			}
+			n, err := vs.Remove(v.Name)
+			if err != nil {
+				return err
+			}
+			removed = append(removed, v.Name)
+			freed += n
+		}
+		return nil
+	})
+	return removed, freed, err
+}

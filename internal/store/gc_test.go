@@ -176,3 +176,45 @@ func TestImportHoldsNoLockWhileReading(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+type volumeList struct {
+	vols    []VolumeCandidate
+	removed []string
+}
+
+func (l *volumeList) Candidates() ([]VolumeCandidate, error) { return l.vols, nil }
+func (l *volumeList) Remove(name string) (int64, error) {
+	l.removed = append(l.removed, name)
+	return 10, nil
+}
+
+// The deletion owner's volume rule: a used volume stays; named ones go
+// only with All; Match filters.
+func TestPruneVolumesRule(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Root: t.TempDir(), Driver: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := func(name string) ([]string, error) {
+		if name == "used" {
+			return []string{"c1"}, nil
+		}
+		return nil, nil
+	}
+	vols := []VolumeCandidate{{Name: "anon", Anonymous: true}, {Name: "named"}, {Name: "used", Anonymous: true}, {Name: "other"}}
+	for _, tc := range []struct {
+		o    VolumePruneOptions
+		want string
+	}{
+		{VolumePruneOptions{Users: users}, "anon"},
+		{VolumePruneOptions{All: true, Users: users}, "anon named other"},
+		{VolumePruneOptions{All: true, Users: users, Match: func(n string) bool { return n != "other" }}, "anon named"},
+	} {
+		set := &volumeList{vols: vols}
+		removed, freed, err := s.PruneVolumes(ctx, set, tc.o)
+		if got := strings.Join(removed, " "); err != nil || got != tc.want || got != strings.Join(set.removed, " ") || freed != int64(10*len(removed)) {
+			t.Errorf("all=%v: removed %q (set saw %q), freed %d, %v; want %q", tc.o.All, got, set.removed, freed, err, tc.want)
+		}
+	}
+}

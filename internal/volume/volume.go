@@ -271,37 +271,40 @@ func (v *Volumes) removeLocked(name string) error {
 }
 
 // Prune removes the volumes no container uses: only anonymous ones unless
-// all (docker 23's rule), and those matching keep() only. It returns the
-// names removed and the bytes freed.
+// all (docker 23's rule), and those matching keep() only. The store's
+// deletion owner decides which go. It returns the names removed and the
+// bytes freed.
 func (v *Volumes) Prune(ctx context.Context, all bool, keep func(Volume) bool, users func(name string) ([]string, error)) ([]string, int64, error) {
-	var removed []string
-	var freed int64
-	err := v.s.Exclusive(ctx, func() error {
-		vols, err := v.List()
-		if err != nil {
-			return err
-		}
-		for _, vol := range vols {
-			if (!all && !vol.Anonymous) || (keep != nil && !keep(vol)) {
-				continue
-			}
-			ids, err := users(vol.Name)
-			if err != nil {
-				return err
-			}
-			if len(ids) > 0 {
-				continue
-			}
-			size := v.Size(vol.Name)
-			if err := v.removeLocked(vol.Name); err != nil {
-				return err
-			}
-			removed = append(removed, vol.Name)
-			freed += size
-		}
-		return nil
+	set := &pruneSet{v: v, byName: map[string]Volume{}}
+	return v.s.PruneVolumes(ctx, set, store.VolumePruneOptions{
+		All:   all,
+		Match: func(name string) bool { return keep == nil || keep(set.byName[name]) },
+		Users: users,
 	})
-	return removed, freed, err
+}
+
+// pruneSet shows the volumes to the deletion owner.
+type pruneSet struct {
+	v      *Volumes
+	byName map[string]Volume
+}
+
+func (p *pruneSet) Candidates() ([]store.VolumeCandidate, error) {
+	vols, err := p.v.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]store.VolumeCandidate, len(vols))
+	for i, vol := range vols {
+		p.byName[vol.Name] = vol
+		out[i] = store.VolumeCandidate{Name: vol.Name, Anonymous: vol.Anonymous}
+	}
+	return out, nil
+}
+
+func (p *pruneSet) Remove(name string) (int64, error) {
+	size := p.v.Size(name)
+	return size, p.v.removeLocked(name)
 }
 
 // Size is the disk space of the volume's content (allocated blocks).
