@@ -87,6 +87,14 @@ func TestRunExitCodeEnvWorkdirUser(t *testing.T) {
 	if ps := strings.TrimSpace(c.ok("ps", "-aq")); ps != "" {
 		t.Fatalf("--rm left a container that failed to start: %q", ps)
 	}
+	// A relative -w is refused at create, as docker's daemon does, and
+	// leaves no container behind.
+	if _, errs, code := c.run(nil, "create", "-w", "rel", "busybox"); code != 1 || !strings.Contains(errs, "it needs to be an absolute path") {
+		t.Fatalf("create -w rel: code %d, stderr %q", code, errs)
+	}
+	if ps := strings.TrimSpace(c.ok("ps", "-aq")); ps != "" {
+		t.Fatalf("create -w rel left a container: %q", ps)
+	}
 }
 
 func TestRunNetworkBindsReadOnly(t *testing.T) {

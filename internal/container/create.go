@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -70,6 +71,10 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 	}
 	if err := cfg.Resources.Validate(); err != nil {
 		return Container{}, err
+	}
+	if cfg.WorkingDir != "" && !path.IsAbs(cfg.WorkingDir) {
+		// docker refuses it at create, not at the first start.
+		return Container{}, errdefs.Invalidf("working directory %q is invalid, it needs to be an absolute path", cfg.WorkingDir)
 	}
 	if err := cfg.Log.Validate(); err != nil {
 		return Container{}, err
