@@ -62,6 +62,22 @@ RUN ["/prog", "/arch"]
 	if got := readFile(t, filepath.Join(c.mountImage("arm"), "arch")); got != "arm64 arm64\n" {
 		t.Errorf("RUN wrote %q, want the arm64 binary to have run with TARGETARCH=arm64", got)
 	}
+	// FROM --platform alone makes that stage arm64; TARGETARCH stays the
+	// build's (the host's), as in docker.
+	fromCtx := t.TempDir()
+	os.Link(filepath.Join(ctx, "prog"), filepath.Join(fromCtx, "prog"))
+	os.WriteFile(filepath.Join(fromCtx, "Dockerfile"), []byte(`FROM --platform=linux/arm64 scratch
+COPY prog /prog
+ARG TARGETARCH
+RUN ["/prog", "/arch"]
+`), 0o644)
+	c.build("-t", "fromplat", fromCtx)
+	if got := strings.TrimSpace(c.ok("inspect", "-f", "{{.Architecture}}", "fromplat")); got != "arm64" {
+		t.Errorf("FROM --platform: Architecture %q", got)
+	}
+	if got := readFile(t, filepath.Join(c.mountImage("fromplat"), "arch")); got != "arm64 "+runtime.GOARCH+"\n" {
+		t.Errorf("FROM --platform: RUN wrote %q", got)
+	}
 	// The same Dockerfile for the host is its own build, not the
 	// emulated one's cache.
 	out := c.build("-t", "native", ctx)
