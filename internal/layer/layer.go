@@ -57,7 +57,13 @@ type Store struct {
 	db    *metadata.DB
 	sn    snapshot.Snapshotter
 	owner string
+	guard func(context.Context, func() error) error
 }
+
+// SetGuard makes claims of existing layers run inside guard: the store
+// passes its shared lock, so a claim and a sweep that would remove the
+// claimed layer never interleave.
+func (s *Store) SetGuard(guard func(context.Context, func() error) error) { s.guard = guard }
 
 // New returns the layer store keeping tar-split files in dir. owner is this
 // process's lockfile.Owner ID: the ingest snapshots it makes carry it, so
@@ -461,9 +467,22 @@ func (s *Store) commit(ctx context.Context, key string, parent digest.Digest, di
 		Created: time.Now().UTC(),
 		Owner:   s.owner,
 	}
-	if existing, ok, err := s.claim(ctx, l.ChainID); err != nil {
+	var existing Layer
+	var ok bool
+	claim := func() (err error) {
+		existing, ok, err = s.claim(ctx, l.ChainID)
+		return err
+	}
+	var err error
+	if s.guard != nil {
+		err = s.guard(ctx, claim)
+	} else {
+		err = claim()
+	}
+	if err != nil {
 		return Layer{}, err
-	} else if ok {
+	}
+	if ok {
 		s.sn.Remove(ctx, key)
 		return existing, nil
 	}

@@ -94,7 +94,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		owner.Close()
 		return nil, err
 	}
-	return &Store{
+	s := &Store{
 		Root:      root,
 		DB:        db,
 		Content:   cs,
@@ -103,7 +103,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Images:    image.NewStore(db, cs),
 		Owner:     owner,
 		lockPath:  filepath.Join(root, "lock"),
-	}, nil
+	}
+	ls.SetGuard(s.Shared)
+	return s, nil
 }
 
 // chooseDriver keeps a store on the driver it was created with: snapshots of
