@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	rt "github.com/strata-project/strata/internal/registry/registrytest"
 	"github.com/strata-project/strata/internal/testutil/requires"
 )
 
@@ -86,5 +88,45 @@ RUN ["/prog", "/arch"]
 	}
 	if got := strings.TrimSpace(c.ok("inspect", "-f", "{{.Architecture}}", "native")); got != runtime.GOARCH {
 		t.Errorf("native build: Architecture %q", got)
+	}
+}
+
+// An emulated build takes its base for the target platform: a stored
+// image of the host's platform is pulled again for arm64 from a
+// multi-platform index, and one that cannot be pulled is refused.
+func TestBuildEmulatedPlatformBase(t *testing.T) {
+	t.Parallel()
+	requires.Runc(t)
+	requires.Binfmt(t, "aarch64")
+	if runtime.GOARCH == "arm64" {
+		t.Skip("the host is arm64: nothing to emulate")
+	}
+	c := newCLI(t)
+	reg := rt.Start(t)
+	base := rt.LayerFromFile(t, busyboxTar(t))
+	mk := func(arch string) v1.Image {
+		return rt.Image(t, arch, false, nil, base, rt.Layer(t, rt.Tar(t, rt.File{Name: "arch", Body: arch + "\n"}), rt.Gzip))
+	}
+	reg.PushIndex(t, "test/multi:1", rt.Index(t, map[string]v1.Image{"amd64": mk("amd64"), "arm64": mk("arm64")}))
+	ref := reg.Ref("test/multi:1")
+	c.ok("pull", ref) // the host's entry
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM "+ref+"\nLABEL built=yes\n"), 0o644)
+	c.build("--platform", "linux/arm64", "-t", "armbase", ctx)
+	if got := strings.TrimSpace(c.ok("inspect", "-f", "{{.Architecture}}", "armbase")); got != "arm64" {
+		t.Errorf("Architecture %q, want arm64", got)
+	}
+	if got := readFile(t, filepath.Join(c.mountImage("armbase"), "arch")); got != "arm64\n" {
+		t.Errorf("base's /arch is %q: the build used the host's image", got)
+	}
+
+	// A stored linux/amd64 image the registry does not have.
+	c.importBusybox()
+	local := reg.Ref("test/local:1")
+	c.ok("tag", "busybox", local)
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM "+local+"\nLABEL built=yes\n"), 0o644)
+	_, errs, code := c.run(nil, "build", "--platform", "linux/arm64", ctx)
+	if code == 0 || !strings.Contains(errs, "Dockerfile:1: FROM "+local+": image "+local+" is linux/amd64, not the linux/arm64 the build is for, and pull ") {
+		t.Errorf("stored base of the host's platform: exit %d, %q", code, errs)
 	}
 }

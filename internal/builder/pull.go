@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	digest "github.com/opencontainers/go-digest"
@@ -24,13 +25,16 @@ type pulled struct {
 // platform (a pullable one is pulled for it instead), as docker's does.
 func (b *builder) imageFor(ctx context.Context, ref string, plat ocispec.Platform) (image.Image, error) {
 	foreign := plat.OS != "" && !samePlatform(plat, hostPlatform())
+	mismatch := ""
 	if !b.opts.Pull {
 		img, err := b.s.Images.Get(ctx, ref)
+		if err == nil && foreign && !samePlatform(img.Config.Platform, plat) {
+			mismatch = fmt.Sprintf("image %s is %s, not the %s the build is for", ref, image.FormatPlatform(img.Config.Platform), image.FormatPlatform(plat))
+		}
 		switch {
-		case err == nil && foreign && !samePlatform(img.Config.Platform, plat):
-			if !registry.Pullable(ref) {
-				return img, fmt.Errorf("image %s is %s, not the %s the build is for", ref, image.FormatPlatform(img.Config.Platform), image.FormatPlatform(plat))
-			}
+		case mismatch != "" && !registry.Pullable(ref):
+			return img, errors.New(mismatch)
+		case mismatch != "":
 		case err == nil:
 			return img, b.hold(ctx, img.ID)
 		case !isNotFound(err) || !registry.Pullable(ref):
@@ -39,6 +43,9 @@ func (b *builder) imageFor(ctx context.Context, ref string, plat ocispec.Platfor
 	}
 	img, err := b.pull(ctx, ref, plat)
 	if err != nil {
+		if mismatch != "" {
+			return img, fmt.Errorf("%s, and %w", mismatch, err)
+		}
 		return img, err
 	}
 	return img, b.hold(ctx, img.ID)
