@@ -15,8 +15,11 @@ for arch in "$@"; do
 	conf=/usr/lib/binfmt.d/qemu-$arch.conf
 	[ -r "$conf" ] || { echo "binfmt.sh: $conf not found (apt-get install qemu-user-static)" >&2; exit 1; }
 	if [ -e "$bm/qemu-$arch" ]; then
-		echo 1 > "$bm/qemu-$arch" # enable a handler left disabled
-		continue
+		if grep -q '^flags:.*F' "$bm/qemu-$arch"; then
+			echo 1 > "$bm/qemu-$arch" # enable a handler left disabled
+			continue
+		fi
+		echo -1 > "$bm/qemu-$arch" # without F it cannot run in containers
 	fi
 	# binfmt_misc decodes the \x escapes of the magic and mask itself.
 	grep -v '^#' "$conf" | head -n 1 > "$bm/register"

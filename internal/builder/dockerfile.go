@@ -152,8 +152,14 @@ func ResolvePlatform(s string) (ocispec.Platform, error) {
 		return p, nil
 	}
 	q := qemuArch(p.Architecture)
-	if p.Architecture != image.DefaultArch && emulated(q) {
-		return p, nil
+	if p.Architecture != image.DefaultArch {
+		enabled, fix := emulation(q)
+		if enabled && fix {
+			return p, nil
+		}
+		if enabled {
+			return p, fmt.Errorf("--platform %s: the kernel's binfmt_misc handler qemu-%s lacks the F (fix-binary) flag, so it cannot run inside build containers; register it again with F (hack/binfmt.sh %s)", s, q, q)
+		}
 	}
 	if q == "" {
 		q = p.Architecture
@@ -169,15 +175,25 @@ func qemuArch(arch string) string {
 // binfmtDir is where the kernel lists its binfmt_misc handlers.
 var binfmtDir = "/proc/sys/fs/binfmt_misc"
 
-// emulated tells whether an enabled binfmt_misc handler is registered for
-// qemu's architecture q, under the name Debian's qemu-user-static (and
-// tonistiigi/binfmt) gives it.
-func emulated(q string) bool {
+// emulation reads the binfmt_misc handler registered for qemu's
+// architecture q, under the name Debian's qemu-user-static (and
+// tonistiigi/binfmt) gives it: whether it is enabled, and whether it has
+// the F (fix-binary) flag, without which the interpreter would be looked
+// up inside the container's root, where there is none.
+func emulation(q string) (enabled, fixBinary bool) {
 	if q == "" {
-		return false
+		return false, false
 	}
 	b, err := os.ReadFile(filepath.Join(binfmtDir, "qemu-"+q))
-	return err == nil && strings.HasPrefix(string(b), "enabled")
+	if err != nil || !strings.HasPrefix(string(b), "enabled") {
+		return false, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if flags, ok := strings.CutPrefix(line, "flags:"); ok {
+			return true, strings.Contains(flags, "F")
+		}
+	}
+	return true, false
 }
 
 // stagePlan is one stage with its FROM resolved against the meta ARGs.

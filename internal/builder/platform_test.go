@@ -16,6 +16,7 @@ func TestResolvePlatform(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "qemu-aarch64"), []byte("enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: F\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "qemu-riscv64"), []byte("disabled\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "qemu-ppc64le"), []byte("enabled\ninterpreter /usr/bin/qemu-ppc64le\nflags: OC\n"), 0o644)
 	old := binfmtDir
 	binfmtDir = dir
 	defer func() { binfmtDir = old }()
@@ -28,6 +29,7 @@ func TestResolvePlatform(t *testing.T) {
 		{"LINUX/ARM64", "linux/arm64", ""},
 		{"linux/riscv64", "", "no binfmt_misc emulation registered for linux/riscv64; to build through emulation, install qemu-user-static and register it (hack/binfmt.sh riscv64, or update-binfmts --enable qemu-riscv64)"},
 		{"linux/s390x", "", "no binfmt_misc emulation registered for linux/s390x"},
+		{"linux/ppc64le", "", "handler qemu-ppc64le lacks the F (fix-binary) flag"},
 		{"windows/amd64", "", "strata builds linux images only"},
 		{"linux/", "", "invalid platform"},
 		{"a/b/c/d", "", "invalid platform"},
