@@ -46,7 +46,7 @@ func TestBuildEmulatedPlatform(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(archProg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gobuild := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", filepath.Join(ctx, "prog"), "main.go")
+	gobuild := exec.Command("go", "build", "-o", filepath.Join(ctx, "prog"), "main.go")
 	gobuild.Dir = src
 	gobuild.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GO111MODULE=off")
 	if out, err := gobuild.CombinedOutput(); err != nil {
