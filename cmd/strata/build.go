@@ -16,6 +16,7 @@ import (
 	"github.com/strata-project/strata/internal/builder"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/netconf"
+	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/progress"
 )
 
@@ -96,7 +97,7 @@ func newBuildCmd(g *globals) *cobra.Command {
 	fl.BoolVar(&f.pull, "pull", false, "always attempt to pull a newer version of the base images")
 	fl.BoolVar(&f.explainCache, "explain-cache", false, "after the build, say for each step that missed the cache what changed since its last build")
 	fl.StringVar(&f.wasteThreshold, "waste-threshold", "10MB", "advise on the build's own wasted bytes above SIZE or PCT of the image (see image analyze)")
-	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping to RUN's /etc/hosts (host:ip)")
+	fl.StringArrayVar(&f.addHosts, "add-host", nil, "add a custom host-to-IP mapping to RUN's /etc/hosts (host:ip, or host:host-gateway for the host)")
 	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "also export the result's files: type=local,dest=DIR | type=tar,dest=FILE | DIR | - (a tar on stdout)")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "images to consider as cache sources (local or pulled; their steps are reused where the step and its parent layers match)")
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent socket for RUN --mount=type=ssh: default|ID[=SOCKET] (default: $SSH_AUTH_SOCK)")
@@ -314,6 +315,11 @@ func (f *buildFlags) buildOptions(usage func(string, ...any) error, contextPath 
 		opts.SSH[id] = sock
 	}
 	for _, h := range f.addHosts {
+		// RUN shares the host's network (the build default), where the
+		// host itself is its loopback address.
+		if name, ip, ok := strings.Cut(h, ":"); ok && ip == network.HostGateway && name != "" {
+			h = name + ":127.0.0.1"
+		}
 		host, err := netconf.ParseHost(h)
 		if err != nil {
 			return opts, usage("%v", err)
