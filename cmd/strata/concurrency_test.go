@@ -142,3 +142,55 @@ func TestPruneDuringImportFromPipe(t *testing.T) {
 	c.ok("image", "inspect", "slow:1")
 	c.ok("save", "-o", filepath.Join(t.TempDir(), "slow.tar"), "slow:1")
 }
+
+// A pull stacking on a layer that is already in the store leases it: an
+// rmi of the only image naming that layer and a prune -a, both while the
+// pull downloads, return at once, remove the old image, and leave the
+// layer for the pull, which succeeds with a store that checks clean.
+func TestPruneDuringPullKeepsItsLayers(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	reg := rt.Start(t)
+	base := rt.Layer(t, rt.Tar(t, rt.File{Name: "base", Body: "b"}), rt.Gzip)
+	top := rt.Layer(t, rt.Tar(t, rt.File{Name: "top", Body: strings.Repeat("t", 1<<20)}), rt.Gzip)
+	reg.Push(t, "lease/base:1", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base))
+	reg.Push(t, "lease/app:1", rt.Image(t, "amd64", true, []string{"/bin/sh"}, base, top))
+	c.ok("pull", "-q", reg.Ref("lease/base:1"))
+
+	px := rt.NewProxy(t, reg.Host)
+	d, err := top.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrived, release := px.HoldBlob(d)
+	defer release()
+	pull := exec.Command(strataBin, "--root", c.root, "pull", "-q", px.Ref("lease/app:1"))
+	var pullOut bytes.Buffer
+	pull.Stdout, pull.Stderr = &pullOut, &pullOut
+	if err := pull.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer pull.Process.Kill()
+	select {
+	case <-arrived:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the pull never asked for its layer:\n%s", pullOut.String())
+	}
+	for _, args := range [][]string{{"rmi", reg.Ref("lease/base:1")}, {"image", "prune", "-a", "-f"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		out, err := exec.CommandContext(ctx, strataBin, append([]string{"--root", c.root}, args...)...).CombinedOutput()
+		cancel()
+		if err != nil || strings.Contains(string(out), "Waiting") {
+			t.Fatalf("strata %v during a pull: %v\n%s", args, err, out)
+		}
+	}
+	if out := c.ok("images", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("the old image should be gone, have %q", out)
+	}
+	release()
+	if err := pull.Wait(); err != nil {
+		t.Fatalf("pull raced by rmi and prune: %v\n%s", err, pullOut.String())
+	}
+	c.ok("image", "inspect", px.Ref("lease/app:1"))
+	c.ok("system", "check", "--full")
+}

@@ -371,6 +371,29 @@ type Proxy struct {
 	Host string // 127.0.0.1:PORT
 	mu   sync.Mutex
 	reqs []string // "METHOD /path"
+	hold map[string]chan struct{}
+	// arrived are the HoldBlob arrivals not yet signalled.
+	arrived []arrival
+}
+
+// HoldBlob makes GETs of blob d wait until release is called; arrived is
+// closed when the first one comes in: how a test catches a pull mid-download.
+func (p *Proxy) HoldBlob(d v1.Hash) (arrived <-chan struct{}, release func()) {
+	a, r := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	p.mu.Lock()
+	if p.hold == nil {
+		p.hold = map[string]chan struct{}{}
+	}
+	p.hold[d.String()] = r
+	p.arrived = append(p.arrived, arrival{d.String(), a})
+	p.mu.Unlock()
+	return a, func() { once.Do(func() { close(r) }) }
+}
+
+type arrival struct {
+	digest string
+	ch     chan struct{}
 }
 
 // NewProxy starts a counting proxy in front of the registry at target.
@@ -381,7 +404,26 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.reqs = append(p.reqs, r.Method+" "+r.URL.Path)
+		var wait chan struct{}
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			d := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+			wait = p.hold[d]
+			for i, a := range p.arrived {
+				if a.digest == d {
+					close(a.ch)
+					p.arrived = append(p.arrived[:i], p.arrived[i+1:]...)
+					break
+				}
+			}
+		}
 		p.mu.Unlock()
+		if wait != nil {
+			select {
+			case <-wait:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
