@@ -41,7 +41,11 @@ for p in "${host_paths[@]}"; do [ -e "$p" ] || absent+=("$p"); done
 
 strata=("$STRATA" --root "$work/strata")
 docker=("$DOCKER" -H "unix://$work/docker.sock")
-podman=("$PODMAN" --root "$work/podman/root" --runroot "$work/podman/run" --tmpdir "$work/podman/tmp"
+# podman refuses a runroot path longer than 50 characters, which a fresh
+# filesystem's mount point makes likely; its runroot is run-time state only
+# (locks, pids), so it lives in a short temp dir off the filesystem under test.
+podman_run=$(mktemp -d /tmp/pr.XXXXXX)
+podman=("$PODMAN" --root "$work/podman/root" --runroot "$podman_run" --tmpdir "$work/podman/tmp"
 	--events-backend none --cgroup-manager cgroupfs --runtime runc)
 # podman (unlike docker and strata) sets RLIMIT_NOFILE/NPROC in the spec, to
 # values above what a process without CAP_SYS_RESOURCE may set here; give it
@@ -64,7 +68,7 @@ cleanup() {
 	# Anything an engine left mounted under the work dir, deepest first.
 	awk -v w="$work" '$5 == w || index($5, w "/") == 1 { print $5 }' /proc/self/mountinfo |
 		sort -r | while read -r m; do umount -l "$m"; done
-	rm -rf "$work"
+	rm -rf "$work" "$podman_run"
 	for p in "${absent[@]}"; do rm -rf "$p"; done
 }
 trap cleanup EXIT
