@@ -104,3 +104,83 @@ engine_versions() {
 	[ "${HYPERFINE:-yes}" = no ] || echo "hyperfine: $(hyperfine --version)"
 	echo "kernel: $(uname -r), cores: $(nproc)"
 }
+
+# ratio_table JSON BASE OUT [UNIT [LIMIT]] prints (and writes to OUT) a
+# table of hyperfine's JSON: each command's mean, median and min (UNIT: ms,
+# the default, or s) and its mean and median over command BASE's. BASE
+# best-peer is the fastest command that is neither strata nor LIMIT. LIMIT,
+# when given, is the command in the same run doing the machine's best at the
+# same job (tar -x of the same files, say): a last column gives mean/LIMIT.
+ratio_table() {
+	local json=$1 base=$2 out=$3 unit=${4:-ms} lim=${5:-}
+	jq -r --arg b "$base" --arg u "$unit" --arg lim "$lim" '
+		def t: if $u == "s" then . * 100 | round / 100 else . * 10000 | round / 10 end;
+		def x: . * 100 | round / 100;
+		(if $b == "best-peer"
+		 then [.results[] | select((.command | startswith("strata") | not) and .command != $lim)] | min_by(.mean)
+		 else .results[] | select(.command == $b) end) as $d
+		| (if $lim == "" then null else .results[] | select(.command == $lim) end) as $l
+		| (if $d then $d.command | gsub(" "; "-") else $b end) as $dn
+		| "engine\tmean \($u)\tmedian \($u)\tmin \($u)\tmean/\($dn)\tmedian/\($dn)" + (if $l then "\tmean/\($lim)" else "" end),
+		  (.results[] | "\(.command)\t\(.mean | t)\t\(.median | t)\t\(.min | t)\t\(if $d then .mean / $d.mean | x else "-" end)\t\(if $d then .median / $d.median | x else "-" end)"
+			+ (if $l then "\t\(.mean / $l.mean | x)" else "" end))' \
+		"$json" | column -t -s "$(printf '\t')" | tee "$out"
+}
+
+# peak_rss LABEL OUT COMMAND... runs COMMAND once under /usr/bin/time and
+# appends its peak resident set size to OUT (and prints it).
+peak_rss() {
+	local label=$1 out=$2; shift 2
+	/usr/bin/time -f %M -o "$work/rss" "$@" >/dev/null
+	printf '%-24s %6.1f MiB\n' "$label" "$(awk '{ print $1 / 1024 }' "$work/rss")" | tee -a "$out"
+}
+
+# image_tar TAR CTX writes a tar of the busybox rootfs with the build
+# benchmark's context (bench/build/context.sh) under /app: a base image of
+# many files that every engine imports the same way.
+image_tar() {
+	local tar=$1 ctx=$2 root=$work/image-root
+	"$repo/hack/busybox-rootfs.sh" "$work/busybox.tar"
+	mkdir -p "$root"
+	tar -C "$root" -xf "$work/busybox.tar"
+	cp -a "$ctx" "$root/app"
+	tar -C "$root" -cf "$tar" .
+	rm -rf "$root"
+}
+
+# start_registry starts Debian's docker-registry on 127.0.0.1 (a random port,
+# storage under the work dir) and sets $reg to its host:port. The script
+# $work/fresh-registry.sh restarts it on empty storage (a hyperfine
+# --prepare); it is stopped on exit.
+start_registry() {
+	command -v docker-registry >/dev/null || { echo "$NAME: docker-registry not found (apt-get install docker-registry)" >&2; exit 1; }
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	reg=127.0.0.1:$port
+	cat >"$work/registry.yml" <<-YML
+	version: 0.1
+	log:
+	  level: error
+	  accesslog:
+	    disabled: true
+	storage:
+	  filesystem:
+	    rootdirectory: $work/registry
+	http:
+	  addr: $reg
+	YML
+	cat >"$work/fresh-registry.sh" <<-SH
+	#!/bin/sh
+	# Stops the registry (by its PID), empties its storage, starts it again.
+	[ -s $work/registry.pid ] && kill \$(cat $work/registry.pid) 2>/dev/null && while kill -0 \$(cat $work/registry.pid) 2>/dev/null; do sleep 0.05; done
+	rm -rf $work/registry
+	docker-registry serve $work/registry.yml >>$work/registry.log 2>&1 &
+	echo \$! > $work/registry.pid
+	for i in \$(seq 1 200); do curl -sf http://$reg/v2/ >/dev/null && exit 0; sleep 0.05; done
+	echo "registry did not start" >&2; exit 1
+	SH
+	chmod +x "$work/fresh-registry.sh"
+	trap 'stop_registry; cleanup' EXIT
+	"$work/fresh-registry.sh"
+}
+stop_registry() { [ -s "$work/registry.pid" ] && kill "$(cat "$work/registry.pid")" 2>/dev/null; true; }

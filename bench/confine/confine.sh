@@ -63,10 +63,4 @@ hyperfine -N --warmup "$WARMUP" --runs "$RUNS" \
 cp "$versions" "$OUT/confine-latency-versions.txt"
 
 echo "== relative to podman (lower is faster; the median resists other load on the machine)"
-jq -r '
-	def ms: . * 10000 | round / 10;
-	def x: . * 100 | round / 100;
-	(.results[] | select(.command == "podman")) as $p
-	| "engine\tmean ms\tmedian ms\tmin ms\tmean/podman\tmedian/podman",
-	  (.results[] | "\(.command)\t\(.mean | ms)\t\(.median | ms)\t\(.min | ms)\t\(.mean / $p.mean | x)\t\(.median / $p.median | x)")' \
-	"$OUT/confine-latency.json" | column -t -s "$(printf '\t')" | tee "$OUT/confine-latency-ratios.txt"
+ratio_table "$OUT/confine-latency.json" "podman" "$OUT/confine-latency-ratios.txt"

@@ -53,10 +53,4 @@ cp "$versions" "$OUT/exec-latency-versions.txt"
 "${podman[@]}" rm -f bench-exec >/dev/null
 
 echo "== relative to docker (lower is faster; the median resists other load on the machine)"
-jq -r '
-	def ms: . * 10000 | round / 10;
-	def x: . * 100 | round / 100;
-	(.results[] | select(.command == "docker")) as $d
-	| "engine\tmean ms\tmedian ms\tmin ms\tmean/docker\tmedian/docker",
-	  (.results[] | "\(.command)\t\(.mean | ms)\t\(.median | ms)\t\(.min | ms)\t\(.mean / $d.mean | x)\t\(.median / $d.median | x)")' \
-	"$OUT/exec-latency.json" | column -t -s "$(printf '\t')" | tee "$OUT/exec-latency-ratios.txt"
+ratio_table "$OUT/exec-latency.json" "docker" "$OUT/exec-latency-ratios.txt"

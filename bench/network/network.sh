@@ -61,13 +61,7 @@ hyperfine -N --warmup "$WARMUP" --runs "$RUNS" \
 cp "$versions" "$OUT/network-versions.txt"
 
 echo "== latency relative to docker --network none (lower is faster)"
-jq -r '
-	def ms: . * 10000 | round / 10;
-	def x: . * 100 | round / 100;
-	(.results[] | select(.command == "docker none")) as $d
-	| "engine\tmean ms\tmedian ms\tmin ms\tmean/docker-none\tmedian/docker-none",
-	  (.results[] | "\(.command)\t\(.mean | ms)\t\(.median | ms)\t\(.min | ms)\t\(.mean / $d.mean | x)\t\(.median / $d.median | x)")' \
-	"$OUT/network-latency.json" | column -t -s "$(printf '\t')" | tee "$OUT/network-latency-ratios.txt"
+ratio_table "$OUT/network-latency.json" "docker none" "$OUT/network-latency-ratios.txt"
 
 # free_port prints a TCP port on 127.0.0.1 nothing listens on.
 free_port() {

@@ -46,10 +46,4 @@ hyperfine -N --warmup "$WARMUP" --runs "$RUNS" \
 cp "$versions" "$OUT/run-latency-versions.txt"
 
 echo "== relative to docker (lower is faster; the median resists other load on the machine)"
-jq -r '
-	def ms: . * 10000 | round / 10;
-	def x: . * 100 | round / 100;
-	(.results[] | select(.command == "docker")) as $d
-	| "engine\tmean ms\tmedian ms\tmin ms\tmean/docker\tmedian/docker",
-	  (.results[] | "\(.command)\t\(.mean | ms)\t\(.median | ms)\t\(.min | ms)\t\(.mean / $d.mean | x)\t\(.median / $d.median | x)")' \
-	"$OUT/run-latency.json" | column -t -s "$(printf '\t')" | tee "$OUT/run-latency-ratios.txt"
+ratio_table "$OUT/run-latency.json" "docker" "$OUT/run-latency-ratios.txt"

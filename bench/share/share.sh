@@ -28,36 +28,8 @@ NAME=share
 # shellcheck source=../engines.sh
 . "$(dirname "$0")/../engines.sh"
 OUT=${OUT:-$here/results}
-command -v docker-registry >/dev/null || { echo "share.sh: docker-registry not found (apt-get install docker-registry)" >&2; exit 1; }
-
-# The registry: a script restarts it on an empty storage, by its PID.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-reg=127.0.0.1:$port
-cat >"$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $reg
-YML
-cat >"$work/fresh-registry.sh" <<SH
-#!/bin/sh
-# Stops the registry (by its PID), empties its storage, starts it again.
-[ -s $work/registry.pid ] && kill \$(cat $work/registry.pid) 2>/dev/null && while kill -0 \$(cat $work/registry.pid) 2>/dev/null; do sleep 0.05; done
-rm -rf $work/registry
-docker-registry serve $work/registry.yml >>$work/registry.log 2>&1 &
-echo \$! > $work/registry.pid
-for i in \$(seq 1 200); do curl -sf http://$reg/v2/ >/dev/null && exit 0; sleep 0.05; done
-echo "registry did not start" >&2; exit 1
-SH
-chmod +x "$work/fresh-registry.sh"
-stop_registry() { [ -s "$work/registry.pid" ] && kill "$(cat "$work/registry.pid")" 2>/dev/null; true; }
-trap 'stop_registry; cleanup' EXIT
+# The registry: $work/fresh-registry.sh restarts it on an empty storage.
+start_registry
 
 . "$here/../build/context.sh"
 make_context "$work/ctx"
@@ -119,6 +91,14 @@ hyperfine --runs "$RUNS" --export-json "$OUT/share-load.json" --export-markdown 
 	-n strata "$STRATA --root $work/strata-load load -i $work/strata.tar" \
 	-n docker "${docker[*]} load -i $work/docker.tar" \
 	-n podman "${podman[*]} load -i $work/podman.tar"
+
+echo "== strata's peak RSS (one run each)"
+rm -f "$OUT/share-rss.txt"
+"$work/fresh-registry.sh"
+peak_rss push "$OUT/share-rss.txt" "${strata[@]}" push -q "$reg/bench/strata:1"
+peak_rss save "$OUT/share-rss.txt" "${strata[@]}" save -o "$work/s-strata.tar" bench:latest
+rm -rf "$work/strata-load"
+peak_rss load "$OUT/share-rss.txt" "$STRATA" --root "$work/strata-load" load -i "$work/strata.tar"
 
 echo "== machine limits over strata's archive"
 (cd "$repo" && go run ./bench/share/limits -in "$work/strata.tar" -dir "$work") | tee "$OUT/share-limits.txt"
