@@ -37,7 +37,10 @@ type globals struct {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:]))
+	stopProfile := startProfile()
+	code := run(ctx, os.Args[1:])
+	stopProfile()
+	os.Exit(code)
 }
 
 // run executes one command line and returns the process exit status.

@@ -152,6 +152,9 @@ type builder struct {
 	pulls  map[string]*pulled
 
 	cacheFrom []cacheSource // read once, before the stages run
+
+	hashMu     sync.Mutex
+	hashCaches map[string]*hashCache // by context directory (hashcache.go)
 }
 
 func newBuilder(s *store.Store, opts Options) (*builder, error) {
@@ -262,6 +265,7 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 	if err := sweepDeadSteps(ctx, rt, b.s); err != nil {
 		return Result{}, err
 	}
+	sweepHashCacheTemps(b.s.Root, b.s.Alive)
 	if !b.opts.NoCache {
 		b.loadCacheSources(ctx)
 	}
@@ -316,6 +320,8 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 			}
 		}
 	}
+	// Every stage has stopped: no digest is being recorded any more.
+	b.saveContextHashes(firstErr == nil)
 	if firstErr != nil {
 		return Result{}, firstErr
 	}

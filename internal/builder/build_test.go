@@ -292,6 +292,9 @@ func TestPruneCache(t *testing.T) {
 	if n := count(); n != 2 {
 		t.Fatalf("second build: %d cached, want 2", n)
 	}
+	// Context digests as a build with a COPY keeps them.
+	os.MkdirAll(filepath.Join(s.Root, hashCacheDir), 0o700)
+	os.WriteFile(filepath.Join(s.Root, hashCacheDir, "x"), nil, 0o600)
 	res, err := PruneCache(context.Background(), s, PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -302,6 +305,9 @@ func TestPruneCache(t *testing.T) {
 	imgs, _ := s.Images.List(context.Background())
 	if len(imgs) != 1 {
 		t.Errorf("%d images after prune, want busybox only", len(imgs))
+	}
+	if _, err := os.Stat(filepath.Join(s.Root, hashCacheDir)); !os.IsNotExist(err) {
+		t.Errorf("context digests survived the prune: %v", err)
 	}
 	if n := count(); n != 0 {
 		t.Fatalf("after prune: %d cached", n)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -81,6 +82,8 @@ type match struct {
 	// under the destination ("" = copy as usual).
 	keep   string
 	remote bool // downloaded by ADD: never unpacked
+	// walked is when the walk that stat'ed the entries began.
+	walked time.Time
 }
 
 // sources are the files a COPY/ADD step reads, and their digest.
@@ -241,7 +244,11 @@ func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructio
 				m.keep = keptPath(p, rel)
 				fmt.Fprintf(h, "keep %q\n", m.keep)
 			}
-			if err := digestMatchInto(h, m, src.fromImage, src.files, rel); err != nil {
+			var cache *hashCache
+			if o.dir != "" {
+				cache = b.contextHashes(o.dir)
+			}
+			if err := digestMatchInto(h, m, src.fromImage, src.files, rel, cache); err != nil {
 				src.close()
 				return nil, err
 			}
@@ -378,6 +385,7 @@ func readNames(dir string) ([]string, error) {
 // source itself is followed if it is a symlink, inside root; entries below
 // it are not.
 func walkSource(root, rel string, ig *ignore) (match, error) {
+	walked := time.Now()
 	abs, err := securejoin.SecureJoin(root, rel)
 	if err != nil {
 		return match{}, err
@@ -386,7 +394,7 @@ func walkSource(root, rel string, ig *ignore) (match, error) {
 	if err != nil {
 		return match{}, fmt.Errorf("%s: %w", rel, err)
 	}
-	m := match{name: path.Base("/" + rel), isDir: fi.IsDir()}
+	m := match{name: path.Base("/" + rel), isDir: fi.IsDir(), walked: walked}
 	if rel == "" {
 		m.name = "."
 	}
@@ -444,15 +452,16 @@ func walkSource(root, rel string, ig *ignore) (match, error) {
 // owners (for --from) and contents to h. Modification times are left out:
 // touching a file does not invalidate the cache, changing it does.
 func digestMatch(h io.Writer, m match, owners bool) error {
-	return digestMatchInto(h, m, owners, nil, "")
+	return digestMatchInto(h, m, owners, nil, "", nil)
 }
 
 // digestMatchInto is digestMatch that also records, in fps when not nil, a
 // fingerprint of each entry by its path (prefix joined with the entry's),
-// for explaining a cache miss file by file.
-func digestMatchInto(h io.Writer, m match, owners bool, fps map[string]string, prefix string) error {
+// for explaining a cache miss file by file, and reuses the digests cache
+// kept of unchanged files when not nil.
+func digestMatchInto(h io.Writer, m match, owners bool, fps map[string]string, prefix string, cache *hashCache) error {
 	fmt.Fprintf(h, "match %q dir=%v\n", m.name, m.isDir)
-	sums, err := fileDigests(m.entries)
+	sums, err := fileDigests(m.entries, cache, m.walked)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -295,8 +296,10 @@ func timespecs(t time.Time) [2]unix.Timespec {
 // fileDigests returns the sha256 of each regular file among entries (zero
 // for the others), reading several files at a time: hashing a big context
 // is mostly per-file system calls and page cache copies, which spread
-// over the cores like the copy does.
-func fileDigests(entries []entry) ([][sha256.Size]byte, error) {
+// over the cores like the copy does. With a cache (sources in a directory
+// on this machine), files whose stat is as when they were last hashed are
+// not read again; statTime is when their stat was taken (at the latest).
+func fileDigests(entries []entry, cache *hashCache, statTime time.Time) ([][sha256.Size]byte, error) {
 	sums := make([][sha256.Size]byte, len(entries))
 	errs := make([]error, len(entries))
 	next := make(chan int, 256)
@@ -311,14 +314,24 @@ func fileDigests(entries []entry) ([][sha256.Size]byte, error) {
 				h.Reset()
 				if errs[i] = hashFile(h, entries[i].abs, buf); errs[i] == nil {
 					h.Sum(sums[i][:0])
+					if st, ok := entries[i].fi.Sys().(*syscall.Stat_t); ok && cache != nil {
+						cache.record(entries[i].abs, st, statTime, sums[i])
+					}
 				}
 			}
 		}()
 	}
 	for i, e := range entries {
-		if e.fi.Mode().IsRegular() {
-			next <- i
+		if !e.fi.Mode().IsRegular() {
+			continue
 		}
+		if st, ok := e.fi.Sys().(*syscall.Stat_t); ok && cache != nil {
+			if sum, ok := cache.lookup(e.abs, st); ok {
+				sums[i] = sum
+				continue
+			}
+		}
+		next <- i
 	}
 	close(next)
 	wg.Wait()

@@ -208,7 +208,15 @@ func PruneCache(ctx context.Context, s *store.Store, o PruneOptions) (PruneResul
 	}
 	n, err := pruneCacheMounts(filepath.Join(s.Root, CacheMountsDir))
 	res.CacheMounts = n
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	// The context digests are a cache of the build's too; a build running
+	// meanwhile rewrites its own at the end.
+	if err := os.RemoveAll(filepath.Join(s.Root, hashCacheDir)); err != nil {
+		return res, fmt.Errorf("clear context digests: %w", err)
+	}
+	return res, nil
 }
 
 // pruneCacheMounts removes the cache mount directories whose lock it can

@@ -1,0 +1,112 @@
+package builder
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// digestWith digests the context source "d" of dir with cache c, as if
+// its stat had been taken at statTime.
+func digestWith(t *testing.T, dir string, c *hashCache, statTime time.Time) string {
+	t.Helper()
+	m, err := walkSource(dir, "d", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.walked = statTime
+	h := sha256.New()
+	if err := digestMatchInto(h, m, false, nil, "d", c); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+func TestContextHashCache(t *testing.T) {
+	dir := t.TempDir()
+	cachePath := filepath.Join(t.TempDir(), "cache")
+	os.MkdirAll(filepath.Join(dir, "d", "sub"), 0o755)
+	f := filepath.Join(dir, "d", "sub", "f")
+	os.WriteFile(f, []byte("one"), 0o644)
+	os.WriteFile(filepath.Join(dir, "d", "g"), []byte("two"), 0o644)
+	load := func() *hashCache {
+		c := loadHashCache(cachePath)
+		c.dir = dir + string(filepath.Separator)
+		return c
+	}
+	later := time.Now().Add(time.Hour) // the files' times are long past by then
+
+	c := load()
+	first := digestWith(t, dir, c, later)
+	c.save("owner", true)
+	c = load()
+	if len(c.old) != 2 {
+		t.Fatalf("cache holds %d files, want 2", len(c.old))
+	}
+
+	// The cache is what a rebuild reads: a wrong digest in it for a file
+	// whose stat is unchanged shows in the result.
+	e := c.old["d/sub/f"]
+	e.sum[0] ^= 0xff
+	c.old["d/sub/f"] = e
+	if digestWith(t, dir, c, later) == first {
+		t.Fatal("the cached digest was not used")
+	}
+
+	// A same-size rewrite with the old modification time put back still
+	// changes the change time: the file is read again.
+	fi, _ := os.Stat(f)
+	os.WriteFile(f, []byte("ONE"), 0o644)
+	os.Chtimes(f, fi.ModTime(), fi.ModTime())
+	c = load()
+	changed := digestWith(t, dir, c, later)
+	if changed == first {
+		t.Fatal("a rewritten file kept its cached digest")
+	}
+	if digestWith(t, dir, nil, later) != changed {
+		t.Fatal("cached and uncached digests differ")
+	}
+
+	// Files changed within the racy window of their stat (all of them,
+	// here) are not remembered.
+	racy := loadHashCache(filepath.Join(t.TempDir(), "racy"))
+	racy.dir = c.dir
+	digestWith(t, dir, racy, time.Now())
+	racy.save("owner", true)
+	if racy = loadHashCache(racy.path); len(racy.old) != 0 {
+		t.Fatalf("racily changed files were cached: %v", racy.old)
+	}
+
+	// A torn or foreign file is ignored as a whole.
+	c = load()
+	digestWith(t, dir, c, later)
+	c.save("owner", true)
+	data, _ := os.ReadFile(cachePath)
+	os.WriteFile(cachePath, data[:len(data)-1], 0o600)
+	if c = load(); len(c.old) != 0 {
+		t.Fatal("a torn cache file was used")
+	}
+}
+
+func TestContextHashCacheFailedBuildMerges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache")
+	c := loadHashCache(path)
+	c.seen["a"] = cachedSum{sum: [32]byte{1}}
+	c.dirty = true
+	c.save("owner", true)
+	c = loadHashCache(path)
+	c.seen["b"] = cachedSum{sum: [32]byte{2}}
+	c.dirty = true
+	c.save("owner", false) // a failed build keeps what it did not see
+	if c = loadHashCache(path); len(c.old) != 2 {
+		t.Fatalf("after a failed build the cache holds %d files, want 2", len(c.old))
+	}
+	c.seen["b"] = c.old["b"]
+	c.save("owner", true) // a successful one drops files it did not see
+	if c = loadHashCache(path); len(c.old) != 1 {
+		t.Fatalf("after a successful build the cache holds %d files, want 1", len(c.old))
+	}
+}
