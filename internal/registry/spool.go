@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // spool carries one blob from its download to its apply. The download
 // appends to an unlinked temp file while the reader follows behind, so the
 // network never waits for the apply of an earlier layer, the apply never
-// waits for a whole blob, and a crash leaves nothing on disk.
+// waits for a whole blob, and a crash leaves nothing on disk. What the
+// reader has consumed is punched out of the file: the spool holds only the
+// bytes the download is ahead by, and the layer commit's syncfs does not
+// write the blob to disk a second time.
 type spool struct {
 	f    *os.File
 	stop func() bool // detaches the cancellation hook
@@ -81,7 +87,8 @@ func (sp *spool) wait(ctx context.Context) error {
 
 // Reader reads the blob from the start, blocking for bytes not yet
 // written. Its EOF means the blob arrived whole and verified; a failed
-// download is its error instead.
+// download is its error instead. A spool has one reader: what it has
+// consumed is freed.
 func (sp *spool) Reader() io.Reader { return &spoolReader{sp: sp} }
 
 // Close releases the file (and with it the disk space).
@@ -93,9 +100,14 @@ func (sp *spool) Close() {
 }
 
 type spoolReader struct {
-	sp  *spool
-	off int64
+	sp      *spool
+	off     int64
+	punched int64 // [0, punched) is a hole
 }
+
+// punchEvery is how many consumed bytes a reader lets gather before it
+// punches them out: one fallocate per few MiB.
+const punchEvery = 4 << 20
 
 func (r *spoolReader) Read(b []byte) (int, error) {
 	sp := r.sp
@@ -112,6 +124,9 @@ func (r *spoolReader) Read(b []byte) (int, error) {
 		if err == io.EOF {
 			err = nil // the writer is ahead of what ReadAt saw; never happens, but EOF here would lie
 		}
+		if r.off-r.punched >= punchEvery {
+			r.punch()
+		}
 		return n, err
 	case cancelled != nil && !done:
 		return 0, cancelled
@@ -119,4 +134,14 @@ func (r *spoolReader) Read(b []byte) (int, error) {
 		return 0, err
 	}
 	return 0, io.EOF
+}
+
+// punch frees what the reader has consumed. A filesystem that cannot punch
+// holes keeps the bytes until Close, as before.
+func (r *spoolReader) punch() {
+	if unix.Fallocate(int(r.sp.f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, r.punched, r.off-r.punched) == nil {
+		r.punched = r.off
+	} else {
+		r.punched = math.MaxInt64 // unsupported: stop trying
+	}
 }
