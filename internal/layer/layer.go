@@ -284,7 +284,16 @@ func (s *Store) Commit(ctx context.Context, key string, parent digest.Digest, op
 	if err != nil {
 		return Layer{}, err
 	}
+	// The snapshot's files are written and stay as they are: flushing them
+	// to disk (I/O) runs while the diff is read back and hashed (CPU), and
+	// commit's own sync then finds little left to write.
+	synced := make(chan error, 1)
+	go func() { synced <- syncDir(dir) }()
 	rec, err := s.recordDiff(ctx, key, dir, opts)
+	if serr := <-synced; err == nil && serr != nil {
+		os.Remove(rec.tarSplit)
+		return Layer{}, serr
+	}
 	if err != nil {
 		return Layer{}, fmt.Errorf("diff %s: %w", key, err)
 	}
