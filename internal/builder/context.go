@@ -84,6 +84,10 @@ type match struct {
 	remote bool // downloaded by ADD: never unpacked
 	// walked is when the walk that stat'ed the entries began.
 	walked time.Time
+	// sums are the sha256 of each regular file among entries (zero for
+	// the others), once the match is digested for a cache key: COPY
+	// links an unchanged file from the step's previous layer by them.
+	sums [][sha256.Size]byte
 }
 
 // sources are the files a COPY/ADD step reads, and their digest.
@@ -96,6 +100,9 @@ type sources struct {
 	// files fingerprints each source path's type, mode, owner and content,
 	// for explaining a cache miss file by file.
 	files map[string]string
+	// place is the step's place (see stepPlace), where COPY finds the
+	// layer its previous build made.
+	place []byte
 }
 
 func (s *sources) close() {
@@ -248,7 +255,7 @@ func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructio
 			if o.dir != "" {
 				cache = b.contextHashes(o.dir)
 			}
-			if err := digestMatchInto(h, m, src.fromImage, src.files, rel, cache); err != nil {
+			if err := digestMatchInto(h, &m, src.fromImage, src.files, rel, cache); err != nil {
 				src.close()
 				return nil, err
 			}
@@ -452,19 +459,20 @@ func walkSource(root, rel string, ig *ignore) (match, error) {
 // owners (for --from) and contents to h. Modification times are left out:
 // touching a file does not invalidate the cache, changing it does.
 func digestMatch(h io.Writer, m match, owners bool) error {
-	return digestMatchInto(h, m, owners, nil, "", nil)
+	return digestMatchInto(h, &m, owners, nil, "", nil)
 }
 
 // digestMatchInto is digestMatch that also records, in fps when not nil, a
 // fingerprint of each entry by its path (prefix joined with the entry's),
 // for explaining a cache miss file by file, and reuses the digests cache
 // kept of unchanged files when not nil.
-func digestMatchInto(h io.Writer, m match, owners bool, fps map[string]string, prefix string, cache *hashCache) error {
+func digestMatchInto(h io.Writer, m *match, owners bool, fps map[string]string, prefix string, cache *hashCache) error {
 	fmt.Fprintf(h, "match %q dir=%v\n", m.name, m.isDir)
 	sums, err := fileDigests(m.entries, cache, m.walked)
 	if err != nil {
 		return err
 	}
+	m.sums = sums
 	var line strings.Builder
 	for i, e := range m.entries {
 		line.Reset()

@@ -139,6 +139,14 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 	}
 	defer c.close()
 	c.own, c.mode, c.keepOwners = own, mode, src.fromImage
+	// Only a single source is recorded: with more, a later one may
+	// replace what an earlier one wrote at the same path.
+	if c.upper != nil && !cm.link && len(src.matches) == 1 {
+		c.recording = true
+		if !b.opts.NoCache {
+			c.prev = b.openPrevLayer(ctx, src.place)
+		}
+	}
 	for _, m := range src.matches {
 		var err error
 		switch {
@@ -171,6 +179,9 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 		return nil, err
 	}
 	ok = true
+	if c.recording {
+		b.saveCopied(src.place, l.ChainID, c)
+	}
 	return l, nil
 }
 
@@ -185,6 +196,12 @@ type copier struct {
 	own        owner
 	mode       *uint32
 	keepOwners bool
+	// recording says the files written into the upper dir are recorded
+	// (copied) for the next build of the step, which links from prev,
+	// this step's previous layer (nil for none): see reuse.go.
+	recording bool
+	copied    copiedFiles
+	prev      *prevLayer
 }
 
 // newCopier opens the root filesystem at root (and the overlay upper dir
@@ -205,6 +222,7 @@ func newCopier(root, upper string) (*copier, error) {
 }
 
 func (c *copier) close() {
+	c.prev.close()
 	c.root.Close()
 	if c.upper != nil {
 		c.upper.Close()
@@ -239,8 +257,11 @@ func (c *copier) tree(m match, dest string) error {
 		return err
 	}
 	// fresh maps a directory (relative to dest) this copy made to the fd
-	// of the directory its entries are created in.
+	// of the directory its entries are created in; upperDirs those of
+	// them that are in the upper dir to the fd of the same directory in
+	// the previous layer (-1 for none), to link unchanged files from.
 	fresh := map[string]int{}
+	upperDirs := map[string]int{}
 	fds := []int{destFd}
 	defer func() {
 		for _, fd := range fds {
@@ -254,6 +275,11 @@ func (c *copier) tree(m match, dest string) error {
 		}
 		if w != fd {
 			fds = append(fds, w)
+			prev := c.prev.openDir(rootfs.Clean(at))
+			if prev >= 0 {
+				fds = append(fds, prev)
+			}
+			upperDirs[rel] = prev
 		}
 		fresh[rel] = w
 		return nil
@@ -265,9 +291,11 @@ func (c *copier) tree(m match, dest string) error {
 	}
 	pool := newCopyPool(c)
 	var dirs []entry
-	for _, e := range m.entries[1:] {
+	for i, e := range m.entries[1:] {
 		parent, name := path.Split(e.rel)
-		at, isFresh := fresh[strings.TrimSuffix(parent, "/")]
+		parent = strings.TrimSuffix(parent, "/")
+		at, isFresh := fresh[parent]
+		prevAt, inUpper := upperDirs[parent]
 		switch {
 		case isFresh && e.fi.IsDir():
 			fd, err := c.mkdirAt(at, name, e)
@@ -277,8 +305,21 @@ func (c *copier) tree(m match, dest string) error {
 			}
 			fds = append(fds, fd)
 			fresh[e.rel] = fd
+			if inUpper {
+				upperDirs[e.rel] = -1
+				if prevAt >= 0 {
+					if pfd, err := unix.Openat(prevAt, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+						fds = append(fds, pfd)
+						upperDirs[e.rel] = pfd
+					}
+				}
+			}
 		case isFresh:
-			if !pool.add(copyJob{e: e, dir: at, name: name}) {
+			j := copyJob{e: e, dir: at, name: name}
+			if inUpper && c.recording && m.sums != nil && e.fi.Mode().IsRegular() {
+				j.up = &upperFile{key: rootfs.Clean(path.Join(dest, e.rel)), sum: &m.sums[i+1], prevDir: prevAt}
+			}
+			if !pool.add(j) {
 				return pool.wait()
 			}
 		default:

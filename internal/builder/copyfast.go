@@ -59,6 +59,16 @@ type copyJob struct {
 	e    entry
 	dir  int
 	name string
+	up   *upperFile // set when dir is in the upper dir and the copy records
+}
+
+// upperFile is, for a file a tree copy writes into the upper dir, its path
+// there, the sha256 of its content, and the O_PATH fd of the same
+// directory in the step's previous layer (-1 for none).
+type upperFile struct {
+	key     string
+	sum     *[sha256.Size]byte
+	prevDir int
 }
 
 // copyPool runs copy jobs on a few workers. The first failure (in job
@@ -151,8 +161,14 @@ func (c *copier) writeNew(j copyJob, buf *[]byte) error {
 		}
 		return nil
 	case mode.IsRegular():
-		if err := c.copyRegular(j.e.abs, j, uid, gid, c.perm(j.e), j.e.fi.ModTime(), buf); err != nil {
-			return fmt.Errorf("copy %s: %w", j.e.rel, err)
+		perm := c.perm(j.e)
+		if !c.linkPrev(j, uid, gid, perm) {
+			if err := c.copyRegular(j.e.abs, j, uid, gid, perm, j.e.fi.ModTime(), buf); err != nil {
+				return fmt.Errorf("copy %s: %w", j.e.rel, err)
+			}
+		}
+		if j.up != nil {
+			c.copied.add(j.up.key, *j.up.sum)
 		}
 		return nil
 	case mode&os.ModeNamedPipe != 0:

@@ -19,7 +19,7 @@ func digestWith(t *testing.T, dir string, c *hashCache, statTime time.Time) stri
 	}
 	m.walked = statTime
 	h := sha256.New()
-	if err := digestMatchInto(h, m, false, nil, "d", c); err != nil {
+	if err := digestMatchInto(h, &m, false, nil, "d", c); err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))

@@ -270,6 +270,9 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 	if srcs != nil && srcs.digest != "" {
 		cur.Content, cur.Files = srcs.digest, srcs.files
 	}
+	if srcs != nil {
+		srcs.place = place
+	}
 	remember := func() {
 		if prev == nil || prev.Key != key {
 			b.saveInputs(place, cur) // best effort: only explanations depend on it

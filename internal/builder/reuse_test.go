@@ -1,0 +1,173 @@
+package builder
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/store"
+)
+
+// buildLayer builds ctxDir on s and returns the image's last layer (the
+// COPY's), its snapshot directory and the image's files below app/data.
+func buildLayer(t *testing.T, s *store.Store, ctxDir string, opts Options) (digest.Digest, digest.Digest, string, map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	opts.ContextDir, opts.Network = ctxDir, "none"
+	res, err := Build(ctx, s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Images.Get(ctx, string(res.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := img.Config.RootFS.DiffIDs
+	chain := image.ChainID(ids)
+	dir, err := s.Snapshots.Dir(ctx, string(chain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The tar-split and the snapshot reproduce the tar of the diffID
+	// (Tar fails its last read otherwise).
+	rc, err := s.Layers.Tar(ctx, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Fatalf("layer tar: %v", err)
+	}
+	rc.Close()
+	files := map[string]string{}
+	for p, d := range listTree(t, mountImage(t, s, string(res.ID))) {
+		if strings.HasPrefix(p, "app/data") {
+			files[p] = d
+		}
+	}
+	return ids[len(ids)-1], chain, dir, files
+}
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// A COPY that rebuilds after a few source files changed links the other
+// files from its previous layer, and makes the same layer (diffID) and the
+// same files as a --no-cache build of the same inputs on another store:
+// a file changed in content only (same size and mtime), added, removed,
+// re-moded, touched, or re-owned by --chown is written anew, an unchanged
+// one is linked.
+func TestIncrementalCopyMatchesFreshCopy(t *testing.T) {
+	t.Parallel()
+	inc := benchStore(t, "overlay")
+	fresh := benchStore(t, "overlay")
+	ctxDir := t.TempDir()
+	data := filepath.Join(ctxDir, "data")
+	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM busybox\nARG OWN=0:0\nCOPY --chown=$OWN data/ /app/data/\n"), 0o644)
+	old := time.Date(2020, 1, 2, 3, 4, 5, 6000, time.UTC)
+	write := func(rel, content string, mode os.FileMode, mtime time.Time) {
+		p := filepath.Join(data, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"a.txt", "b.txt", "c.txt", "d.txt", "sub/e.txt", "sub/deeper/f.txt"} {
+		write(f, "content of "+f, 0o644, old)
+	}
+	os.Symlink("a.txt", filepath.Join(data, "link"))
+	// Directory times are in the layer too: the same in every build.
+	epoch := time.Now().Add(-time.Minute)
+	opts := Options{SourceDateEpoch: &epoch}
+
+	_, chain1, dir1, _ := buildLayer(t, inc, ctxDir, opts)
+
+	write("a.txt", "content of a.txx", 0o644, old) // same size and mtime, other bytes
+	write("new.txt", "new", 0o644, old)
+	os.Remove(filepath.Join(data, "b.txt"))
+	os.Chmod(filepath.Join(data, "c.txt"), 0o600)
+	later := old.Add(time.Hour)
+	os.Chtimes(filepath.Join(data, "d.txt"), later, later)
+
+	diff2, chain2, dir2, files2 := buildLayer(t, inc, ctxDir, opts)
+	if chain2 == chain1 {
+		t.Fatal("the changed context made the same layer")
+	}
+	freshOpts := opts
+	freshOpts.NoCache = true
+	wantDiff, _, _, wantFiles := buildLayer(t, fresh, ctxDir, freshOpts)
+	if diff2 != wantDiff {
+		t.Errorf("incremental COPY made layer %s, a fresh copy %s", diff2, wantDiff)
+	}
+	assertSameFiles(t, files2, wantFiles)
+	for _, f := range []string{"sub/e.txt", "sub/deeper/f.txt"} {
+		if inode(t, filepath.Join(dir1, "app/data", f)) != inode(t, filepath.Join(dir2, "app/data", f)) {
+			t.Errorf("unchanged %s was not linked from the previous layer", f)
+		}
+	}
+	for _, f := range []string{"a.txt", "c.txt", "d.txt"} {
+		if inode(t, filepath.Join(dir1, "app/data", f)) == inode(t, filepath.Join(dir2, "app/data", f)) {
+			t.Errorf("changed %s was linked from the previous layer", f)
+		}
+	}
+
+	// Another owner: nothing of the previous layer fits.
+	opts.BuildArgs = map[string]string{"OWN": "1000:1001"}
+	diff3, _, dir3, files3 := buildLayer(t, inc, ctxDir, opts)
+	freshOpts.BuildArgs = opts.BuildArgs
+	wantDiff, _, _, wantFiles = buildLayer(t, fresh, ctxDir, freshOpts)
+	if diff3 != wantDiff {
+		t.Errorf("re-owned incremental COPY made layer %s, a fresh copy %s", diff3, wantDiff)
+	}
+	assertSameFiles(t, files3, wantFiles)
+	if inode(t, filepath.Join(dir2, "app/data/sub/e.txt")) == inode(t, filepath.Join(dir3, "app/data/sub/e.txt")) {
+		t.Error("a file of another owner was linked")
+	}
+
+	// --no-cache uses nothing of earlier builds: it copies every file.
+	write("sub/deeper/f.txt", "changed", 0o644, old)
+	nc := opts
+	nc.NoCache = true
+	_, _, dir4, _ := buildLayer(t, inc, ctxDir, nc)
+	if inode(t, filepath.Join(dir3, "app/data/sub/e.txt")) == inode(t, filepath.Join(dir4, "app/data/sub/e.txt")) {
+		t.Error("--no-cache linked a file from the previous layer")
+	}
+}
+
+func assertSameFiles(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	if len(got) == 0 {
+		t.Fatal("no files below app/data")
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: incremental %q, fresh %q", p, got[p], w)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: only in the incremental build", p)
+		}
+	}
+}
