@@ -53,35 +53,33 @@ func (b *builder) stepPlace(sp *stagePlan, n int) []byte {
 }
 
 func (b *builder) loadInputs(place []byte) *stepInputs {
-	var prev *stepInputs
-	b.s.DB.View(func(tx *bolt.Tx) error {
-		bk, _ := metadata.Bucket(tx, stepsBucket)
-		if bk == nil {
-			return nil
-		}
-		if v := bk.Get(place); v != nil {
-			var in stepInputs
-			if json.Unmarshal(v, &in) == nil {
-				prev = &in
-			}
-		}
+	var in stepInputs
+	if !b.loadStepRecord(place, &in) {
 		return nil
-	})
-	return prev
+	}
+	return &in
 }
 
 // loadFiles reads the file fingerprints of a step's last build.
 func (b *builder) loadFiles(place []byte) map[string]string {
 	var files map[string]string
+	b.loadStepRecord(filesKey(place), &files)
+	return files
+}
+
+// loadStepRecord decodes the record key of stepsBucket into v and says
+// whether there was one to decode.
+func (b *builder) loadStepRecord(key []byte, v any) bool {
+	ok := false
 	b.s.DB.View(func(tx *bolt.Tx) error {
 		if bk, _ := metadata.Bucket(tx, stepsBucket); bk != nil {
-			if v := bk.Get(filesKey(place)); v != nil {
-				json.Unmarshal(v, &files)
+			if raw := bk.Get(key); raw != nil {
+				ok = json.Unmarshal(raw, v) == nil
 			}
 		}
 		return nil
 	})
-	return files
+	return ok
 }
 
 func (b *builder) saveInputs(place []byte, in *stepInputs) error {

@@ -40,21 +40,11 @@ type copiedRecord struct {
 func copiedKey(place []byte) []byte { return append(append([]byte{}, place...), "\x00copied"...) }
 
 func (b *builder) loadCopied(place []byte) *copiedRecord {
-	var rec *copiedRecord
-	b.s.DB.View(func(tx *bolt.Tx) error {
-		bk, _ := metadata.Bucket(tx, stepsBucket)
-		if bk == nil {
-			return nil
-		}
-		if v := bk.Get(copiedKey(place)); v != nil {
-			var r copiedRecord
-			if json.Unmarshal(v, &r) == nil {
-				rec = &r
-			}
-		}
+	var rec copiedRecord
+	if !b.loadStepRecord(copiedKey(place), &rec) {
 		return nil
-	})
-	return rec
+	}
+	return &rec
 }
 
 // saveCopied records what the copy c wrote into layer chain, or forgets
