@@ -235,6 +235,10 @@ func (c *copier) copyRegular(src string, j copyJob, uid, gid int, perm uint32, m
 	if err := futimens(out, mtime); err != nil {
 		return &os.PathError{Op: "utimens", Path: dst, Err: err}
 	}
+	// Start writing the data to disk now, while other files are still being
+	// copied, so that the layer commit's sync has little left to wait for.
+	// Asynchronous: it only queues the writeback.
+	unix.SyncFileRange(out, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	err = unix.Close(out)
 	out = -1
 	if err != nil {
