@@ -376,6 +376,7 @@ func (s *Store) recordTar(pass func(*splitRecorder) error) (rec recording, err e
 		}
 	}()
 	sr := newSplitRecorder(storage.NewJSONPacker(sf.zw))
+	defer sr.sha.stop()
 	if err := pass(sr); err != nil {
 		return rec, err
 	}
@@ -386,7 +387,7 @@ func (s *Store) recordTar(pass func(*splitRecorder) error) (rec recording, err e
 		return rec, err
 	}
 	return recording{
-		diffID:   digest.NewDigest(digest.SHA256, sr.sha),
+		diffID:   digest.NewDigestFromBytes(digest.SHA256, sr.sha.sum()),
 		tarSize:  sr.n,
 		size:     sr.size,
 		tarSplit: sf.f.Name(),

@@ -1,7 +1,6 @@
 package layer
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"hash"
 	"hash/crc64"
@@ -18,7 +17,7 @@ import (
 // follows the last payload is the closing segment.
 type splitRecorder struct {
 	p    storage.Packer
-	sha  hash.Hash
+	sha  *bgHash
 	crc  hash.Hash64
 	n    int64 // bytes written
 	size int64 // payload bytes of all entries
@@ -35,7 +34,7 @@ type splitRecorder struct {
 const maxSegment = 1 << 20
 
 func newSplitRecorder(p storage.Packer) *splitRecorder {
-	return &splitRecorder{p: p, sha: sha256.New(), crc: crc64.New(storage.CRCTable)}
+	return &splitRecorder{p: p, sha: newBgHash(), crc: crc64.New(storage.CRCTable)}
 }
 
 func (r *splitRecorder) Write(b []byte) (int, error) {
