@@ -38,7 +38,7 @@ func newImageAnalyzeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := analysis.Analyze(c.Context(), s.Layers, layers)
+			r, err := analysis.Analyze(c.Context(), s.Layers(), layers)
 			if err != nil {
 				return fmt.Errorf("analyze %s: %w", args[0], err)
 			}
@@ -94,12 +94,12 @@ func (l wasteLimit) over(bytes int64, percent float64) bool {
 
 // imageStack is an image and its layers for the analysis.
 func imageStack(c *cobra.Command, s *store.Store, ref string) (image.Image, []analysis.Layer, error) {
-	img, err := s.Images.Get(c.Context(), ref)
+	img, err := s.Images().Get(c.Context(), ref)
 	if err != nil {
 		return image.Image{}, nil, err
 	}
 	layers, err := analysis.Stack(img.Config, func(id digest.Digest) (int64, error) {
-		l, err := s.Layers.Get(c.Context(), id)
+		l, err := s.Layers().Get(c.Context(), id)
 		return l.Size, err
 	})
 	return img, layers, err
@@ -183,7 +183,7 @@ func newImageDiffCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := analysis.Diff(c.Context(), s.Layers, a, b)
+			d, err := analysis.Diff(c.Context(), s.Layers(), a, b)
 			if err != nil {
 				return fmt.Errorf("diff %s %s: %w", args[0], args[1], err)
 			}
@@ -220,14 +220,14 @@ func newImageTreeCmd(g *globals) *cobra.Command {
 			}
 			var imgs []image.Image
 			if len(args) == 0 {
-				all, err := s.Images.List(c.Context())
+				all, err := s.Images().List(c.Context())
 				if err != nil {
 					return err
 				}
 				imgs = image.WithoutIntermediates(all) // as `images` lists them
 			}
 			for _, ref := range args {
-				img, err := s.Images.Get(c.Context(), ref)
+				img, err := s.Images().Get(c.Context(), ref)
 				if err != nil {
 					return err
 				}
@@ -344,7 +344,7 @@ func buildAdvice(c *cobra.Command, s *store.Store, res builder.Result, limit was
 	if err != nil || len(layers) <= res.BaseLayers {
 		return
 	}
-	r, err := analysis.Analyze(c.Context(), s.Layers, layers)
+	r, err := analysis.Analyze(c.Context(), s.Layers(), layers)
 	if err != nil {
 		return // advice only: the build itself succeeded
 	}

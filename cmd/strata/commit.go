@@ -78,7 +78,7 @@ func newDiffCmd(g *globals) *cobra.Command {
 				return err
 			}
 			out := c.OutOrStdout()
-			return s.Layers.Changes(c.Context(), ctr.SnapshotKey, func(ch archive.Change) error {
+			return s.Layers().Changes(c.Context(), ctr.SnapshotKey, func(ch archive.Change) error {
 				_, err := fmt.Fprintf(out, "%s %s\n", ch.Kind, ch.Path)
 				return err
 			})

@@ -39,7 +39,7 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			all, err := s.Images.List(ctx)
+			all, err := s.Images().List(ctx)
 			if err != nil {
 				return err
 			}
@@ -47,7 +47,7 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 			// step images are counted as build cache below.
 			imgs := image.WithoutIntermediates(all)
 			layerSize := map[digest.Digest]int64{}
-			if err := s.Layers.Walk(ctx, func(l layer.Layer) error { layerSize[l.ChainID] = l.Size; return nil }); err != nil {
+			if err := s.Layers().Walk(ctx, func(l layer.Layer) error { layerSize[l.ChainID] = l.Size; return nil }); err != nil {
 				return err
 			}
 			ctrs, err := m.List(ctx)
@@ -101,7 +101,7 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 			var ctrTotal, ctrReclaim int64
 			running := 0
 			for _, ctr := range ctrs {
-				u, _ := s.Snapshots.Usage(ctx, ctr.SnapshotKey)
+				u, _ := s.Snapshots().Usage(ctx, ctr.SnapshotKey)
 				ctrSize[ctr.ID] = u.Size
 				ctrTotal += u.Size
 				if ctr.State.Status == container.StatusRunning {
@@ -119,7 +119,7 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 					cacheSize += it.Size
 				}
 			}
-			mounts, _ := storage.Usage(filepath.Join(s.Root, builder.CacheMountsDir))
+			mounts, _ := storage.Usage(filepath.Join(s.Root(), builder.CacheMountsDir))
 			cacheSize += mounts.Size
 
 			// Local volumes: in use when a container mounts them.
@@ -241,7 +241,7 @@ func newSystemCheckCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, ctr := range ctrs {
-				if _, err := s.Snapshots.Stat(ctx, ctr.SnapshotKey); err == nil {
+				if _, err := s.Snapshots().Stat(ctx, ctr.SnapshotKey); err == nil {
 					continue
 				}
 				what := fmt.Sprintf("container %s (%s): its writable layer is missing", ctr.ShortID(), ctr.Name)

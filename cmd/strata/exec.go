@@ -57,7 +57,7 @@ func newExecCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				cfg.PtyHolder = []string{exe, "--root", s.Root, ptyHolderCmdName}
+				cfg.PtyHolder = []string{exe, "--root", s.Root(), ptyHolderCmdName}
 			}
 			stdio := container.AttachIO{Stdout: os.Stdout, Stderr: os.Stderr}
 			if interactive && !detach {

@@ -98,7 +98,7 @@ func newImagesCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			imgs, err := s.Images.List(c.Context())
+			imgs, err := s.Images().List(c.Context())
 			if err != nil {
 				return err
 			}
@@ -249,11 +249,11 @@ func newTagCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			id, err := s.Images.Resolve(c.Context(), args[0])
+			id, err := s.Images().Resolve(c.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return s.Images.Tag(c.Context(), id, target)
+			return s.Images().Tag(c.Context(), id, target)
 		},
 	}
 }
@@ -400,7 +400,7 @@ func toInspect(img image.Image, driver string) inspectImage {
 type inspectLookup func(c *cobra.Command, s *store.Store, ref string) (any, error)
 
 func lookupImage(c *cobra.Command, s *store.Store, ref string) (any, error) {
-	img, err := s.Images.Get(c.Context(), ref)
+	img, err := s.Images().Get(c.Context(), ref)
 	if err != nil {
 		return nil, err
 	}
@@ -573,7 +573,7 @@ func newHistoryCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			img, err := s.Images.Get(c.Context(), args[0])
+			img, err := s.Images().Get(c.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -612,7 +612,7 @@ func historyRows(c *cobra.Command, s *store.Store, img image.Image, noTrunc, hum
 		h := cfg.History[i]
 		var size int64
 		if li := layerOf[i]; li >= 0 {
-			l, err := s.Layers.Get(c.Context(), chain[li])
+			l, err := s.Layers().Get(c.Context(), chain[li])
 			if err != nil {
 				return nil, err
 			}

@@ -210,7 +210,7 @@ func newEventsCmd(g *globals) *cobra.Command {
 			}
 			var werr error
 			// Without --until, docker follows the log until interrupted.
-			err = events.Open(s.Root).Read(c.Context(), from, to, until == "" || to.After(now), func(e events.Event) bool {
+			err = events.Open(s.Root()).Read(c.Context(), from, to, until == "" || to.After(now), func(e events.Event) bool {
 				if !match(e) {
 					return true
 				}

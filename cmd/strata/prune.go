@@ -196,7 +196,7 @@ func pruneContainers(ctx context.Context, s *store.Store, m *container.Manager, 
 		if ctr.State.Status == container.StatusRunning || !f.match(ctr.Created, ctr.ImageConfig.Labels) {
 			continue
 		}
-		u, _ := s.Snapshots.Usage(ctx, ctr.SnapshotKey)
+		u, _ := s.Snapshots().Usage(ctx, ctr.SnapshotKey)
 		switch err := m.Remove(ctx, ctr, false); {
 		case err == nil:
 			ids = append(ids, ctr.ID)

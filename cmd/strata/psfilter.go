@@ -135,11 +135,11 @@ func psImages(ctx context.Context, s *store.Store, f psFilter) (ids map[string]d
 	}
 	for _, v := range f["ancestor"] {
 		// An unknown image matches nothing, as in docker.
-		if img, err := s.Images.Get(ctx, v); err == nil {
+		if img, err := s.Images().Get(ctx, v); err == nil {
 			ids[v] = img.ID
 		}
 	}
-	imgs, err := s.Images.List(ctx)
+	imgs, err := s.Images().List(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

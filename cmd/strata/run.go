@@ -272,7 +272,7 @@ func monitorCommand(s *store.Store) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find the strata binary: %w", err)
 	}
-	return []string{exe, "--root", s.Root, monitorCmdName}, nil
+	return []string{exe, "--root", s.Root(), monitorCmdName}, nil
 }
 
 func newCreateCmd(g *globals) *cobra.Command {

@@ -90,16 +90,16 @@ func newInfoCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			imgs, err := s.Images.List(c.Context())
+			imgs, err := s.Images().List(c.Context())
 			if err != nil {
 				return err
 			}
 			layers := 0
-			if err := s.Layers.Walk(c.Context(), func(layer.Layer) error { layers++; return nil }); err != nil {
+			if err := s.Layers().Walk(c.Context(), func(layer.Layer) error { layers++; return nil }); err != nil {
 				return err
 			}
 			d := infoData{
-				DockerRootDir: s.Root, Driver: s.Driver(), DefaultRuntime: defaultRuntime(), Images: len(imgs), Layers: layers,
+				DockerRootDir: s.Root(), Driver: s.Driver(), DefaultRuntime: defaultRuntime(), Images: len(imgs), Layers: layers,
 				ServerVersion: version, OSType: runtime.GOOS, Architecture: hostArch(), NCPU: runtime.NumCPU(),
 			}
 			fillHost(&d)

@@ -257,7 +257,7 @@ type stageResult struct {
 }
 
 func (b *builder) build(ctx context.Context) (Result, error) {
-	rt, err := oci.New(b.opts.Runtime, filepath.Join(b.s.Root, "build", "runtime"))
+	rt, err := oci.New(b.opts.Runtime, filepath.Join(b.s.Root(), "build", "runtime"))
 	if err != nil {
 		return Result{}, err
 	}
@@ -265,7 +265,7 @@ func (b *builder) build(ctx context.Context) (Result, error) {
 	if err := sweepDeadSteps(ctx, rt, b.s); err != nil {
 		return Result{}, err
 	}
-	sweepHashCacheTemps(b.s.Root, b.s.Alive)
+	sweepHashCacheTemps(b.s.Root(), b.s.Alive)
 	if !b.opts.NoCache {
 		b.loadCacheSources(ctx)
 	}
@@ -369,7 +369,7 @@ func (b *builder) export(ctx context.Context, st *stageState) (Result, error) {
 	b.log(n, "writing image "+id.String()+" done")
 	res := Result{ID: id, BaseLayers: st.base.layers}
 	for _, t := range b.opts.Tags {
-		if err := b.s.Images.Tag(ctx, id, t); err != nil {
+		if err := b.s.Images().Tag(ctx, id, t); err != nil {
 			return Result{}, b.fail(n, fmt.Errorf("tag %s: %w", reference.FamiliarString(t), err))
 		}
 		b.log(n, "naming to "+t.String()+" done")

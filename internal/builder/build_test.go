@@ -293,8 +293,8 @@ func TestPruneCache(t *testing.T) {
 		t.Fatalf("second build: %d cached, want 2", n)
 	}
 	// Context digests as a build with a COPY keeps them.
-	os.MkdirAll(filepath.Join(s.Root, hashCacheDir), 0o700)
-	os.WriteFile(filepath.Join(s.Root, hashCacheDir, "x"), nil, 0o600)
+	os.MkdirAll(filepath.Join(s.Root(), hashCacheDir), 0o700)
+	os.WriteFile(filepath.Join(s.Root(), hashCacheDir, "x"), nil, 0o600)
 	res, err := PruneCache(context.Background(), s, PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -302,11 +302,11 @@ func TestPruneCache(t *testing.T) {
 	if res.Entries != 2 || len(res.Images) != 2 || len(res.Layers) != 1 {
 		t.Errorf("prune: %d entries, images %v, layers %v", res.Entries, res.Images, res.Layers)
 	}
-	imgs, _ := s.Images.List(context.Background())
+	imgs, _ := s.Images().List(context.Background())
 	if len(imgs) != 1 {
 		t.Errorf("%d images after prune, want busybox only", len(imgs))
 	}
-	if _, err := os.Stat(filepath.Join(s.Root, hashCacheDir)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(s.Root(), hashCacheDir)); !os.IsNotExist(err) {
 		t.Errorf("context digests survived the prune: %v", err)
 	}
 	if n := count(); n != 0 {
@@ -369,7 +369,7 @@ func TestRefusedWithTheLine(t *testing.T) {
 func TestOverlayDepthLimit(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
-	if s.Snapshots.Whiteouts() != snapshot.WhiteoutsOverlay {
+	if s.Snapshots().Whiteouts() != snapshot.WhiteoutsOverlay {
 		t.Skip("no limit on the copy snapshotter")
 	}
 	df, err := parseDockerfile("Dockerfile", strings.NewReader("FROM busybox\nENV A=1\nRUN true\n"))

@@ -37,7 +37,7 @@ type cacheSource struct {
 // ignores a cache source it cannot find.
 func (b *builder) loadCacheSources(ctx context.Context) {
 	for _, ref := range b.opts.CacheFrom {
-		img, err := b.s.Images.Get(ctx, ref)
+		img, err := b.s.Images().Get(ctx, ref)
 		if err != nil {
 			b.emit(progress.Event{Kind: progress.EventWarning, Text: fmt.Sprintf("[Warning] --cache-from %s: %v (not used)", ref, err)})
 			continue
@@ -78,7 +78,7 @@ func (b *builder) fromCacheSource(ctx context.Context, st *stageState, c instruc
 		}
 		var l *layer.Layer
 		if !h.EmptyLayer {
-			got, err := b.s.Layers.Get(ctx, image.ChainID(diffs[:n+1]))
+			got, err := b.s.Layers().Get(ctx, image.ChainID(diffs[:n+1]))
 			if err != nil {
 				continue
 			}

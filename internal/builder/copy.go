@@ -128,8 +128,8 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 		return nil, b.df.at(loc, "%s --chown=%s: %v", name, chown, err)
 	}
 	upper := ""
-	if b.s.Snapshots.Whiteouts() == snapshot.WhiteoutsOverlay {
-		if upper, err = b.s.Snapshots.Dir(ctx, w.key); err != nil {
+	if b.s.Snapshots().Whiteouts() == snapshot.WhiteoutsOverlay {
+		if upper, err = b.s.Snapshots().Dir(ctx, w.key); err != nil {
 			return nil, err
 		}
 	}

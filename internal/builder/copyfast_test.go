@@ -25,16 +25,16 @@ import (
 func mountImage(t *testing.T, s *store.Store, id string) string {
 	t.Helper()
 	ctx := context.Background()
-	img, err := s.Images.Get(ctx, id)
+	img, err := s.Images().Get(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := s.Layers.IngestKey()
-	mounts, err := s.Snapshots.View(ctx, key, string(image.ChainID(img.Config.RootFS.DiffIDs)))
+	key := s.Layers().IngestKey()
+	mounts, err := s.Snapshots().View(ctx, key, string(image.ChainID(img.Config.RootFS.DiffIDs)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Snapshots.Remove(ctx, key) })
+	t.Cleanup(func() { s.Snapshots().Remove(ctx, key) })
 	dir := t.TempDir()
 	if err := snapshot.MountAll(mounts, dir); err != nil {
 		t.Fatal(err)
@@ -205,22 +205,22 @@ func TestCopyTreeOverlayMatchesNative(t *testing.T) {
 func TestWriteDirMapsFreshDirsToUpper(t *testing.T) {
 	s := benchStore(t, "overlay")
 	ctx := context.Background()
-	img, err := s.Images.Get(ctx, "busybox")
+	img, err := s.Images().Get(ctx, "busybox")
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := s.Layers.IngestKey()
-	mounts, err := s.Snapshots.Prepare(ctx, key, string(image.ChainID(img.Config.RootFS.DiffIDs)))
+	key := s.Layers().IngestKey()
+	mounts, err := s.Snapshots().Prepare(ctx, key, string(image.ChainID(img.Config.RootFS.DiffIDs)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Snapshots.Remove(ctx, key) })
+	t.Cleanup(func() { s.Snapshots().Remove(ctx, key) })
 	root := t.TempDir()
 	if err := snapshot.MountAll(mounts, root); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { snapshot.UnmountAll(root) })
-	upper, err := s.Snapshots.Dir(ctx, key)
+	upper, err := s.Snapshots().Dir(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}

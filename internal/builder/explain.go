@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/metadata"
 )
@@ -71,8 +70,8 @@ func (b *builder) loadFiles(place []byte) map[string]string {
 // whether there was one to decode.
 func (b *builder) loadStepRecord(key []byte, v any) bool {
 	ok := false
-	b.s.DB.View(func(tx *bolt.Tx) error {
-		if bk, _ := metadata.Bucket(tx, stepsBucket); bk != nil {
+	records(b.s).View(func(tx *metadata.Tx) error {
+		if bk := tx.Bucket(stepsBucket); bk != nil {
 			if raw := bk.Get(key); raw != nil {
 				ok = json.Unmarshal(raw, v) == nil
 			}
@@ -91,8 +90,8 @@ func (b *builder) saveInputs(place []byte, in *stepInputs) error {
 	if err != nil {
 		return err
 	}
-	return b.s.DB.Update(func(tx *bolt.Tx) error {
-		bk, err := metadata.Bucket(tx, stepsBucket)
+	return records(b.s).Update(func(tx *metadata.Tx) error {
+		bk, err := tx.CreateBucket(stepsBucket)
 		if err != nil {
 			return err
 		}
@@ -108,8 +107,8 @@ func (b *builder) saveInputs(place []byte, in *stepInputs) error {
 
 // forgetGoneDockerfiles drops the step records of Dockerfiles that no
 // longer exist (a stdin build's temporary copy, a deleted project).
-func forgetGoneDockerfiles(tx *bolt.Tx) error {
-	bk, _ := metadata.Bucket(tx, stepsBucket)
+func forgetGoneDockerfiles(tx *metadata.Tx) error {
+	bk, _ := tx.CreateBucket(stepsBucket)
 	if bk == nil {
 		return nil
 	}

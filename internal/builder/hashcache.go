@@ -83,7 +83,7 @@ func (b *builder) contextHashes(dir string) *hashCache {
 		b.hashCaches = map[string]*hashCache{}
 	}
 	name := sha256.Sum256([]byte(dir))
-	c := loadHashCache(filepath.Join(b.s.Root, hashCacheDir, fmt.Sprintf("%x", name[:16])))
+	c := loadHashCache(filepath.Join(b.s.Root(), hashCacheDir, fmt.Sprintf("%x", name[:16])))
 	c.dir = dir + string(filepath.Separator)
 	b.hashCaches[dir] = c
 	return c
@@ -99,7 +99,7 @@ func (b *builder) saveContextHashes(succeeded bool) {
 	b.hashMu.Lock()
 	defer b.hashMu.Unlock()
 	for _, c := range b.hashCaches {
-		c.save(b.s.Owner.ID, succeeded)
+		c.save(b.s.Owner(), succeeded)
 	}
 }
 

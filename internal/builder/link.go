@@ -75,7 +75,7 @@ func (b *builder) linkHit(ctx context.Context, st *stageState, c instructions.Co
 	}
 	diffs := made.RootFS.DiffIDs
 	d := diffs[len(diffs)-1]
-	l, err := b.s.Layers.Get(ctx, image.ChildChainID(st.chainID(), d))
+	l, err := b.s.Layers().Get(ctx, image.ChildChainID(st.chainID(), d))
 	if err != nil {
 		if l, err = b.replayOnto(ctx, image.ChainID(diffs), st.chainID()); err != nil {
 			return false, err
@@ -104,12 +104,12 @@ func (b *builder) linkHit(ctx context.Context, st *stageState, c instructions.Co
 
 // replayOnto unpacks the tar of the top layer of chain onto parent.
 func (b *builder) replayOnto(ctx context.Context, chain, parent digest.Digest) (layer.Layer, error) {
-	rc, err := b.s.Layers.Tar(ctx, chain)
+	rc, err := b.s.Layers().Tar(ctx, chain)
 	if err != nil {
 		return layer.Layer{}, fmt.Errorf("read link layer %s: %w", shortID(chain), err)
 	}
 	defer rc.Close()
-	l, err := b.s.Layers.Unpack(ctx, parent, rc)
+	l, err := b.s.Layers().Unpack(ctx, parent, rc)
 	if err != nil {
 		return layer.Layer{}, fmt.Errorf("lay link layer on %s: %w", shortID(parent), err)
 	}
@@ -122,7 +122,7 @@ func (b *builder) commitOnto(ctx context.Context, w *work, parent digest.Digest)
 	if err := w.unmount(); err != nil {
 		return nil, err
 	}
-	l, err := b.s.Layers.CommitOnto(ctx, w.key, parent, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch})
+	l, err := b.s.Layers().CommitOnto(ctx, w.key, parent, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch})
 	b.discard(ctx, w)
 	if err != nil {
 		return nil, fmt.Errorf("commit link layer: %w", err)

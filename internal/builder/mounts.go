@@ -251,7 +251,7 @@ func (b *builder) setupCache(ctx context.Context, rm *runMounts, p mountPlan) er
 // cacheMountDir returns the directory of cache mount p and holds it as its
 // sharing mode says until release.
 func (b *builder) cacheMountDir(ctx context.Context, p mountPlan) (string, func(), error) {
-	parent := filepath.Join(b.s.Root, CacheMountsDir)
+	parent := filepath.Join(b.s.Root(), CacheMountsDir)
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return "", nil, err
 	}

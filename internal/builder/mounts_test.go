@@ -23,8 +23,12 @@ func cachePlan(sharing instructions.ShareMode) mountPlan {
 }
 
 func TestCacheMountSharing(t *testing.T) {
-	b := &builder{s: &store.Store{Root: t.TempDir()}}
 	ctx := context.Background()
+	s, err := store.Open(ctx, store.Options{Root: t.TempDir(), Driver: "native"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &builder{s: s}
 
 	// shared: every user gets the same directory at once.
 	d1, r1, err := b.cacheMountDir(ctx, cachePlan(instructions.MountSharingShared))

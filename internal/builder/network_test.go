@@ -24,11 +24,11 @@ import (
 func layerFiles(t *testing.T, s *store.Store, ref string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
-	img, err := s.Images.Get(ctx, ref)
+	img, err := s.Images().Get(ctx, ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := s.Layers.Tar(ctx, image.ChainID(img.Config.RootFS.DiffIDs))
+	rc, err := s.Layers().Tar(ctx, image.ChainID(img.Config.RootFS.DiffIDs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ RUN echo "$HTTPS_PROXY" > /declared
 	if string(got) != "http://user:pw@p.test:3128 localhost \n" {
 		t.Errorf("RUN saw proxies %q", got)
 	}
-	img, _ := s.Images.Get(context.Background(), ref)
+	img, _ := s.Images().Get(context.Background(), ref)
 	var history []string
 	for _, h := range img.Config.History {
 		history = append(history, h.CreatedBy)

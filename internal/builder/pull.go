@@ -27,7 +27,7 @@ func (b *builder) imageFor(ctx context.Context, ref string, plat ocispec.Platfor
 	foreign := plat.OS != "" && !samePlatform(plat, hostPlatform())
 	mismatch := ""
 	if !b.opts.Pull {
-		img, err := b.s.Images.Get(ctx, ref)
+		img, err := b.s.Images().Get(ctx, ref)
 		if err == nil && foreign && !samePlatform(img.Config.Platform, plat) {
 			mismatch = fmt.Sprintf("image %s is %s, not the %s the build is for", ref, image.FormatPlatform(img.Config.Platform), image.FormatPlatform(plat))
 		}

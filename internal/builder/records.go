@@ -11,7 +11,6 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/lockfile"
@@ -21,7 +20,7 @@ import (
 
 // loadConfig reads image id's config.
 func loadConfig(ctx context.Context, s *store.Store, id digest.Digest) (image.Config, error) {
-	b, err := s.Content.ReadAll(ctx, id)
+	b, err := s.Content().ReadAll(ctx, id)
 	if err != nil {
 		return image.Config{}, fmt.Errorf("image %s config: %w", shortID(id), err)
 	}
@@ -44,7 +43,7 @@ func (b *builder) putImage(ctx context.Context, cfg image.Config, parent digest.
 	// Made and leased in one shared hold, so no prune sees it unleased.
 	err := b.s.Shared(ctx, func() error {
 		var err error
-		if id, err = b.s.Images.Create(ctx, cfg, image.CreateOptions{Parent: parent, Size: size}); err != nil {
+		if id, err = b.s.Images().Create(ctx, cfg, image.CreateOptions{Parent: parent, Size: size}); err != nil {
 			return err
 		}
 		return b.hold(ctx, id)
@@ -55,8 +54,8 @@ func (b *builder) putImage(ctx context.Context, cfg image.Config, parent digest.
 // cacheGet returns the image a step key made, if it is still there.
 func (b *builder) cacheGet(ctx context.Context, key digest.Digest) (image.Image, bool) {
 	var e cacheEntry
-	err := b.s.DB.View(func(tx *bolt.Tx) error {
-		bk, _ := metadata.Bucket(tx, cacheBucket)
+	err := records(b.s).View(func(tx *metadata.Tx) error {
+		bk := tx.Bucket(cacheBucket)
 		if bk == nil {
 			return metadata.ErrNotFound
 		}
@@ -69,7 +68,7 @@ func (b *builder) cacheGet(ctx context.Context, key digest.Digest) (image.Image,
 	if err != nil {
 		return image.Image{}, false
 	}
-	img, err := b.s.Images.Get(ctx, e.Image.String())
+	img, err := b.s.Images().Get(ctx, e.Image.String())
 	if err != nil || b.hold(ctx, img.ID) != nil {
 		return image.Image{}, false // removed since: a miss
 	}
@@ -81,8 +80,8 @@ func (b *builder) cachePut(key, id digest.Digest) error {
 	if err != nil {
 		return err
 	}
-	return b.s.DB.Update(func(tx *bolt.Tx) error {
-		bk, err := metadata.Bucket(tx, cacheBucket)
+	return records(b.s).Update(func(tx *metadata.Tx) error {
+		bk, err := tx.CreateBucket(cacheBucket)
 		if err != nil {
 			return err
 		}
@@ -113,8 +112,8 @@ type CacheItem struct {
 // zero Created.
 func CacheItems(ctx context.Context, s *store.Store) ([]CacheItem, error) {
 	var items []CacheItem
-	err := s.DB.View(func(tx *bolt.Tx) error {
-		bk, _ := metadata.Bucket(tx, cacheBucket)
+	err := records(s).View(func(tx *metadata.Tx) error {
+		bk := tx.Bucket(cacheBucket)
 		if bk == nil {
 			return nil
 		}
@@ -130,13 +129,13 @@ func CacheItems(ctx context.Context, s *store.Store) ([]CacheItem, error) {
 		return nil, fmt.Errorf("read build cache: %w", err)
 	}
 	for i, e := range items {
-		img, err := s.Images.Get(ctx, e.Image.String())
+		img, err := s.Images().Get(ctx, e.Image.String())
 		if err != nil {
 			continue // its image is gone: the record is garbage
 		}
 		items[i].Created, items[i].Size, items[i].Named = img.Added, img.Size, len(img.Names) > 0
 		if img.Parent != "" {
-			if p, err := s.Images.Get(ctx, img.Parent.String()); err == nil {
+			if p, err := s.Images().Get(ctx, img.Parent.String()); err == nil {
 				items[i].Size -= p.Size
 			}
 		}
@@ -182,8 +181,8 @@ func PruneCache(ctx context.Context, s *store.Store, o PruneOptions) (PruneResul
 		drop[e.Key], cached[e.Image] = true, true
 		total -= e.Size
 	}
-	err = s.DB.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte(cacheBucket))
+	err = records(s).Update(func(tx *metadata.Tx) error {
+		bk := tx.Bucket(cacheBucket)
 		if bk == nil {
 			return nil
 		}
@@ -206,14 +205,14 @@ func PruneCache(ctx context.Context, s *store.Store, o PruneOptions) (PruneResul
 	if o.KeepStorage > 0 || !o.Until.IsZero() {
 		return res, nil // cache mounts have no age or size to select by
 	}
-	n, err := pruneCacheMounts(filepath.Join(s.Root, CacheMountsDir))
+	n, err := pruneCacheMounts(filepath.Join(s.Root(), CacheMountsDir))
 	res.CacheMounts = n
 	if err != nil {
 		return res, err
 	}
 	// The context digests are a cache of the build's too; a build running
 	// meanwhile rewrites its own at the end.
-	if err := os.RemoveAll(filepath.Join(s.Root, hashCacheDir)); err != nil {
+	if err := os.RemoveAll(filepath.Join(s.Root(), hashCacheDir)); err != nil {
 		return res, fmt.Errorf("clear context digests: %w", err)
 	}
 	return res, nil
@@ -261,3 +260,6 @@ func pruneCacheMounts(dir string) (int, error) {
 	os.Remove(dir)
 	return n, nil
 }
+
+// records is where the builder keeps its cache and step records.
+func records(s *store.Store) *metadata.Scope { return s.Records(cacheBucket, stepsBucket) }

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/metadata"
@@ -65,8 +64,8 @@ func (b *builder) saveCopied(place []byte, chain digest.Digest, c *copier) {
 			return
 		}
 	}
-	b.s.DB.Update(func(tx *bolt.Tx) error {
-		bk, err := metadata.Bucket(tx, stepsBucket)
+	records(b.s).Update(func(tx *metadata.Tx) error {
+		bk, err := tx.CreateBucket(stepsBucket)
 		if err != nil {
 			return err
 		}
@@ -92,10 +91,10 @@ func (b *builder) openPrevLayer(ctx context.Context, place []byte) *prevLayer {
 	if rec == nil || len(rec.Files) == 0 {
 		return nil
 	}
-	if info, err := b.s.Snapshots.Stat(ctx, string(rec.Chain)); err != nil || info.Kind != snapshot.KindCommitted {
+	if info, err := b.s.Snapshots().Stat(ctx, string(rec.Chain)); err != nil || info.Kind != snapshot.KindCommitted {
 		return nil
 	}
-	dir, err := b.s.Snapshots.Dir(ctx, string(rec.Chain))
+	dir, err := b.s.Snapshots().Dir(ctx, string(rec.Chain))
 	if err != nil {
 		return nil
 	}

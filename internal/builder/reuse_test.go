@@ -26,19 +26,19 @@ func buildLayer(t *testing.T, s *store.Store, ctxDir string, opts Options) (dige
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := s.Images.Get(ctx, string(res.ID))
+	img, err := s.Images().Get(ctx, string(res.ID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids := img.Config.RootFS.DiffIDs
 	chain := image.ChainID(ids)
-	dir, err := s.Snapshots.Dir(ctx, string(chain))
+	dir, err := s.Snapshots().Dir(ctx, string(chain))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The tar-split and the snapshot reproduce the tar of the diffID
 	// (Tar fails its last read otherwise).
-	rc, err := s.Layers.Tar(ctx, chain)
+	rc, err := s.Layers().Tar(ctx, chain)
 	if err != nil {
 		t.Fatal(err)
 	}

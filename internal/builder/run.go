@@ -48,10 +48,10 @@ func randomHex(n int) string {
 
 // prepare makes and mounts a writable snapshot over parent ("" = empty).
 func (b *builder) prepare(ctx context.Context, parent digest.Digest) (*work, error) {
-	w := &work{key: b.s.Layers.IngestKey(), parent: parent}
+	w := &work{key: b.s.Layers().IngestKey(), parent: parent}
 	w.dir = b.stepDir()
 	w.rootfs = filepath.Join(w.dir, "rootfs")
-	mounts, err := b.s.Snapshots.Prepare(ctx, w.key, string(parent))
+	mounts, err := b.s.Snapshots().Prepare(ctx, w.key, string(parent))
 	if err != nil {
 		return nil, fmt.Errorf("prepare snapshot on %s: %w", shortID(parent), err)
 	}
@@ -83,7 +83,7 @@ func (w *work) unmount() error {
 func (b *builder) discard(ctx context.Context, w *work) {
 	ctx = context.WithoutCancel(ctx)
 	_ = w.unmount()
-	_ = b.s.Snapshots.Remove(ctx, w.key)
+	_ = b.s.Snapshots().Remove(ctx, w.key)
 	_ = os.RemoveAll(w.dir)
 }
 
@@ -93,7 +93,7 @@ func (b *builder) commit(ctx context.Context, w *work) (*layer.Layer, error) {
 		b.discard(ctx, w)
 		return nil, err
 	}
-	l, err := b.s.Layers.Commit(ctx, w.key, w.parent, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch})
+	l, err := b.s.Layers().Commit(ctx, w.key, w.parent, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch})
 	if err != nil {
 		b.discard(ctx, w)
 		return nil, fmt.Errorf("commit layer: %w", err)
@@ -259,7 +259,7 @@ func (b *builder) netFiles(dir, network string) (netconf.Paths, error) {
 // was made in them (a base without /etc/hosts gets one while the RUN
 // runs): they would put an unchanged /etc into the layer.
 func (b *builder) dropStubParents(ctx context.Context, w *work, stubs []string) error {
-	if len(stubs) == 0 || b.s.Snapshots.Whiteouts() != snapshot.WhiteoutsOverlay {
+	if len(stubs) == 0 || b.s.Snapshots().Whiteouts() != snapshot.WhiteoutsOverlay {
 		return nil
 	}
 	if err := w.unmount(); err != nil {
@@ -271,11 +271,11 @@ func (b *builder) dropStubParents(ctx context.Context, w *work, stubs []string) 
 			rels = append(rels, d)
 		}
 	}
-	upper, err := b.s.Snapshots.Dir(ctx, w.key)
+	upper, err := b.s.Snapshots().Dir(ctx, w.key)
 	if err != nil {
 		return err
 	}
-	lowers, err := b.s.Snapshots.LowerDirs(ctx, w.key)
+	lowers, err := b.s.Snapshots().LowerDirs(ctx, w.key)
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func (b *builder) squash(ctx context.Context, st *stageState) (*stageState, erro
 
 // replay applies layer chain's tar to the mounted root.
 func (b *builder) replay(ctx context.Context, root string, chain digest.Digest) error {
-	rc, err := b.s.Layers.Tar(ctx, chain)
+	rc, err := b.s.Layers().Tar(ctx, chain)
 	if err != nil {
 		return fmt.Errorf("squash: read layer %s: %w", shortID(chain), err)
 	}

@@ -178,7 +178,7 @@ func (b *builder) fromDir(ctx context.Context, st *stageState, name, dir string,
 		defer close(done)
 		pw.CloseWithError(archive.WriteTreeDiff(ctx, pw, "", dir, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch}))
 	}()
-	l, err := b.s.Layers.Unpack(ctx, "", pr)
+	l, err := b.s.Layers().Unpack(ctx, "", pr)
 	pr.CloseWithError(io.ErrClosedPipe) // unblocks the writer if Unpack stopped early
 	<-done
 	if err != nil {
@@ -367,7 +367,7 @@ func (b *builder) record(ctx context.Context, st *stageState, c instructions.Com
 // layer), rather than failing at the mount or making an image nothing can
 // run. Only layer-making instructions count; a cached step never gets here.
 func (b *builder) checkDepth(st *stageState, c instructions.Command) error {
-	if b.s.Snapshots.Whiteouts() != snapshot.WhiteoutsOverlay {
+	if b.s.Snapshots().Whiteouts() != snapshot.WhiteoutsOverlay {
 		return nil
 	}
 	switch c.(type) {

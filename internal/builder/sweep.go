@@ -22,17 +22,17 @@ import (
 // the store's garbage collection already removes.
 
 func (b *builder) stepDir() string {
-	return filepath.Join(b.s.Root, "build", "steps", b.s.Owner.ID+"-"+randomHex(8))
+	return filepath.Join(b.s.Root(), "build", "steps", b.s.Owner()+"-"+randomHex(8))
 }
 
 // Sweep cleans up after builds whose process died: their RUN containers
 // are killed, their mounts undone, their scratch directories removed.
 func Sweep(ctx context.Context, s *store.Store) error {
-	steps := filepath.Join(s.Root, "build", "steps")
+	steps := filepath.Join(s.Root(), "build", "steps")
 	if ents, err := os.ReadDir(steps); err != nil || len(ents) == 0 {
 		return nil // nothing to look at: no runtime needed
 	}
-	rt, err := oci.New("", filepath.Join(s.Root, "build", "runtime"))
+	rt, err := oci.New("", filepath.Join(s.Root(), "build", "runtime"))
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func Sweep(ctx context.Context, s *store.Store) error {
 
 // sweepDeadSteps cleans up after builds whose process is gone.
 func sweepDeadSteps(ctx context.Context, rt *oci.Runtime, s *store.Store) error {
-	steps := filepath.Join(s.Root, "build", "steps")
+	steps := filepath.Join(s.Root(), "build", "steps")
 	ents, err := os.ReadDir(steps)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

@@ -32,7 +32,6 @@ import (
 
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	digest "github.com/opencontainers/go-digest"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/events"
@@ -202,12 +201,12 @@ func NewManager(s *store.Store, runtimeName string) *Manager {
 	if runtimeName == "" {
 		runtimeName = "runc"
 	}
-	return &Manager{store: s, defaultRuntime: runtimeName, events: events.Open(s.Root)}
+	return &Manager{store: s, defaultRuntime: runtimeName, events: events.Open(s.Root())}
 }
 
 // Dir is the container's directory: the bundle and its files.
 func (m *Manager) Dir(id string) string {
-	return filepath.Join(m.store.Root, "containers", id)
+	return filepath.Join(m.store.Root(), "containers", id)
 }
 
 // RootfsDir is where the container's root filesystem is mounted while it runs.
@@ -227,7 +226,7 @@ func (m *Manager) lockPath(id string) string { return filepath.Join(m.Dir(id), "
 // runtimeRoot is the runtime's --root: per store, so two stores (or test
 // runs) never see each other's containers.
 func (m *Manager) runtimeRoot(name string) string {
-	return filepath.Join(m.store.Root, "runtime", name)
+	return filepath.Join(m.store.Root(), "runtime", name)
 }
 
 // Get finds a container by full ID, name, or unique ID prefix. A record
@@ -243,7 +242,7 @@ func (m *Manager) Get(ctx context.Context, ref string) (Container, error) {
 // lookup reads the record ref names, as stored.
 func (m *Manager) lookup(ref string) (Container, error) {
 	var c Container
-	err := m.store.DB.View(func(tx *bolt.Tx) error {
+	err := m.records().View(func(tx *metadata.Tx) error {
 		id, err := resolve(tx, ref)
 		if err != nil {
 			return err
@@ -254,17 +253,17 @@ func (m *Manager) lookup(ref string) (Container, error) {
 	return c, err
 }
 
-func resolve(tx *bolt.Tx, ref string) (string, error) {
+func resolve(tx *metadata.Tx, ref string) (string, error) {
 	name := strings.TrimPrefix(ref, "/")
 	if name == "" {
 		return "", errdefs.NotFound("container", ref)
 	}
-	if nb := tx.Bucket([]byte(namesBucket)); nb != nil {
+	if nb := tx.Bucket(namesBucket); nb != nil {
 		if id := nb.Get([]byte(name)); id != nil {
 			return string(id), nil
 		}
 	}
-	cb := tx.Bucket([]byte(containersBucket))
+	cb := tx.Bucket(containersBucket)
 	if cb == nil || !isHex(ref) {
 		return "", errdefs.NotFound("container", ref)
 	}
@@ -286,8 +285,8 @@ var hexRE = regexp.MustCompile(`^[0-9a-f]+$`)
 
 func isHex(s string) bool { return hexRE.MatchString(s) }
 
-func load(tx *bolt.Tx, id string) (Container, error) {
-	cb := tx.Bucket([]byte(containersBucket))
+func load(tx *metadata.Tx, id string) (Container, error) {
+	cb := tx.Bucket(containersBucket)
 	if cb == nil {
 		return Container{}, errdefs.NotFound("container", id)
 	}
@@ -302,8 +301,8 @@ func load(tx *bolt.Tx, id string) (Container, error) {
 	return c, nil
 }
 
-func put(tx *bolt.Tx, c Container) error {
-	cb, err := metadata.Bucket(tx, containersBucket)
+func put(tx *metadata.Tx, c Container) error {
+	cb, err := tx.CreateBucket(containersBucket)
 	if err != nil {
 		return err
 	}
@@ -324,7 +323,7 @@ func (m *Manager) setState(id string, st State) error {
 
 // updateRecord changes the record of id with fn in one transaction.
 func (m *Manager) updateRecord(id string, fn func(*Container) error) error {
-	return m.store.DB.Update(func(tx *bolt.Tx) error {
+	return m.records().Update(func(tx *metadata.Tx) error {
 		c, err := load(tx, id)
 		if err != nil {
 			return err
@@ -354,8 +353,8 @@ func (m *Manager) List(ctx context.Context) ([]Container, error) {
 // Count is the number of containers (for `info`).
 func (m *Manager) Count(ctx context.Context) (int, error) {
 	n := 0
-	err := m.store.DB.View(func(tx *bolt.Tx) error {
-		if cb := tx.Bucket([]byte(containersBucket)); cb != nil {
+	err := m.records().View(func(tx *metadata.Tx) error {
+		if cb := tx.Bucket(containersBucket); cb != nil {
 			n = cb.Stats().KeyN
 		}
 		return nil
@@ -381,8 +380,8 @@ func (m *Manager) ImageRoots(ctx context.Context) (map[digest.Digest]store.Root,
 
 func (m *Manager) listRecords() ([]Container, error) {
 	var out []Container
-	err := m.store.DB.View(func(tx *bolt.Tx) error {
-		cb := tx.Bucket([]byte(containersBucket))
+	err := m.records().View(func(tx *metadata.Tx) error {
+		cb := tx.Bucket(containersBucket)
 		if cb == nil {
 			return nil
 		}
@@ -415,13 +414,13 @@ func newID() (string, error) {
 
 // Remove-side helper: the record and its name go in one transaction.
 func (m *Manager) deleteRecord(c Container) error {
-	return m.store.DB.Update(func(tx *bolt.Tx) error {
-		if cb := tx.Bucket([]byte(containersBucket)); cb != nil {
+	return m.records().Update(func(tx *metadata.Tx) error {
+		if cb := tx.Bucket(containersBucket); cb != nil {
 			if err := cb.Delete([]byte(c.ID)); err != nil {
 				return err
 			}
 		}
-		if nb := tx.Bucket([]byte(namesBucket)); nb != nil {
+		if nb := tx.Bucket(namesBucket); nb != nil {
 			if id := nb.Get([]byte(c.Name)); string(id) == c.ID {
 				if err := nb.Delete([]byte(c.Name)); err != nil {
 					return err
@@ -431,3 +430,6 @@ func (m *Manager) deleteRecord(c Container) error {
 		return nil
 	})
 }
+
+// records is where containers keep their records and names.
+func (m *Manager) records() *metadata.Scope { return m.store.Records(containersBucket, namesBucket) }

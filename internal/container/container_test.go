@@ -173,7 +173,7 @@ func newManager(t *testing.T) (*Manager, *store.Store) {
 func TestCreateGetUsersWithRootfsRemove(t *testing.T) {
 	m, s := newManager(t)
 	ctx := context.Background()
-	imgs, err := s.Images.List(ctx)
+	imgs, err := s.Images().List(ctx)
 	if err != nil || len(imgs) != 1 {
 		t.Fatalf("images: %v %v", imgs, err)
 	}
@@ -228,7 +228,7 @@ func TestCreateGetUsersWithRootfsRemove(t *testing.T) {
 	if err := m.Remove(ctx, c, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Snapshots.Stat(ctx, c.SnapshotKey); !store.IsNotFound(err) {
+	if _, err := s.Snapshots().Stat(ctx, c.SnapshotKey); !store.IsNotFound(err) {
 		t.Errorf("snapshot after Remove: %v", err)
 	}
 	if _, err := os.Stat(m.Dir(c.ID)); !os.IsNotExist(err) {
@@ -252,7 +252,7 @@ func TestCreateGetUsersWithRootfsRemove(t *testing.T) {
 func TestFrozenPausesAndResumes(t *testing.T) {
 	m, s := newManager(t)
 	ctx := context.Background()
-	imgs, err := s.Images.List(ctx)
+	imgs, err := s.Images().List(ctx)
 	if err != nil || len(imgs) != 1 {
 		t.Fatalf("images: %v %v", imgs, err)
 	}

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
@@ -103,7 +101,7 @@ func (m *Manager) Create(ctx context.Context, imageRef, name string, cfg Config)
 	// Shared: rmi (exclusive) must not delete the image between our lookup
 	// and the snapshot that pins its layers.
 	err = m.store.Shared(ctx, func() error {
-		img, err := m.store.Images.Get(ctx, imageRef)
+		img, err := m.store.Images().Get(ctx, imageRef)
 		if err != nil {
 			return err
 		}
@@ -164,8 +162,8 @@ func (m *Manager) reserve(c Container) (string, error) {
 		if random {
 			c.Name = randomName(attempt)
 		}
-		err := m.store.DB.Update(func(tx *bolt.Tx) error {
-			nb, err := metadata.Bucket(tx, namesBucket)
+		err := m.records().Update(func(tx *metadata.Tx) error {
+			nb, err := tx.CreateBucket(namesBucket)
 			if err != nil {
 				return err
 			}
@@ -189,7 +187,7 @@ func (m *Manager) prepare(ctx context.Context, c Container, parent string) error
 	if err != nil {
 		return err
 	}
-	if _, err := m.store.Snapshots.Prepare(ctx, c.SnapshotKey, initSnap); err != nil {
+	if _, err := m.store.Snapshots().Prepare(ctx, c.SnapshotKey, initSnap); err != nil {
 		return fmt.Errorf("create container layer: %w", err)
 	}
 	dir := m.Dir(c.ID)
@@ -217,8 +215,8 @@ func (m *Manager) prepare(ctx context.Context, c Container, parent string) error
 
 // discard undoes a half-made create, best effort.
 func (m *Manager) discard(ctx context.Context, c Container) {
-	_ = m.store.Snapshots.Remove(ctx, c.SnapshotKey)
-	_ = m.store.Snapshots.Remove(ctx, initName(c.ID))
+	_ = m.store.Snapshots().Remove(ctx, c.SnapshotKey)
+	_ = m.store.Snapshots().Remove(ctx, initName(c.ID))
 	_ = os.RemoveAll(m.Dir(c.ID))
 	_ = m.deleteRecord(c)
 }

@@ -34,7 +34,7 @@ func initName(id string) string { return InitPrefix + id }
 // prepareInit commits the init snapshot of container id on parent and
 // returns its name.
 func (m *Manager) prepareInit(ctx context.Context, id, parent string) (string, error) {
-	sn := m.store.Snapshots
+	sn := m.store.Snapshots()
 	key := initName(id) + "-active"
 	if _, err := sn.Prepare(ctx, key, parent); err != nil {
 		return "", fmt.Errorf("create init layer: %w", err)

@@ -17,8 +17,6 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/events"
 	"github.com/strata-project/strata/internal/lockfile"
@@ -375,8 +373,8 @@ func (m *Manager) Rename(ctx context.Context, c Container, name string) error {
 	if name == c.Name {
 		return errdefs.Invalidf("Renaming a container with the same name as its current name")
 	}
-	err := m.store.DB.Update(func(tx *bolt.Tx) error {
-		nb, err := metadata.Bucket(tx, namesBucket)
+	err := m.records().Update(func(tx *metadata.Tx) error {
+		nb, err := tx.CreateBucket(namesBucket)
 		if err != nil {
 			return err
 		}
@@ -489,7 +487,7 @@ func (m *Manager) Frozen(ctx context.Context, c Container, fn func() error) erro
 	return fn()
 }
 
-func (m *Manager) frozenDir() string           { return filepath.Join(m.store.Root, "frozen") }
+func (m *Manager) frozenDir() string           { return filepath.Join(m.store.Root(), "frozen") }
 func (m *Manager) frozenLock(id string) string { return filepath.Join(m.frozenDir(), id+".lock") }
 
 // Thaw resumes the containers that a process paused (commit) and died
@@ -589,7 +587,7 @@ func (m *Manager) removeLocked(ctx context.Context, c Container) error {
 		return fmt.Errorf("remove container %s: %w", c.ID[:12], err)
 	}
 	for _, key := range []string{c.SnapshotKey, initName(c.ID)} {
-		if err := m.store.Snapshots.Remove(ctx, key); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		if err := m.store.Snapshots().Remove(ctx, key); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 			return fmt.Errorf("remove container %s layer: %w", c.ID[:12], err)
 		}
 	}
@@ -655,7 +653,7 @@ func (m *Manager) WithRootfs(ctx context.Context, c Container, fn func(rootfs st
 		return fn(rootfs)
 	}
 	defer lockF.Unlock()
-	mounts, err := m.store.Snapshots.Mounts(ctx, c.SnapshotKey)
+	mounts, err := m.store.Snapshots().Mounts(ctx, c.SnapshotKey)
 	if err != nil {
 		return fmt.Errorf("container layer %s: %w", c.SnapshotKey, err)
 	}
@@ -678,10 +676,10 @@ func (m *Manager) WithRootfs(ctx context.Context, c Container, fn func(rootfs st
 // the root filesystem or network namespace of a container whose runner is
 // alive.
 func (m *Manager) MountInUse(path string) bool {
-	if rel, err := filepath.Rel(filepath.Join(m.store.Root, "run", "netns"), path); err == nil && !strings.Contains(rel, "..") && !strings.Contains(rel, "/") {
+	if rel, err := filepath.Rel(filepath.Join(m.store.Root(), "run", "netns"), path); err == nil && !strings.Contains(rel, "..") && !strings.Contains(rel, "/") {
 		return lockfile.Held(m.lockPath(rel))
 	}
-	rel, err := filepath.Rel(filepath.Join(m.store.Root, "containers"), path)
+	rel, err := filepath.Rel(filepath.Join(m.store.Root(), "containers"), path)
 	if err != nil {
 		return false
 	}

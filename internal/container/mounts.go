@@ -12,12 +12,12 @@ import (
 	"strings"
 
 	units "github.com/docker/go-units"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/cp"
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/lockfile"
+	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/rootfs"
 	"github.com/strata-project/strata/internal/volume"
@@ -435,8 +435,8 @@ func (m *Manager) removeAnonymousVolumes(ctx context.Context, c Container) error
 // use volume name.
 func (m *Manager) VolumeUsers(name string) ([]string, error) {
 	var out []string
-	err := m.store.DB.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(containersBucket))
+	err := m.records().View(func(tx *metadata.Tx) error {
+		b := tx.Bucket(containersBucket)
 		if b == nil {
 			return nil
 		}

@@ -17,7 +17,7 @@ import (
 // NetnsPath is where container id's network namespace is bound while it
 // runs (bridge mode): docker's SandboxKey.
 func (m *Manager) NetnsPath(id string) string {
-	return filepath.Join(m.store.Root, "run", "netns", id)
+	return filepath.Join(m.store.Root(), "run", "netns", id)
 }
 
 // runNet is the network of one run of a container.

@@ -333,7 +333,7 @@ func (m *Manager) deleteRuntimeState(ctx context.Context, rt *oci.Runtime, id st
 // mountRootfs mounts the container's snapshot on its bundle's rootfs,
 // first clearing whatever a crashed runner left mounted there.
 func (m *Manager) mountRootfs(ctx context.Context, c Container, rootfs string) error {
-	mounts, err := m.store.Snapshots.Mounts(ctx, c.SnapshotKey)
+	mounts, err := m.store.Snapshots().Mounts(ctx, c.SnapshotKey)
 	if err != nil {
 		return fmt.Errorf("container layer %s: %w", c.SnapshotKey, err)
 	}

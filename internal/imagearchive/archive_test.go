@@ -76,7 +76,7 @@ func members(t *testing.T, b []byte) (names []string, files map[string][]byte) {
 
 func imageCount(t *testing.T, s *store.Store) int {
 	t.Helper()
-	imgs, err := s.Images.List(context.Background())
+	imgs, err := s.Images().List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func imageCount(t *testing.T, s *store.Store) int {
 func layerCount(t *testing.T, s *store.Store) int {
 	t.Helper()
 	n := 0
-	if err := s.Layers.Walk(context.Background(), func(layer.Layer) error { n++; return nil }); err != nil {
+	if err := s.Layers().Walk(context.Background(), func(layer.Layer) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -130,7 +130,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		t.Errorf("manifest.json: %+v", dms)
 	}
 	// A repository without a tag is every tag it has.
-	src.Images.Tag(ctx, idB, mustNamed(t, "ship/a:other"))
+	src.Images().Tag(ctx, idB, mustNamed(t, "ship/a:other"))
 	var repo bytes.Buffer
 	if err := Save(ctx, src, []string{"ship/a"}, DockerArchive, "", &repo, ""); err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		t.Fatalf("loaded %+v", loaded)
 	}
 	for _, ref := range []string{"ship/a:1", "ship/b:2"} {
-		if _, err := dst.Images.Get(ctx, ref); err != nil {
+		if _, err := dst.Images().Get(ctx, ref); err != nil {
 			t.Error(err)
 		}
 	}
@@ -175,8 +175,8 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		t.Errorf("%d layers after load, want 3", n)
 	}
 	// The loaded layers reproduce the very tars that were saved.
-	img, _ := dst.Images.Get(ctx, "ship/b:2")
-	rc, err := dst.Layers.Tar(ctx, image.ChainID(img.Config.RootFS.DiffIDs))
+	img, _ := dst.Images().Get(ctx, "ship/b:2")
+	rc, err := dst.Layers().Tar(ctx, image.ChainID(img.Config.RootFS.DiffIDs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestLoadFormats(t *testing.T) {
 				t.Fatalf("loaded %+v, want ID %s", loaded, tc.id)
 			}
 			if tc.tagged != "" {
-				if got, err := dst.Images.Resolve(ctx, tc.tagged); err != nil || got != tc.id {
+				if got, err := dst.Images().Resolve(ctx, tc.tagged); err != nil || got != tc.id {
 					t.Errorf("%s resolves to %s (%v)", tc.tagged, got, err)
 				}
 			} else if len(loaded[0].Tags) != 0 {

@@ -50,7 +50,7 @@ func Load(ctx context.Context, s *store.Store, r io.Reader, path string, progres
 	if progress == nil {
 		progress = func(LoadEvent) {}
 	}
-	src, err := openSource(s.Root, r, path)
+	src, err := openSource(s.Root(), r, path)
 	if err != nil {
 		return nil, err
 	}
@@ -406,12 +406,12 @@ func record(ctx context.Context, s *store.Store, plans []*plan, sizes []int64) (
 		ld := Loaded{ID: p.id, Tags: p.tags, Moved: map[string]digest.Digest{}}
 		names := make([]reference.Named, 0, len(p.tags))
 		for _, t := range p.tags {
-			if old, err := s.Images.Resolve(ctx, t.String()); err == nil && old != p.id {
+			if old, err := s.Images().Resolve(ctx, t.String()); err == nil && old != p.id {
 				ld.Moved[t.String()] = old
 			}
 			names = append(names, t)
 		}
-		if _, err := s.Images.CreateRaw(ctx, p.config, image.CreateOptions{Names: names, Size: sizes[pi]}); err != nil {
+		if _, err := s.Images().CreateRaw(ctx, p.config, image.CreateOptions{Names: names, Size: sizes[pi]}); err != nil {
 			return nil, err
 		}
 		out = append(out, ld)
@@ -436,7 +436,7 @@ func storeLayer(ctx context.Context, s *store.Store, src source, ref blobRef, pa
 	if ref.digest != "" {
 		blob = &digestCheck{r: blob, h: sha256.New(), want: ref.digest}
 	}
-	if l, err := s.Layers.Get(ctx, chainID); err == nil {
+	if l, err := s.Layers().Get(ctx, chainID); err == nil {
 		// In the store already: verify the archive's copy without unpacking it.
 		tr, _, err := compression.Decompress(blob)
 		if err != nil {
@@ -455,7 +455,7 @@ func storeLayer(ctx context.Context, s *store.Store, src source, ref blobRef, pa
 		}
 		return l.Size, nil
 	}
-	l, err := s.Layers.UnpackBlob(ctx, parent, blob)
+	l, err := s.Layers().UnpackBlob(ctx, parent, blob)
 	if err != nil {
 		if errors.Is(err, ErrInvalid) {
 			return 0, err

@@ -134,7 +134,7 @@ func collect(ctx context.Context, s *store.Store, refs []string) ([]*saved, erro
 		// A repository without a tag saves every tag it has, as docker does.
 		if n, err := reference.ParseNormalizedNamed(ref); err == nil && reference.IsNameOnly(n) {
 			if all == nil {
-				if all, err = s.Images.List(ctx); err != nil {
+				if all, err = s.Images().List(ctx); err != nil {
 					return nil, err
 				}
 			}
@@ -165,19 +165,19 @@ func collect(ctx context.Context, s *store.Store, refs []string) ([]*saved, erro
 				continue
 			}
 		}
-		img, err := s.Images.Get(ctx, ref)
+		img, err := s.Images().Get(ctx, ref)
 		if err != nil {
 			return nil, err
 		}
 		sv := byID[img.ID]
 		if sv == nil {
 			sv = &saved{id: img.ID}
-			if sv.config, err = s.Content.ReadAll(ctx, img.ID); err != nil {
+			if sv.config, err = s.Content().ReadAll(ctx, img.ID); err != nil {
 				return nil, fmt.Errorf("image %s config: %w", image.ShortID(img.ID), err)
 			}
 			diffIDs := img.Config.RootFS.DiffIDs
 			for i, c := range image.ChainIDs(diffIDs) {
-				l, err := s.Layers.Get(ctx, c)
+				l, err := s.Layers().Get(ctx, c)
 				if err != nil {
 					return nil, fmt.Errorf("image %s: %w", image.ShortID(img.ID), err)
 				}
@@ -187,7 +187,7 @@ func collect(ctx context.Context, s *store.Store, refs []string) ([]*saved, erro
 			out = append(out, sv)
 		}
 		// A name, not an ID, is saved as a tag (docker: `save busybox` is busybox:latest).
-		if id, err := s.Images.Resolve(ctx, ref); err == nil && id == img.ID && !isIDRef(ref, img.ID) {
+		if id, err := s.Images().Resolve(ctx, ref); err == nil && id == img.ID && !isIDRef(ref, img.ID) {
 			if n, err := image.ParseNamed(ref); err == nil {
 				if t, ok := n.(reference.NamedTagged); ok {
 					sv.tags = appendTag(sv.tags, t)
@@ -322,14 +322,14 @@ func write(ctx context.Context, s *store.Store, imgs []*saved, f Format, comp st
 // layer at a time, never the whole archive).
 func writeLayer(ctx context.Context, s *store.Store, sk sink, l savedLayer, comp string) (ocispec.Descriptor, error) {
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: l.diffID, Size: l.size}
-	rc, err := s.Layers.Tar(ctx, l.chainID)
+	rc, err := s.Layers().Tar(ctx, l.chainID)
 	if err != nil {
 		return desc, err
 	}
 	defer rc.Close()
 	var src io.Reader = rc
 	if comp == "gzip" || comp == "zstd" {
-		f, err := os.CreateTemp(s.Root, ".save-")
+		f, err := os.CreateTemp(s.Root(), ".save-")
 		if err != nil {
 			return desc, err
 		}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/strata-project/strata/internal/errdefs"
@@ -91,4 +92,56 @@ func Bucket(tx *bolt.Tx, name string) (*bolt.Bucket, error) {
 		return nil, fmt.Errorf("bucket %s: %w", name, err)
 	}
 	return b, nil
+}
+
+// Scope is the database as one package sees it: transactions that reach
+// only the buckets that package keeps its records in. Packages outside the
+// store get a Scope rather than the DB, so none of them can read or change
+// another's records (images, layers, leases) behind the owner's back.
+type Scope struct {
+	db      *DB
+	buckets []string
+}
+
+// Scope returns the view of db limited to the named buckets.
+func (db *DB) Scope(buckets ...string) *Scope {
+	return &Scope{db: db, buckets: buckets}
+}
+
+// Tx is a transaction of a Scope.
+type Tx struct {
+	tx    *bolt.Tx
+	scope *Scope
+}
+
+// View runs fn in a read-only transaction.
+func (s *Scope) View(fn func(tx *Tx) error) error {
+	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, scope: s}) })
+}
+
+// Update runs fn in a read-write transaction; fn's error rolls it back.
+func (s *Scope) Update(fn func(tx *Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx, scope: s}) })
+}
+
+// Bucket returns the named bucket, or nil if it does not exist yet.
+func (t *Tx) Bucket(name string) *bolt.Bucket {
+	t.check(name)
+	return t.tx.Bucket([]byte(name))
+}
+
+// CreateBucket returns the named bucket, creating it in a read-write
+// transaction; in a read-only one a missing bucket yields nil, as Bucket.
+func (t *Tx) CreateBucket(name string) (*bolt.Bucket, error) {
+	t.check(name)
+	return Bucket(t.tx, name)
+}
+
+// check panics on a bucket outside the scope: the names are constants of
+// the package that asked for the scope, so this is a programming error
+// that any test of that package's records finds.
+func (t *Tx) check(name string) {
+	if !slices.Contains(t.scope.buckets, name) {
+		panic(fmt.Sprintf("metadata: bucket %q is outside this scope %q", name, t.scope.buckets))
+	}
 }

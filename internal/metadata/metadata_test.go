@@ -52,3 +52,37 @@ func TestReadOnlyMissingBucketIsNil(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestScopeReachesOnlyItsBuckets(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := db.Scope("mine")
+	if err := s.Update(func(tx *Tx) error {
+		b, err := tx.CreateBucket("mine")
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("v"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.View(func(tx *Tx) error {
+		if got := string(tx.Bucket("mine").Get([]byte("k"))); got != "v" {
+			t.Errorf("got %q, want v", got)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a bucket outside the scope was reachable")
+		}
+	}()
+	_ = s.View(func(tx *Tx) error {
+		tx.Bucket("images")
+		return nil
+	})
+}

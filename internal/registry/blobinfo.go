@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	digest "github.com/opencontainers/go-digest"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/strata-project/strata/internal/metadata"
 )
@@ -29,9 +28,9 @@ type BlobInfo struct {
 const maxBlobInfos = 16
 
 // rememberBlobs records that each diffID exists as its blob.
-func rememberBlobs(db *metadata.DB, diffIDs []digest.Digest, blobs []BlobInfo) error {
-	return db.Update(func(tx *bolt.Tx) error {
-		b, err := metadata.Bucket(tx, blobsBucket)
+func rememberBlobs(db *metadata.Scope, diffIDs []digest.Digest, blobs []BlobInfo) error {
+	return db.Update(func(tx *metadata.Tx) error {
+		b, err := tx.CreateBucket(blobsBucket)
 		if err != nil {
 			return err
 		}
@@ -62,10 +61,10 @@ func rememberBlobs(db *metadata.DB, diffIDs []digest.Digest, blobs []BlobInfo) e
 }
 
 // knownBlobs lists the compressed forms recorded for diffID, newest first.
-func knownBlobs(db *metadata.DB, diffID digest.Digest) ([]BlobInfo, error) {
+func knownBlobs(db *metadata.Scope, diffID digest.Digest) ([]BlobInfo, error) {
 	var out []BlobInfo
-	err := db.View(func(tx *bolt.Tx) error {
-		b, _ := metadata.Bucket(tx, blobsBucket)
+	err := db.View(func(tx *metadata.Tx) error {
+		b := tx.Bucket(blobsBucket)
 		if b == nil {
 			return nil
 		}

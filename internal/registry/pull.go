@@ -203,7 +203,7 @@ func (p *puller) store(ctx context.Context) (image.Image, error) {
 	// A stack that exists brings every stack below it.
 	have := 0
 	for i := len(chains) - 1; i >= 0; i-- {
-		if _, err := p.s.Layers.Get(ctx, chains[i]); err == nil {
+		if _, err := p.s.Layers().Get(ctx, chains[i]); err == nil {
 			have = i + 1
 			break
 		}
@@ -216,7 +216,7 @@ func (p *puller) store(ctx context.Context) (image.Image, error) {
 	}
 	var size int64
 	for _, c := range chains {
-		l, err := p.s.Layers.Get(ctx, c)
+		l, err := p.s.Layers().Get(ctx, c)
 		if err != nil {
 			return image.Image{}, err
 		}
@@ -238,11 +238,11 @@ func (p *puller) record(ctx context.Context, hadAll bool, size int64) (image.Ima
 	diffIDs := p.config.RootFS.DiffIDs
 	// The manifests go into the content store so push and save can hand
 	// out the same bytes, and so RepoDigests name something that exists.
-	if _, err := p.s.Content.Put(ctx, bytes.NewReader(p.manifest), p.mdigest, int64(len(p.manifest))); err != nil {
+	if _, err := p.s.Content().Put(ctx, bytes.NewReader(p.manifest), p.mdigest, int64(len(p.manifest))); err != nil {
 		return image.Image{}, fmt.Errorf("store manifest: %w", err)
 	}
 	if p.index != nil {
-		if _, err := p.s.Content.Put(ctx, bytes.NewReader(p.index), p.top, int64(len(p.index))); err != nil {
+		if _, err := p.s.Content().Put(ctx, bytes.NewReader(p.index), p.top, int64(len(p.index))); err != nil {
 			return image.Image{}, fmt.Errorf("store index: %w", err)
 		}
 	}
@@ -259,25 +259,25 @@ func (p *puller) record(ctx context.Context, hadAll bool, size int64) (image.Ima
 	for i, l := range p.layers {
 		infos[i] = BlobInfo{Digest: blobDigest(l), Size: l.Size, MediaType: string(l.MediaType), Registry: reference.Domain(p.named), Repository: reference.Path(p.named)}
 	}
-	if err := rememberBlobs(p.s.DB, diffIDs, infos); err != nil {
+	if err := rememberBlobs(p.s.Records(blobsBucket), diffIDs, infos); err != nil {
 		return image.Image{}, err
 	}
 	id := digest.FromBytes(p.configRaw)
 	upToDate := hadAll && p.namesPointAt(ctx, names, id)
-	if _, err := p.s.Images.CreateRaw(ctx, p.configRaw, image.CreateOptions{Names: names, Manifest: p.top, Size: size}); err != nil {
+	if _, err := p.s.Images().CreateRaw(ctx, p.configRaw, image.CreateOptions{Names: names, Manifest: p.top, Size: size}); err != nil {
 		return image.Image{}, err
 	}
 	// An image that was in the store before (built, loaded) learns where it lives now.
-	if err := p.s.Images.SetManifest(ctx, id, p.top); err != nil {
+	if err := p.s.Images().SetManifest(ctx, id, p.top); err != nil {
 		return image.Image{}, err
 	}
 	p.emit(Event{Kind: Stored, Ref: p.named, Digest: p.top, UpToDate: upToDate})
-	return p.s.Images.Get(ctx, id.String())
+	return p.s.Images().Get(ctx, id.String())
 }
 
 func (p *puller) namesPointAt(ctx context.Context, names []reference.Named, id digest.Digest) bool {
 	for _, n := range names {
-		if got, err := p.s.Images.Resolve(ctx, n.String()); err != nil || got != id {
+		if got, err := p.s.Images().Resolve(ctx, n.String()); err != nil || got != id {
 			return false
 		}
 	}
@@ -296,7 +296,7 @@ func (p *puller) fetchLayers(ctx context.Context, from int, chains, diffIDs []di
 	defer cancel()
 	spools := make([]*spool, len(chains))
 	for i := from; i < len(chains); i++ {
-		sp, err := newSpool(ctx, p.s.Root)
+		sp, err := newSpool(ctx, p.s.Root())
 		if err != nil {
 			for _, sp := range spools[from:i] {
 				sp.Close()
@@ -398,7 +398,7 @@ func (p *puller) download(ctx context.Context, desc v1.Descriptor, sp *spool) er
 // the tar is reported only once the whole blob has arrived and verified,
 // so a layer made from an unverified blob is never committed.
 func (p *puller) apply(ctx context.Context, parent digest.Digest, sp *spool) (layer.Layer, error) {
-	return p.s.Layers.UnpackBlob(ctx, parent, sp.Reader())
+	return p.s.Layers().UnpackBlob(ctx, parent, sp.Reader())
 }
 
 // progressWriter reports the bytes written so far and stops on cancellation.

@@ -49,7 +49,7 @@ func (r *recorder) kinds(k EventKind) []Event {
 func layerCount(t *testing.T, s *store.Store) int {
 	t.Helper()
 	n := 0
-	if err := s.Layers.Walk(context.Background(), func(layer.Layer) error { n++; return nil }); err != nil {
+	if err := s.Layers().Walk(context.Background(), func(layer.Layer) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -94,7 +94,7 @@ func TestPullStoresImageAndIsIdempotent(t *testing.T) {
 	if !slices.Equal(img.Names, wantNames) {
 		t.Errorf("names %v, want %v", img.Names, wantNames)
 	}
-	if _, err := s.Content.Info(ctx, digest.Digest(mdigest.String())); err != nil {
+	if _, err := s.Content().Info(ctx, digest.Digest(mdigest.String())); err != nil {
 		t.Errorf("manifest blob not in the content store: %v", err)
 	}
 	if len(rec.events) == 0 || rec.events[0].Kind != Resolved || rec.events[0].Digest.String() != mdigest.String() {
@@ -113,7 +113,7 @@ func TestPullStoresImageAndIsIdempotent(t *testing.T) {
 	// The whiteout removed the base file from the stack; the zstd layer is there.
 	top := img.Config.RootFS.DiffIDs
 	chain := image.ChainIDs(top)
-	dir, err := s.Snapshots.Dir(ctx, string(chain[2]))
+	dir, err := s.Snapshots().Dir(ctx, string(chain[2]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestPullStoresImageAndIsIdempotent(t *testing.T) {
 	if st := again.kinds(Stored); len(st) != 1 || !st[0].UpToDate {
 		t.Errorf("second pull stored events %+v, want up to date", st)
 	}
-	imgs, _ := s.Images.List(ctx)
+	imgs, _ := s.Images().List(ctx)
 	if len(imgs) != 1 || layerCount(t, s) != 3 {
 		t.Errorf("after the second pull: %d images, %d layers; want 1, 3", len(imgs), layerCount(t, s))
 	}
@@ -194,7 +194,7 @@ func TestPullPicksPlatformFromIndex(t *testing.T) {
 	if img.Manifest.String() != idxDigest.String() {
 		t.Errorf("recorded digest %s, want the index %s", img.Manifest, idxDigest)
 	}
-	if _, err := s.Content.Info(ctx, digest.Digest(idxDigest.String())); err != nil {
+	if _, err := s.Content().Info(ctx, digest.Digest(idxDigest.String())); err != nil {
 		t.Errorf("index blob not stored: %v", err)
 	}
 	armImg, err := Pull(ctx, s, reg.Ref("test/multi:1"), Options{Platform: "linux/arm64"})
@@ -231,11 +231,11 @@ func TestPullCorruptBlobLeavesNoImage(t *testing.T) {
 			if !strings.Contains(err.Error(), d.String()) {
 				t.Errorf("error %q does not name the blob %s", err, d)
 			}
-			imgs, _ := s.Images.List(ctx)
+			imgs, _ := s.Images().List(ctx)
 			if len(imgs) != 0 {
 				t.Errorf("%d images after a failed pull", len(imgs))
 			}
-			if _, err := s.Images.Resolve(ctx, reg.Ref("test/bad:v1")); err == nil {
+			if _, err := s.Images().Resolve(ctx, reg.Ref("test/bad:v1")); err == nil {
 				t.Error("the tag exists after a failed pull")
 			}
 			// Verified layers below may stay (garbage for GC); the bad one
@@ -281,7 +281,7 @@ func TestPullRefusesDiffIDMismatch(t *testing.T) {
 	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "the config says") {
 		t.Fatalf("pull: %v, want a diffID mismatch", err)
 	}
-	if imgs, _ := s.Images.List(ctx); len(imgs) != 0 {
+	if imgs, _ := s.Images().List(ctx); len(imgs) != 0 {
 		t.Errorf("%d images after a failed pull", len(imgs))
 	}
 }
@@ -300,7 +300,7 @@ func TestPullByDigestNamesOnlyTheDigest(t *testing.T) {
 	if !slices.Equal(got.Names, []string{ref}) {
 		t.Errorf("names %v, want only %s", got.Names, ref)
 	}
-	if _, err := s.Images.Resolve(ctx, reg.Ref("test/d:v1")); err == nil {
+	if _, err := s.Images().Resolve(ctx, reg.Ref("test/d:v1")); err == nil {
 		t.Error("a digest pull created a tag")
 	}
 }

@@ -88,7 +88,7 @@ func pushTags(ctx context.Context, s *store.Store, ref string, all bool) ([]refe
 		if err != nil {
 			return nil, err
 		}
-		if _, err := s.Images.Resolve(ctx, t.String()); err != nil {
+		if _, err := s.Images().Resolve(ctx, t.String()); err != nil {
 			return nil, fmt.Errorf("%w: %s", ErrNoSuchLocalImage, reference.FamiliarString(t))
 		}
 		return []reference.NamedTagged{t}, nil
@@ -100,7 +100,7 @@ func pushTags(ctx context.Context, s *store.Store, ref string, all bool) ([]refe
 	if _, tagged := n.(reference.Tagged); tagged {
 		return nil, fmt.Errorf("tag can't be used with --all-tags/-a")
 	}
-	imgs, err := s.Images.List(ctx)
+	imgs, err := s.Images().List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -129,11 +129,11 @@ type pushLayer struct {
 
 func pushOne(ctx context.Context, s *store.Store, tag reference.NamedTagged, opts PushOptions, emit func(Event)) (Pushed, error) {
 	host, repo := reference.Domain(tag), reference.Path(tag)
-	img, err := s.Images.Get(ctx, tag.String())
+	img, err := s.Images().Get(ctx, tag.String())
 	if err != nil {
 		return Pushed{}, err
 	}
-	config, err := s.Content.ReadAll(ctx, img.ID)
+	config, err := s.Content().ReadAll(ctx, img.ID)
 	if err != nil {
 		return Pushed{}, fmt.Errorf("image %s config: %w", image.ShortID(img.ID), err)
 	}
@@ -145,12 +145,12 @@ func pushOne(ctx context.Context, s *store.Store, tag reference.NamedTagged, opt
 	mountFrom := map[string]bool{}
 	known := make([][]BlobInfo, len(diffIDs))
 	for i, c := range image.ChainIDs(diffIDs) {
-		l, err := s.Layers.Get(ctx, c)
+		l, err := s.Layers().Get(ctx, c)
 		if err != nil {
 			return Pushed{}, err
 		}
 		layers[i] = &pushLayer{chainID: c, diffID: diffIDs[i], tarSize: l.TarSize}
-		if known[i], err = knownBlobs(s.DB, diffIDs[i]); err != nil {
+		if known[i], err = knownBlobs(s.Records(blobsBucket), diffIDs[i]); err != nil {
 			return Pushed{}, err
 		}
 		for _, k := range known[i] {
@@ -159,7 +159,7 @@ func pushOne(ctx context.Context, s *store.Store, tag reference.NamedTagged, opt
 			}
 		}
 	}
-	c, err := newClient(ctx, opts.Access, registryHost(host), repo, s.Root, sortedKeys(mountFrom))
+	c, err := newClient(ctx, opts.Access, registryHost(host), repo, s.Root(), sortedKeys(mountFrom))
 	if err != nil {
 		return Pushed{}, err
 	}
@@ -220,17 +220,17 @@ func pushOne(ctx context.Context, s *store.Store, tag reference.NamedTagged, opt
 	for i, l := range layers {
 		infos[i] = BlobInfo{Digest: l.desc.Digest, Size: l.desc.Size, MediaType: l.desc.MediaType, Registry: host, Repository: repo}
 	}
-	if err := rememberBlobs(s.DB, diffIDs, infos); err != nil {
+	if err := rememberBlobs(s.Records(blobsBucket), diffIDs, infos); err != nil {
 		return Pushed{}, err
 	}
-	if _, err := s.Content.PutBytes(ctx, manifest); err != nil {
+	if _, err := s.Content().PutBytes(ctx, manifest); err != nil {
 		return Pushed{}, err
 	}
 	byDigest, err := reference.WithDigest(reference.TrimNamed(tag), md)
 	if err != nil {
 		return Pushed{}, err
 	}
-	if _, err := s.Images.CreateRaw(ctx, config, image.CreateOptions{Names: []reference.Named{byDigest}}); err != nil {
+	if _, err := s.Images().CreateRaw(ctx, config, image.CreateOptions{Names: []reference.Named{byDigest}}); err != nil {
 		return Pushed{}, err
 	}
 	p := Pushed{Ref: tag, Digest: md, Size: int64(len(manifest))}
@@ -268,7 +268,7 @@ func sourceManifest(ctx context.Context, s *store.Store, img image.Image) *store
 	if img.Manifest == "" {
 		return nil
 	}
-	b, err := s.Content.ReadAll(ctx, img.Manifest)
+	b, err := s.Content().ReadAll(ctx, img.Manifest)
 	if err != nil {
 		return nil
 	}
@@ -480,7 +480,7 @@ func compressLayer(ctx context.Context, s *store.Store, l *pushLayer, comp strin
 }
 
 func writeCompressed(ctx context.Context, s *store.Store, l *pushLayer, comp string, w io.Writer, emit func(Event)) error {
-	rc, err := s.Layers.Tar(ctx, l.chainID)
+	rc, err := s.Layers().Tar(ctx, l.chainID)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func TestPushToRegistry(t *testing.T) {
 	if mt, _ := ri.MediaType(); mt != types.DockerManifestSchema2 {
 		t.Errorf("manifest media type %s", mt)
 	}
-	img, _ := s.Images.Get(ctx, id.String())
+	img, _ := s.Images().Get(ctx, id.String())
 	want := []string{}
 	for _, d := range img.Config.RootFS.DiffIDs {
 		want = append(want, d.String())
@@ -116,7 +116,7 @@ func TestPushToRegistry(t *testing.T) {
 
 	// Another repository of the registry mounts the layers.
 	other := px.Host + "/ship/other:1"
-	if err := s.Images.Tag(ctx, id, mustNamed(t, other)); err != nil {
+	if err := s.Images().Tag(ctx, id, mustNamed(t, other)); err != nil {
 		t.Fatal(err)
 	}
 	rec = recorder{}
@@ -133,7 +133,7 @@ func TestPushToRegistry(t *testing.T) {
 	// zstd and uncompressed layers: OCI manifests, and the pull gives the image back.
 	for _, comp := range []string{"zstd", "none"} {
 		zref := px.Host + "/ship/app:" + comp
-		s.Images.Tag(ctx, id, mustNamed(t, zref))
+		s.Images().Tag(ctx, id, mustNamed(t, zref))
 		if _, err := Push(ctx, s, zref, PushOptions{Compression: comp}); err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func TestPushToRegistry(t *testing.T) {
 	}
 
 	// -a: every tag of the repository, each with its digest.
-	s.Images.Tag(ctx, id, mustNamed(t, px.Host+"/ship/app:2"))
+	s.Images().Tag(ctx, id, mustNamed(t, px.Host+"/ship/app:2"))
 	all, err := Push(ctx, s, px.Host+"/ship/app", PushOptions{AllTags: true})
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +202,7 @@ func TestPulledImagePushesBackAsTheSameBlobs(t *testing.T) {
 	if _, err := Pull(ctx, s, reg.Ref("test/bb:v1"), Options{}); err != nil {
 		t.Fatal(err)
 	}
-	s.Images.Tag(ctx, mustID(t, s, reg.Ref("test/bb:v1")), mustNamed(t, reg.Ref("test/bb:v2")))
+	s.Images().Tag(ctx, mustID(t, s, reg.Ref("test/bb:v1")), mustNamed(t, reg.Ref("test/bb:v2")))
 	var rec recorder
 	pushed, err := Push(ctx, s, reg.Ref("test/bb:v2"), PushOptions{Progress: rec.add})
 	if err != nil {
@@ -219,7 +219,7 @@ func TestPulledImagePushesBackAsTheSameBlobs(t *testing.T) {
 
 func mustID(t *testing.T, s *store.Store, ref string) digest.Digest {
 	t.Helper()
-	id, err := s.Images.Resolve(context.Background(), ref)
+	id, err := s.Images().Resolve(context.Background(), ref)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +431,7 @@ func TestPullFaults(t *testing.T) {
 	if _, err := Pull(ctx, s, f.Host+"/test/pf:1", Options{}); err == nil || !strings.Contains(err.Error(), "digest") {
 		t.Fatalf("pull of a lying blob: %v", err)
 	}
-	if imgs, _ := s.Images.List(ctx); len(imgs) != 0 {
+	if imgs, _ := s.Images().List(ctx); len(imgs) != 0 {
 		t.Errorf("%d images after a failed pull", len(imgs))
 	}
 }
@@ -450,7 +450,7 @@ func TestPushFromIndexIsThePlatformManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Images.Tag(ctx, img.ID, mustNamed(t, reg.Ref("test/single:1")))
+	s.Images().Tag(ctx, img.ID, mustNamed(t, reg.Ref("test/single:1")))
 	pushed, err := Push(ctx, s, reg.Ref("test/single:1"), PushOptions{})
 	if err != nil {
 		t.Fatal(err)

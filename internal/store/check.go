@@ -70,7 +70,7 @@ func (s *Store) Check(ctx context.Context, o CheckOptions) (CheckReport, error) 
 		}
 		// Blobs.
 		badBlob := map[digest.Digest]bool{}
-		err := s.Content.Walk(ctx, func(info content.Info) error {
+		err := s.content.Walk(ctx, func(info content.Info) error {
 			rep.Checked.Blobs++
 			ok, err := s.blobIntact(ctx, info.Digest)
 			if err != nil || ok {
@@ -85,14 +85,14 @@ func (s *Store) Check(ctx context.Context, o CheckOptions) (CheckReport, error) 
 		// Layers.
 		layers := map[digest.Digest]layer.Layer{}
 		var all []layer.Layer
-		if err := s.Layers.Walk(ctx, func(l layer.Layer) error { all = append(all, l); return nil }); err != nil {
+		if err := s.layers.Walk(ctx, func(l layer.Layer) error { all = append(all, l); return nil }); err != nil {
 			return err
 		}
 		for _, l := range all {
 			rep.Checked.Layers++
-			if _, err := s.Snapshots.Stat(ctx, string(l.ChainID)); err != nil {
+			if _, err := s.snapshots.Stat(ctx, string(l.ChainID)); err != nil {
 				if err := problem(fmt.Sprintf("layer %s: its snapshot is missing", short(l.ChainID)), func() error {
-					return s.Layers.Remove(ctx, l.ChainID)
+					return s.layers.Remove(ctx, l.ChainID)
 				}); err != nil {
 					return err
 				}
@@ -113,14 +113,14 @@ func (s *Store) Check(ctx context.Context, o CheckOptions) (CheckReport, error) 
 			}
 		}
 		// Images and names.
-		imgs, dangling, err := s.Images.Records(ctx)
+		imgs, dangling, err := s.images.Records(ctx)
 		if err != nil {
 			return err
 		}
 		for _, img := range imgs {
 			rep.Checked.Images++
 			why := ""
-			cfg, err := s.Images.ReadConfig(ctx, img.ID)
+			cfg, err := s.images.ReadConfig(ctx, img.ID)
 			switch {
 			case badBlob[img.ID]:
 				why = "its config does not match its ID"
@@ -143,21 +143,21 @@ func (s *Store) Check(ctx context.Context, o CheckOptions) (CheckReport, error) 
 				name += " (" + strings.Join(img.RepoTags(), ", ") + ")"
 			}
 			if err := problem(fmt.Sprintf("image %s: %s", name, why), func() error {
-				return s.Images.Delete(ctx, img.ID)
+				return s.images.Delete(ctx, img.ID)
 			}); err != nil {
 				return err
 			}
 		}
 		for _, n := range dangling {
 			if err := problem(fmt.Sprintf("name %s points at no image", image.Familiar(n)), func() error {
-				return s.Images.DeleteName(ctx, n)
+				return s.images.DeleteName(ctx, n)
 			}); err != nil {
 				return err
 			}
 		}
 		for d := range badBlob {
 			if err := problem(fmt.Sprintf("blob %s: its content does not match its digest", short(d)), func() error {
-				err := s.Content.Delete(ctx, d)
+				err := s.content.Delete(ctx, d)
 				if errors.Is(err, metadata.ErrNotFound) {
 					return nil
 				}
@@ -167,13 +167,13 @@ func (s *Store) Check(ctx context.Context, o CheckOptions) (CheckReport, error) 
 			}
 		}
 		// Mounts.
-		mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(s.Root))
+		mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(s.root))
 		if err != nil {
 			return fmt.Errorf("read mounts: %w", err)
 		}
 		sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
 		for _, m := range mounts {
-			if m.Mountpoint == s.Root || s.mountExpected(ctx, m.Mountpoint, o.ExpectedMount) {
+			if m.Mountpoint == s.root || s.mountExpected(ctx, m.Mountpoint, o.ExpectedMount) {
 				continue
 			}
 			mp := m.Mountpoint
@@ -190,7 +190,7 @@ func (s *Store) Check(ctx context.Context, o CheckOptions) (CheckReport, error) 
 
 // blobIntact re-hashes blob d.
 func (s *Store) blobIntact(ctx context.Context, d digest.Digest) (bool, error) {
-	f, err := s.Content.Open(ctx, d)
+	f, err := s.content.Open(ctx, d)
 	if errors.Is(err, metadata.ErrNotFound) {
 		return true, nil // removed meanwhile
 	}
@@ -207,7 +207,7 @@ func (s *Store) blobIntact(ctx context.Context, d digest.Digest) (bool, error) {
 
 // verifyTar reproduces a layer's tar, which checks it against the diffID.
 func (s *Store) verifyTar(ctx context.Context, c digest.Digest) error {
-	rc, err := s.Layers.Tar(ctx, c)
+	rc, err := s.layers.Tar(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -222,14 +222,14 @@ func (s *Store) verifyTar(ctx context.Context, c digest.Digest) error {
 // alive: a `strata mount` view, a live build's step, or (asked of the
 // caller) a running container.
 func (s *Store) mountExpected(ctx context.Context, p string, other func(string) bool) bool {
-	rel, err := filepath.Rel(s.Root, p)
+	rel, err := filepath.Rel(s.root, p)
 	if err != nil {
 		return false
 	}
 	parts := strings.Split(rel, string(os.PathSeparator))
 	switch {
 	case len(parts) >= 2 && parts[0] == "mounts":
-		_, err := s.Snapshots.Stat(ctx, mountKeyPrefix+parts[1])
+		_, err := s.snapshots.Stat(ctx, mountKeyPrefix+parts[1])
 		return err == nil
 	case len(parts) >= 3 && parts[0] == "build" && parts[1] == "steps":
 		owner, _, _ := strings.Cut(parts[2], "-")

@@ -46,12 +46,12 @@ func (s *Store) CommitContainer(ctx context.Context, opts CommitOptions) (digest
 	if err := lease.Hold(ctx, opts.Image); err != nil {
 		return "", err
 	}
-	base, err := s.Images.Get(ctx, opts.Image.String())
+	base, err := s.images.Get(ctx, opts.Image.String())
 	if err != nil {
 		return "", err
 	}
 	parent := image.ChainID(base.Config.RootFS.DiffIDs)
-	l, err := s.Layers.CommitOnto(ctx, opts.SnapshotKey, parent, archive.DiffOptions{})
+	l, err := s.layers.CommitOnto(ctx, opts.SnapshotKey, parent, archive.DiffOptions{})
 	if err != nil {
 		return "", fmt.Errorf("commit: %w", err)
 	}
@@ -71,7 +71,7 @@ func (s *Store) CommitContainer(ctx context.Context, opts CommitOptions) (digest
 	var id digest.Digest
 	err = s.Shared(ctx, func() error {
 		var err error
-		id, err = s.Images.Create(ctx, img, co)
+		id, err = s.images.Create(ctx, img, co)
 		return err
 	})
 	return id, err

@@ -124,7 +124,7 @@ func (s *Store) Prune(ctx context.Context, o PruneOptions) (PruneReport, error) 
 
 func (s *Store) pruneImages(ctx context.Context, o PruneOptions, roots map[digest.Digest]Root, rep *PruneReport) error {
 	for {
-		imgs, err := s.Images.List(ctx)
+		imgs, err := s.images.List(ctx)
 		if err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func (s *Store) pruneImages(ctx context.Context, o PruneOptions, roots map[diges
 			for _, n := range img.Names {
 				rep.Untagged = append(rep.Untagged, image.Familiar(n))
 			}
-			if err := s.Images.Delete(ctx, img.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			if err := s.images.Delete(ctx, img.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 				return err
 			}
 			rep.Deleted = append(rep.Deleted, img.ID)
@@ -171,13 +171,13 @@ func (s *Store) collectLayers(ctx context.Context, rep *PruneReport) error {
 		return err
 	}
 	// Directories a crashed process left without a record.
-	if c, ok := s.Snapshots.(interface{ Cleanup(context.Context) error }); ok {
+	if c, ok := s.snapshots.(interface{ Cleanup(context.Context) error }); ok {
 		if err := c.Cleanup(ctx); err != nil {
 			return fmt.Errorf("clean snapshots: %w", err)
 		}
 	}
 	used := map[digest.Digest]bool{}
-	imgs, err := s.Images.List(ctx)
+	imgs, err := s.images.List(ctx)
 	if err != nil {
 		return err
 	}
@@ -196,11 +196,11 @@ func (s *Store) collectLayers(ctx context.Context, rep *PruneReport) error {
 	var unused []layer.Layer
 	depth := map[digest.Digest]int{}
 	parent := map[digest.Digest]digest.Digest{}
-	err = s.Layers.Walk(ctx, func(l layer.Layer) error {
+	err = s.layers.Walk(ctx, func(l layer.Layer) error {
 		parent[l.ChainID] = l.Parent
 		// A layer whose maker lives is leased to it. This process's own
 		// layers are not: it is the one sweeping, under the exclusive lock.
-		if !used[l.ChainID] && (l.Owner == "" || l.Owner == s.Owner.ID || !s.Alive(l.Owner)) {
+		if !used[l.ChainID] && (l.Owner == "" || l.Owner == s.owner.ID || !s.Alive(l.Owner)) {
 			unused = append(unused, l)
 		}
 		return nil
@@ -228,7 +228,7 @@ func (s *Store) collectLayers(ctx context.Context, rep *PruneReport) error {
 	// built on it.
 	sort.Slice(unused, func(i, j int) bool { return depthOf(unused[i].ChainID) > depthOf(unused[j].ChainID) })
 	for _, l := range unused {
-		switch err := s.Layers.Remove(ctx, l.ChainID); {
+		switch err := s.layers.Remove(ctx, l.ChainID); {
 		case errors.Is(err, layer.ErrInUse):
 			// A container or build snapshot is on it; it stays.
 		case err != nil:
@@ -244,7 +244,7 @@ func (s *Store) collectLayers(ctx context.Context, rep *PruneReport) error {
 // removeDeadIngests drops active snapshots of layer unpacks whose process is gone.
 func (s *Store) removeDeadIngests(ctx context.Context) error {
 	var dead []string
-	err := s.Snapshots.Walk(ctx, func(info snapshot.Info) error {
+	err := s.snapshots.Walk(ctx, func(info snapshot.Info) error {
 		if !strings.HasPrefix(info.Key, layer.IngestKeyPrefix) || info.Kind == snapshot.KindCommitted {
 			return nil
 		}
@@ -257,7 +257,7 @@ func (s *Store) removeDeadIngests(ctx context.Context) error {
 		return err
 	}
 	for _, k := range dead {
-		if err := s.Snapshots.Remove(ctx, k); err != nil {
+		if err := s.snapshots.Remove(ctx, k); err != nil {
 			return fmt.Errorf("remove abandoned snapshot %s: %w", k, err)
 		}
 	}
@@ -285,7 +285,7 @@ func (s *Store) collectBlobs(ctx context.Context, imgs []image.Image) error {
 		keep[img.ID] = true
 		if img.Manifest != "" {
 			keep[img.Manifest] = true
-			if b, err := s.Content.ReadAll(ctx, img.Manifest); err == nil {
+			if b, err := s.content.ReadAll(ctx, img.Manifest); err == nil {
 				var idx struct {
 					Manifests []struct {
 						Digest digest.Digest `json:"digest"`
@@ -305,7 +305,7 @@ func (s *Store) collectBlobs(ctx context.Context, imgs []image.Image) error {
 		}
 	}
 	var drop []digest.Digest
-	err := s.Content.Walk(ctx, func(info content.Info) error {
+	err := s.content.Walk(ctx, func(info content.Info) error {
 		if !keep[info.Digest] {
 			drop = append(drop, info.Digest)
 		}
@@ -315,7 +315,7 @@ func (s *Store) collectBlobs(ctx context.Context, imgs []image.Image) error {
 		return err
 	}
 	for _, d := range drop {
-		if err := s.Content.Delete(ctx, d); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		if err := s.content.Delete(ctx, d); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 			return fmt.Errorf("remove unused blob %s: %w", d, err)
 		}
 	}

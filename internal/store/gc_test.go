@@ -33,7 +33,7 @@ func importOne(t *testing.T, s *Store, name, content string) image.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := s.Images.Get(context.Background(), id.String())
+	img, err := s.images.Get(context.Background(), id.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestRootSourcesKeepImages(t *testing.T) {
 	if err != nil || len(rep.Deleted) != 1 || len(rep.Untagged) != 1 || rep.Untagged[0] != "free:1" {
 		t.Fatalf("prune -a: %+v, %v", rep, err)
 	}
-	if _, err := s.Images.Get(ctx, "used:1"); err != nil {
+	if _, err := s.images.Get(ctx, "used:1"); err != nil {
 		t.Fatalf("image of a container pruned: %v", err)
 	}
 	if _, err := s.RemoveImage(ctx, "used:1", false, true); err == nil || !strings.Contains(err.Error(), "container box is using") {
@@ -129,7 +129,7 @@ func TestLeasedLayersAreKept(t *testing.T) {
 	if err != nil || len(rep.Deleted) != 1 || len(rep.Layers) != 0 {
 		t.Fatalf("prune with the layer leased: %+v, %v", rep, err)
 	}
-	if _, err := s.Layers.Get(ctx, chains[0]); err != nil {
+	if _, err := s.layers.Get(ctx, chains[0]); err != nil {
 		t.Fatalf("leased layer removed: %v", err)
 	}
 	l.Release()
@@ -172,7 +172,7 @@ func TestImportHoldsNoLockWhileReading(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("import raced by a prune: %v", r.err)
 	}
-	if _, err := s.Images.Get(ctx, r.id.String()); err != nil {
+	if _, err := s.images.Get(ctx, r.id.String()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -55,7 +55,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 		return "", fmt.Errorf("import %s: %w", opts.Source, err)
 	}
 	defer tr.Close()
-	l, err := s.Layers.Unpack(ctx, "", tr)
+	l, err := s.layers.Unpack(ctx, "", tr)
 	if err != nil {
 		return "", fmt.Errorf("import %s: %w", opts.Source, err)
 	}
@@ -77,7 +77,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (di
 	var id digest.Digest
 	err = s.Shared(ctx, func() error {
 		var err error
-		id, err = s.Images.Create(ctx, cfg, co)
+		id, err = s.images.Create(ctx, cfg, co)
 		return err
 	})
 	return id, err

@@ -53,7 +53,7 @@ var leaseSeq atomic.Int64
 
 // NewLease starts a lease for what ("build", "pull", ...).
 func (s *Store) NewLease(ctx context.Context, what string) (*Lease, error) {
-	l := &Lease{s: s, what: what, key: s.Owner.ID + "/" + strconv.FormatInt(leaseSeq.Add(1), 10)}
+	l := &Lease{s: s, what: what, key: s.owner.ID + "/" + strconv.FormatInt(leaseSeq.Add(1), 10)}
 	rec := leaseRecord{What: what, Created: time.Now().UTC()}
 	if err := l.put(rec); err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func (s *Store) NewLease(ctx context.Context, what string) (*Lease, error) {
 // not-found error when the image is gone.
 func (l *Lease) Hold(ctx context.Context, id digest.Digest) error {
 	return l.s.Shared(ctx, func() error {
-		if _, err := l.s.Images.Get(ctx, id.String()); err != nil {
+		if _, err := l.s.images.Get(ctx, id.String()); err != nil {
 			return err
 		}
 		return l.update(func(rec *leaseRecord) {
@@ -93,7 +93,7 @@ func (l *Lease) HoldLayers(ctx context.Context, chainIDs []digest.Digest) error 
 
 // update changes the lease's record in one transaction.
 func (l *Lease) update(change func(*leaseRecord)) error {
-	return l.s.DB.Update(func(tx *bolt.Tx) error {
+	return l.s.db.Update(func(tx *bolt.Tx) error {
 		b, err := metadata.Bucket(tx, leasesBucket)
 		if err != nil {
 			return err
@@ -118,7 +118,7 @@ func (l *Lease) Release() {
 	if l == nil {
 		return
 	}
-	_ = l.s.DB.Update(func(tx *bolt.Tx) error {
+	_ = l.s.db.Update(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(leasesBucket)); b != nil {
 			return b.Delete([]byte(l.key))
 		}
@@ -131,7 +131,7 @@ func (l *Lease) put(rec leaseRecord) error {
 	if err != nil {
 		return err
 	}
-	err = l.s.DB.Update(func(tx *bolt.Tx) error {
+	err = l.s.db.Update(func(tx *bolt.Tx) error {
 		b, err := metadata.Bucket(tx, leasesBucket)
 		if err != nil {
 			return err
@@ -153,7 +153,7 @@ type leased struct {
 // liveLeases returns what the live leases hold and the keys of dead leases.
 func (s *Store) liveLeases() (held leased, dead []string, err error) {
 	held = leased{images: map[digest.Digest]string{}, layers: map[digest.Digest]bool{}}
-	err = s.DB.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(leasesBucket))
 		if b == nil {
 			return nil
@@ -186,7 +186,7 @@ func (s *Store) releaseDeadLeases() (int, error) {
 	if err != nil || len(dead) == 0 {
 		return 0, err
 	}
-	err = s.DB.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket([]byte(leasesBucket))
 		if b == nil {
 			return nil

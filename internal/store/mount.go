@@ -24,7 +24,7 @@ const mountKeyPrefix = "mount/"
 func (s *Store) MountImage(ctx context.Context, ref string) (string, error) {
 	var target string
 	err := s.Shared(ctx, func() error {
-		img, err := s.Images.Get(ctx, ref)
+		img, err := s.images.Get(ctx, ref)
 		if err != nil {
 			return err
 		}
@@ -37,9 +37,9 @@ func (s *Store) MountImage(ctx context.Context, ref string) (string, error) {
 			return fmt.Errorf("image %s has no layers to mount", image.ShortID(img.ID))
 		}
 		key := mountKeyPrefix + img.ID.Encoded()
-		mounts, err := s.Snapshots.Mounts(ctx, key)
+		mounts, err := s.snapshots.Mounts(ctx, key)
 		if errors.Is(err, metadata.ErrNotFound) {
-			mounts, err = s.Snapshots.View(ctx, key, string(top))
+			mounts, err = s.snapshots.View(ctx, key, string(top))
 		}
 		if err != nil {
 			return fmt.Errorf("view of %s: %w", image.ShortID(img.ID), err)
@@ -54,7 +54,7 @@ func (s *Store) MountImage(ctx context.Context, ref string) (string, error) {
 
 // UnmountImage undoes MountImage.
 func (s *Store) UnmountImage(ctx context.Context, ref string) error {
-	img, err := s.Images.Get(ctx, ref)
+	img, err := s.images.Get(ctx, ref)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (s *Store) unmountImage(ctx context.Context, id digest.Digest) error {
 	if err := snapshot.UnmountAll(target); err != nil {
 		return fmt.Errorf("unmount %s: %w", target, err)
 	}
-	if err := s.Snapshots.Remove(ctx, mountKeyPrefix+id.Encoded()); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+	if err := s.snapshots.Remove(ctx, mountKeyPrefix+id.Encoded()); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 		return err
 	}
 	if err := os.Remove(target); err != nil && !os.IsNotExist(err) {
@@ -78,7 +78,7 @@ func (s *Store) unmountImage(ctx context.Context, id digest.Digest) error {
 // MountedImages lists the IDs of images mounted with MountImage.
 func (s *Store) MountedImages(ctx context.Context) ([]digest.Digest, error) {
 	var ids []digest.Digest
-	err := s.Snapshots.Walk(ctx, func(info snapshot.Info) error {
+	err := s.snapshots.Walk(ctx, func(info snapshot.Info) error {
 		if hex, ok := strings.CutPrefix(info.Key, mountKeyPrefix); ok {
 			ids = append(ids, digest.NewDigestFromEncoded(digest.SHA256, hex))
 		}
@@ -88,5 +88,5 @@ func (s *Store) MountedImages(ctx context.Context) ([]digest.Digest, error) {
 }
 
 func (s *Store) mountPoint(id digest.Digest) string {
-	return filepath.Join(s.Root, "mounts", id.Encoded())
+	return filepath.Join(s.root, "mounts", id.Encoded())
 }

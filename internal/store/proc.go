@@ -8,5 +8,5 @@ import (
 
 // Alive tells whether the strata process registered as owner still runs.
 func (s *Store) Alive(owner string) bool {
-	return lockfile.Alive(filepath.Join(s.Root, ownersDir), owner)
+	return lockfile.Alive(filepath.Join(s.root, ownersDir), owner)
 }

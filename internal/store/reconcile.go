@@ -43,18 +43,18 @@ func (s *Store) Reconcile(ctx context.Context) (Reconciled, error) {
 	if r.Leases, err = s.releaseDeadLeases(); err != nil {
 		return r, err
 	}
-	if r.Owners, err = lockfile.SweepOwners(filepath.Join(s.Root, ownersDir)); err != nil {
+	if r.Owners, err = lockfile.SweepOwners(filepath.Join(s.root, ownersDir)); err != nil {
 		return r, err
 	}
-	if err = s.Content.CleanIngest(0); err != nil {
+	if err = s.content.CleanIngest(0); err != nil {
 		return r, err
 	}
-	if r.TarSplits, err = s.Layers.CleanTemps(s.Alive); err != nil {
+	if r.TarSplits, err = s.layers.CleanTemps(s.Alive); err != nil {
 		return r, err
 	}
 	for _, dir := range []string{
-		oci.LogDir(filepath.Join(s.Root, "runtime", "runc")),
-		oci.LogDir(filepath.Join(s.Root, "build", "runtime")),
+		oci.LogDir(filepath.Join(s.root, "runtime", "runc")),
+		oci.LogDir(filepath.Join(s.root, "build", "runtime")),
 	} {
 		n, err := oci.CleanLogs(dir)
 		if err != nil {
@@ -66,13 +66,13 @@ func (s *Store) Reconcile(ctx context.Context) (Reconciled, error) {
 		return r, err
 	}
 	// A removal killed between the snapshot and the record.
-	if r.LayerRecords, err = s.Layers.RemoveOrphans(ctx); err != nil {
+	if r.LayerRecords, err = s.layers.RemoveOrphans(ctx); err != nil {
 		return r, err
 	}
 	// Snapshot directories a killed process renamed into place inside a
 	// transaction that never committed: left there, the next snapshot
 	// would be given the same number and fail.
-	if c, ok := s.Snapshots.(interface{ Cleanup(context.Context) error }); ok {
+	if c, ok := s.snapshots.(interface{ Cleanup(context.Context) error }); ok {
 		if err := c.Cleanup(ctx); err != nil {
 			return r, err
 		}

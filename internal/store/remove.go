@@ -26,7 +26,7 @@ type RemoveResult struct {
 func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool) (RemoveResult, error) {
 	var res RemoveResult
 	err := s.Exclusive(ctx, func() error {
-		img, err := s.Images.Get(ctx, ref)
+		img, err := s.images.Get(ctx, ref)
 		if err != nil {
 			return err
 		}
@@ -38,7 +38,7 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool) 
 		byName := refIsName(ref, img)
 		if byName != nil && len(img.Names) > 1 {
 			// Removing one of several names leaves the image.
-			if _, err := s.Images.Untag(ctx, byName); err != nil {
+			if _, err := s.images.Untag(ctx, byName); err != nil {
 				return err
 			}
 			res.Untagged = append(res.Untagged, reference.FamiliarString(byName))
@@ -64,7 +64,7 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool) 
 		default:
 			return root.conflict(ref, img.ID)
 		}
-		kids, err := s.Images.Children(ctx, img.ID)
+		kids, err := s.images.Children(ctx, img.ID)
 		if err != nil {
 			return err
 		}
@@ -82,7 +82,7 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool) 
 				if err != nil {
 					return err
 				}
-				if _, err := s.Images.Untag(ctx, named); err != nil {
+				if _, err := s.images.Untag(ctx, named); err != nil {
 					return err
 				}
 				res.Untagged = append(res.Untagged, image.Familiar(n))
@@ -98,7 +98,7 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool) 
 		if byName != nil && len(img.Names) == 1 {
 			res.Untagged = append(res.Untagged, reference.FamiliarString(byName))
 		}
-		if err := s.Images.Delete(ctx, img.ID); err != nil {
+		if err := s.images.Delete(ctx, img.ID); err != nil {
 			return err
 		}
 		res.Deleted = append(res.Deleted, img.ID)
@@ -122,7 +122,7 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force, prune bool) 
 func (s *Store) pruneParents(ctx context.Context, id digest.Digest, roots map[digest.Digest]Root) ([]digest.Digest, error) {
 	var deleted []digest.Digest
 	for id != "" {
-		img, err := s.Images.Get(ctx, id.String())
+		img, err := s.images.Get(ctx, id.String())
 		if IsNoSuchImage(err) {
 			return deleted, nil
 		}
@@ -132,11 +132,11 @@ func (s *Store) pruneParents(ctx context.Context, id digest.Digest, roots map[di
 		if _, kept := roots[id]; kept || len(img.Names) > 0 {
 			return deleted, nil
 		}
-		kids, err := s.Images.Children(ctx, id)
+		kids, err := s.images.Children(ctx, id)
 		if err != nil || len(kids) > 0 {
 			return deleted, err
 		}
-		if err := s.Images.Delete(ctx, id); err != nil {
+		if err := s.images.Delete(ctx, id); err != nil {
 			return deleted, err
 		}
 		deleted = append(deleted, id)

@@ -35,16 +35,16 @@ type Options struct {
 
 // Store is an opened store root.
 type Store struct {
-	Root      string
-	DB        *metadata.DB
-	Content   *content.Store
-	Snapshots snapshot.Snapshotter
-	Layers    *layer.Store
-	Images    *image.Store
+	root      string
+	db        *metadata.DB
+	content   *content.Store
+	snapshots snapshot.Snapshotter
+	layers    *layer.Store
+	images    *image.Store
 
-	// Owner is this process as other strata processes see it: the
+	// owner is this process as other strata processes see it: the
 	// liveness signal behind ingest keys, build scratch dirs and leases.
-	Owner *lockfile.Owner
+	owner *lockfile.Owner
 
 	rootSources []RootSource
 
@@ -95,13 +95,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		Root:      root,
-		DB:        db,
-		Content:   cs,
-		Snapshots: sn,
-		Layers:    ls,
-		Images:    image.NewStore(db, cs),
-		Owner:     owner,
+		root:      root,
+		db:        db,
+		content:   cs,
+		snapshots: sn,
+		layers:    ls,
+		images:    image.NewStore(db, cs),
+		owner:     owner,
 		lockPath:  filepath.Join(root, "lock"),
 	}
 	ls.SetGuard(s.Shared)
@@ -148,8 +148,34 @@ func chooseDriver(db *metadata.DB, root, want string) (string, error) {
 	return drv, err
 }
 
+// Root is the store's directory: packages keep their own files (containers,
+// volumes, the build cache) under it.
+func (s *Store) Root() string { return s.root }
+
+// Content is the blob store: manifests, configs, compressed layers.
+func (s *Store) Content() *content.Store { return s.content }
+
+// Snapshots is the snapshotter that layers and containers are mounted from.
+func (s *Store) Snapshots() snapshot.Snapshotter { return s.snapshots }
+
+// Layers is the layer store: unpacked changesets by chain ID.
+func (s *Store) Layers() *layer.Store { return s.layers }
+
+// Images is the image store: records, names and configs.
+func (s *Store) Images() *image.Store { return s.images }
+
+// Owner is this process's ID as other strata processes see it (see
+// Alive): what scratch files name so a later sweep knows if they are dead.
+func (s *Store) Owner() string { return s.owner.ID }
+
+// Records is the metadata database limited to the named buckets: how a
+// package outside the store (containers, volumes, the build cache) keeps
+// its own records beside the store's, in the same file, without reaching
+// the images', layers' or leases' buckets.
+func (s *Store) Records(buckets ...string) *metadata.Scope { return s.db.Scope(buckets...) }
+
 // Driver is the storage driver's name.
-func (s *Store) Driver() string { return s.Snapshots.Name() }
+func (s *Store) Driver() string { return s.snapshots.Name() }
 
 // Shared runs fn while holding the store lock shared: for work that adds
 // layers and images. Any number of such holders run at once. Calls nest: a

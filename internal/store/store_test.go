@@ -17,7 +17,7 @@ func TestNestedLocksKeepTheOuterHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lockPath := filepath.Join(s.Root, "lock")
+	lockPath := filepath.Join(s.root, "lock")
 	err = s.Shared(ctx, func() error {
 		if err := s.Shared(ctx, func() error { return nil }); err != nil {
 			return err

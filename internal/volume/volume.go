@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/moby/sys/mountinfo"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/errdefs"
@@ -120,7 +119,7 @@ func validateOptions(opts map[string]string) error {
 }
 
 // Dir is the volume's directory; its content lives in Dir/_data.
-func (v *Volumes) Dir(name string) string { return filepath.Join(v.s.Root, "volumes", name) }
+func (v *Volumes) Dir(name string) string { return filepath.Join(v.s.Root(), "volumes", name) }
 
 // Path is where the volume's content is (docker's Mountpoint).
 func (v *Volumes) Path(name string) string { return filepath.Join(v.Dir(name), "_data") }
@@ -150,8 +149,8 @@ func (v *Volumes) Create(ctx context.Context, vol Volume) (Volume, error) {
 		return Volume{}, err
 	}
 	var out Volume
-	err := v.s.DB.Update(func(tx *bolt.Tx) error {
-		b, err := metadata.Bucket(tx, bucket)
+	err := v.records().Update(func(tx *metadata.Tx) error {
+		b, err := tx.CreateBucket(bucket)
 		if err != nil {
 			return err
 		}
@@ -193,8 +192,8 @@ func sameOptions(a, b map[string]string) bool {
 // Get returns the named volume.
 func (v *Volumes) Get(name string) (Volume, error) {
 	var vol Volume
-	err := v.s.DB.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(bucket))
+	err := v.records().View(func(tx *metadata.Tx) error {
+		b := tx.Bucket(bucket)
 		if b == nil {
 			return notFound{name}
 		}
@@ -210,8 +209,8 @@ func (v *Volumes) Get(name string) (Volume, error) {
 // List returns every volume, by name.
 func (v *Volumes) List() ([]Volume, error) {
 	var out []Volume
-	err := v.s.DB.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(bucket))
+	err := v.records().View(func(tx *metadata.Tx) error {
+		b := tx.Bucket(bucket)
 		if b == nil {
 			return nil
 		}
@@ -261,8 +260,8 @@ func (v *Volumes) removeLocked(name string) error {
 	if err := os.RemoveAll(v.Dir(name)); err != nil {
 		return fmt.Errorf("remove volume %s: %w", name, err)
 	}
-	return v.s.DB.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte(bucket))
+	return v.records().Update(func(tx *metadata.Tx) error {
+		b := tx.Bucket(bucket)
 		if b == nil {
 			return nil
 		}
@@ -375,3 +374,6 @@ func (v *Volumes) IsEmpty(name string) (bool, error) {
 	}
 	return false, err
 }
+
+// records is where volumes keep their records.
+func (v *Volumes) records() *metadata.Scope { return v.s.Records(bucket) }

@@ -343,7 +343,7 @@ func StoreImage(t testing.TB, s *store.Store, cmd []string, layers [][]byte, ref
 	cfg.RootFS = ocispec.RootFS{Type: "layers"}
 	cfg.Config.Cmd = cmd
 	for _, b := range layers {
-		l, err := s.Layers.Unpack(ctx, parent, bytes.NewReader(b))
+		l, err := s.Layers().Unpack(ctx, parent, bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +358,7 @@ func StoreImage(t testing.TB, s *store.Store, cmd []string, layers [][]byte, ref
 		}
 		names = append(names, n)
 	}
-	id, err := s.Images.Create(ctx, cfg, image.CreateOptions{Names: names})
+	id, err := s.Images().Create(ctx, cfg, image.CreateOptions{Names: names})
 	if err != nil {
 		t.Fatal(err)
 	}
