@@ -69,13 +69,22 @@ func (e *InUseError) Error() string {
 // Is makes an InUseError of kind ErrConflict.
 func (e *InUseError) Is(target error) bool { return target == errdefs.ErrConflict }
 
+// Store is what volumes need of the store: a directory for their content,
+// their own records, the removal lock and the deletion owner.
+type Store interface {
+	Root() string
+	Records(buckets ...string) *metadata.Scope
+	Exclusive(ctx context.Context, fn func() error) error
+	PruneVolumes(ctx context.Context, vs store.VolumeSet, o store.VolumePruneOptions) (removed []string, freed int64, err error)
+}
+
 // Volumes are the volumes of one store.
 type Volumes struct {
-	s *store.Store
+	s Store
 }
 
 // New returns s's volumes.
-func New(s *store.Store) *Volumes { return &Volumes{s: s} }
+func New(s Store) *Volumes { return &Volumes{s: s} }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
