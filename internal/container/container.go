@@ -39,7 +39,9 @@ import (
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/oci"
+	"github.com/strata-project/strata/internal/snapshot"
 	"github.com/strata-project/strata/internal/store"
+	"github.com/strata-project/strata/internal/volume"
 )
 
 // Buckets of the metadata file owned by this package.
@@ -188,16 +190,26 @@ var ErrRunning = fmt.Errorf("container is running: %w", errdefs.ErrConflict)
 // ErrNotRunning is returned for operations that need a running container.
 var ErrNotRunning = fmt.Errorf("container is not running: %w", errdefs.ErrConflict)
 
+// Store is what containers need of the store: their records and files
+// under its root, the images they are made from, the snapshots they run
+// on, the shared lock for creation, and volumes.
+type Store interface {
+	volume.Store
+	Images() *image.Store
+	Snapshots() snapshot.Snapshotter
+	Shared(ctx context.Context, fn func() error) error
+}
+
 // Manager owns the containers of one store.
 type Manager struct {
-	store          *store.Store
+	store          Store
 	defaultRuntime string
 	events         *events.Log
 }
 
 // NewManager returns the manager of s's containers. runtimeName is the OCI
 // runtime given to containers created without one ("" means runc).
-func NewManager(s *store.Store, runtimeName string) *Manager {
+func NewManager(s Store, runtimeName string) *Manager {
 	if runtimeName == "" {
 		runtimeName = "runc"
 	}
