@@ -23,7 +23,6 @@ import (
 
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
-	"github.com/strata-project/strata/internal/store"
 )
 
 // Options tune a pull.
@@ -53,11 +52,11 @@ var (
 // returns the stored image. Layers whose stack is already in the store are
 // not fetched. The image is named by its tag (unless pulled by digest) and
 // by name@digest of the manifest (or index) the reference resolved to.
-func Pull(ctx context.Context, s *store.Store, ref string, opts Options) (image.Image, error) {
+func Pull(ctx context.Context, s Store, ref string, opts Options) (image.Image, error) {
 	return pull(ctx, s, ref, opts, downloadJobs)
 }
 
-func pull(ctx context.Context, s *store.Store, ref string, opts Options, jobs int) (image.Image, error) {
+func pull(ctx context.Context, s Store, ref string, opts Options, jobs int) (image.Image, error) {
 	named, err := image.ParseNamed(ref)
 	if err != nil {
 		return image.Image{}, err
@@ -95,7 +94,7 @@ func pull(ctx context.Context, s *store.Store, ref string, opts Options, jobs in
 
 // puller is one pull in progress.
 type puller struct {
-	s      *store.Store
+	s      Store
 	named  reference.Named
 	plat   v1.Platform
 	emit   func(Event)

@@ -18,7 +18,6 @@ import (
 
 	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/image"
-	"github.com/strata-project/strata/internal/store"
 )
 
 // PushOptions tune a push.
@@ -52,7 +51,7 @@ const uploadJobs = 3
 // repository) to its registry. Layers the registry has, or can mount from
 // another repository, are not sent; the manifest goes last, so a failed
 // push never moves a tag.
-func Push(ctx context.Context, s *store.Store, ref string, opts PushOptions) ([]Pushed, error) {
+func Push(ctx context.Context, s Store, ref string, opts PushOptions) ([]Pushed, error) {
 	switch opts.Compression {
 	case "", "gzip", "zstd", "none":
 	default:
@@ -82,7 +81,7 @@ func Push(ctx context.Context, s *store.Store, ref string, opts PushOptions) ([]
 }
 
 // pushTags lists the tags to push.
-func pushTags(ctx context.Context, s *store.Store, ref string, all bool) ([]reference.NamedTagged, error) {
+func pushTags(ctx context.Context, s Store, ref string, all bool) ([]reference.NamedTagged, error) {
 	if !all {
 		t, err := image.ParseTagged(ref)
 		if err != nil {
@@ -127,7 +126,7 @@ type pushLayer struct {
 	desc            ocispec.Descriptor // what the manifest lists, once known
 }
 
-func pushOne(ctx context.Context, s *store.Store, tag reference.NamedTagged, opts PushOptions, emit func(Event)) (Pushed, error) {
+func pushOne(ctx context.Context, s Store, tag reference.NamedTagged, opts PushOptions, emit func(Event)) (Pushed, error) {
 	host, repo := reference.Domain(tag), reference.Path(tag)
 	img, err := s.Images().Get(ctx, tag.String())
 	if err != nil {
@@ -264,7 +263,7 @@ func registryHost(domain string) string {
 // sourceManifest is the registry manifest the image came from or went to,
 // when the store has it: its media types are kept, and its bytes reused
 // when every blob is the same.
-func sourceManifest(ctx context.Context, s *store.Store, img image.Image) *storedManifest {
+func sourceManifest(ctx context.Context, s Store, img image.Image) *storedManifest {
 	if img.Manifest == "" {
 		return nil
 	}
@@ -363,7 +362,7 @@ func compressionOf(mt string) string {
 
 // pushBlob makes layer l exist in the repository: already there, mounted
 // from another repository of the registry, or compressed and uploaded.
-func pushBlob(ctx context.Context, s *store.Store, c *client, l *pushLayer, known []BlobInfo, host, repo string, oci bool, want string, emit func(Event)) error {
+func pushBlob(ctx context.Context, s Store, c *client, l *pushLayer, known []BlobInfo, host, repo string, oci bool, want string, emit func(Event)) error {
 	ok := func(comp string) bool { return want == "" || want == comp }
 	found := func(d digest.Digest, size int64, comp string) {
 		l.desc = ocispec.Descriptor{MediaType: layerMediaType(oci, comp), Digest: d, Size: size}
@@ -450,7 +449,7 @@ func rank(k BlobInfo, host, repo string) int {
 // compressLayer streams the layer's exact tar through the compressor into
 // a pipe, hashing the compressed bytes on their way: nothing is written to
 // disk and the tar is read once per try.
-func compressLayer(ctx context.Context, s *store.Store, l *pushLayer, comp string, emit func(Event)) (io.Reader, func() (digest.Digest, int64, error), func()) {
+func compressLayer(ctx context.Context, s Store, l *pushLayer, comp string, emit func(Event)) (io.Reader, func() (digest.Digest, int64, error), func()) {
 	pr, pw := io.Pipe()
 	h := sha256.New()
 	counted := &countWriter{w: io.MultiWriter(pw, h)}
@@ -479,7 +478,7 @@ func compressLayer(ctx context.Context, s *store.Store, l *pushLayer, comp strin
 	return pr, sum, cleanup
 }
 
-func writeCompressed(ctx context.Context, s *store.Store, l *pushLayer, comp string, w io.Writer, emit func(Event)) error {
+func writeCompressed(ctx context.Context, s Store, l *pushLayer, comp string, w io.Writer, emit func(Event)) error {
 	rc, err := s.Layers().Tar(ctx, l.chainID)
 	if err != nil {
 		return err
