@@ -46,7 +46,7 @@ const maxJSON = 32 << 20
 // is "". Either may be gzip, zstd, xz or bzip2 compressed. Everything is
 // verified before any image or tag is recorded; on error the store keeps
 // nothing of the archive.
-func Load(ctx context.Context, s *store.Store, r io.Reader, path string, progress func(LoadEvent)) ([]Loaded, error) {
+func Load(ctx context.Context, s Store, r io.Reader, path string, progress func(LoadEvent)) ([]Loaded, error) {
 	if progress == nil {
 		progress = func(LoadEvent) {}
 	}
@@ -369,7 +369,7 @@ func readMember(src source, name string, want digest.Digest, size int64) ([]byte
 
 // apply stores the layers of every plan, then records the images and
 // their tags. The caller holds the store lock shared.
-func apply(ctx context.Context, s *store.Store, lease *store.Lease, src source, plans []*plan, progress func(LoadEvent)) ([]Loaded, error) {
+func apply(ctx context.Context, s Store, lease *store.Lease, src source, plans []*plan, progress func(LoadEvent)) ([]Loaded, error) {
 	for _, p := range plans {
 		if err := lease.HoldLayers(ctx, image.ChainIDs(p.diffIDs)); err != nil {
 			return nil, err
@@ -400,7 +400,7 @@ func apply(ctx context.Context, s *store.Store, lease *store.Lease, src source, 
 }
 
 // record names the loaded images, under the store lock.
-func record(ctx context.Context, s *store.Store, plans []*plan, sizes []int64) ([]Loaded, error) {
+func record(ctx context.Context, s Store, plans []*plan, sizes []int64) ([]Loaded, error) {
 	var out []Loaded
 	for pi, p := range plans {
 		ld := Loaded{ID: p.id, Tags: p.tags, Moved: map[string]digest.Digest{}}
@@ -422,7 +422,7 @@ func record(ctx context.Context, s *store.Store, plans []*plan, sizes []int64) (
 // storeLayer brings one layer into the store, or, when its stack is there
 // already, checks that the archive's copy is the same layer. It returns
 // the layer's content size.
-func storeLayer(ctx context.Context, s *store.Store, src source, ref blobRef, parent, chainID, diffID digest.Digest, progress func(LoadEvent)) (int64, error) {
+func storeLayer(ctx context.Context, s Store, src source, ref blobRef, parent, chainID, diffID digest.Digest, progress func(LoadEvent)) (int64, error) {
 	rc, n, err := src.open(ref.name)
 	if err != nil {
 		return 0, err

@@ -26,7 +26,6 @@ import (
 
 	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/image"
-	"github.com/strata-project/strata/internal/store"
 )
 
 // Format is an archive layout.
@@ -93,7 +92,7 @@ type sink interface {
 // for the archive formats, into the directory dir for OCIDir. Each layer
 // is written once, however many images share it: its exact tar, or with
 // comp "gzip" or "zstd" that tar compressed.
-func Save(ctx context.Context, s *store.Store, refs []string, f Format, comp string, w io.Writer, dir string) error {
+func Save(ctx context.Context, s Store, refs []string, f Format, comp string, w io.Writer, dir string) error {
 	if _, err := compression.NewWriter(io.Discard, comp); err != nil {
 		return err
 	}
@@ -126,7 +125,7 @@ func Save(ctx context.Context, s *store.Store, refs []string, f Format, comp str
 
 // collect resolves refs to images, keeping the order of first mention and
 // the tags they were named by.
-func collect(ctx context.Context, s *store.Store, refs []string) ([]*saved, error) {
+func collect(ctx context.Context, s Store, refs []string) ([]*saved, error) {
 	var out []*saved
 	byID := map[digest.Digest]*saved{}
 	var all []image.Image
@@ -221,7 +220,7 @@ func blobName(d digest.Digest) string {
 
 // write lays the images out: blobs first (layers, configs, manifests),
 // then the indexes that name them, as docker does.
-func write(ctx context.Context, s *store.Store, imgs []*saved, f Format, comp string, sk sink) error {
+func write(ctx context.Context, s Store, imgs []*saved, f Format, comp string, sk sink) error {
 	if err := sk.file(ocispec.ImageLayoutFile, -1, jsonReader(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})); err != nil {
 		return err
 	}
@@ -320,7 +319,7 @@ func write(ctx context.Context, s *store.Store, imgs []*saved, f Format, comp st
 // compressed layer's size must be known before the archive can hold it,
 // so it is compressed into an unlinked temp file in the store first (one
 // layer at a time, never the whole archive).
-func writeLayer(ctx context.Context, s *store.Store, sk sink, l savedLayer, comp string) (ocispec.Descriptor, error) {
+func writeLayer(ctx context.Context, s Store, sk sink, l savedLayer, comp string) (ocispec.Descriptor, error) {
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: l.diffID, Size: l.size}
 	rc, err := s.Layers().Tar(ctx, l.chainID)
 	if err != nil {
