@@ -118,7 +118,7 @@ type Result struct {
 }
 
 // Build runs the build and tags the final image.
-func Build(ctx context.Context, s *store.Store, opts Options) (Result, error) {
+func Build(ctx context.Context, s Store, opts Options) (Result, error) {
 	b, err := newBuilder(s, opts)
 	if err != nil {
 		return Result{}, err
@@ -135,7 +135,7 @@ func Build(ctx context.Context, s *store.Store, opts Options) (Result, error) {
 }
 
 type builder struct {
-	s     *store.Store
+	s     Store
 	lease *store.Lease
 	opts  Options
 	df    *dockerfile
@@ -157,7 +157,7 @@ type builder struct {
 	hashCaches map[string]*hashCache // by context directory (hashcache.go)
 }
 
-func newBuilder(s *store.Store, opts Options) (*builder, error) {
+func newBuilder(s Store, opts Options) (*builder, error) {
 	if opts.ContextDir == "" {
 		return nil, errors.New("build: no context directory")
 	}

@@ -19,7 +19,7 @@ import (
 )
 
 // loadConfig reads image id's config.
-func loadConfig(ctx context.Context, s *store.Store, id digest.Digest) (image.Config, error) {
+func loadConfig(ctx context.Context, s Store, id digest.Digest) (image.Config, error) {
 	b, err := s.Content().ReadAll(ctx, id)
 	if err != nil {
 		return image.Config{}, fmt.Errorf("image %s config: %w", shortID(id), err)
@@ -110,7 +110,7 @@ type CacheItem struct {
 
 // CacheItems lists the build cache; records whose image is gone have a
 // zero Created.
-func CacheItems(ctx context.Context, s *store.Store) ([]CacheItem, error) {
+func CacheItems(ctx context.Context, s Store) ([]CacheItem, error) {
 	var items []CacheItem
 	err := records(s).View(func(tx *metadata.Tx) error {
 		bk := tx.Bucket(cacheBucket)
@@ -157,7 +157,7 @@ type PruneOptions struct {
 // (which keeps those a container, mount, running build or child image
 // needs), and empties the RUN --mount=type=cache directories no running
 // build holds.
-func PruneCache(ctx context.Context, s *store.Store, o PruneOptions) (PruneResult, error) {
+func PruneCache(ctx context.Context, s Store, o PruneOptions) (PruneResult, error) {
 	var res PruneResult
 	entries, err := CacheItems(ctx, s)
 	if err != nil {
@@ -262,4 +262,4 @@ func pruneCacheMounts(dir string) (int, error) {
 }
 
 // records is where the builder keeps its cache and step records.
-func records(s *store.Store) *metadata.Scope { return s.Records(cacheBucket, stepsBucket) }
+func records(s Store) *metadata.Scope { return s.Records(cacheBucket, stepsBucket) }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
-	"github.com/strata-project/strata/internal/store"
 )
 
 // A build's scratch directories (mounted step roots, bundles, secrets
@@ -27,7 +26,7 @@ func (b *builder) stepDir() string {
 
 // Sweep cleans up after builds whose process died: their RUN containers
 // are killed, their mounts undone, their scratch directories removed.
-func Sweep(ctx context.Context, s *store.Store) error {
+func Sweep(ctx context.Context, s Store) error {
 	steps := filepath.Join(s.Root(), "build", "steps")
 	if ents, err := os.ReadDir(steps); err != nil || len(ents) == 0 {
 		return nil // nothing to look at: no runtime needed
@@ -40,7 +39,7 @@ func Sweep(ctx context.Context, s *store.Store) error {
 }
 
 // sweepDeadSteps cleans up after builds whose process is gone.
-func sweepDeadSteps(ctx context.Context, rt *oci.Runtime, s *store.Store) error {
+func sweepDeadSteps(ctx context.Context, rt *oci.Runtime, s Store) error {
 	steps := filepath.Join(s.Root(), "build", "steps")
 	ents, err := os.ReadDir(steps)
 	if errors.Is(err, os.ErrNotExist) {
