@@ -45,7 +45,7 @@ func (c Change) String() string { return c.Kind.String() + " " + c.Path }
 // changes are C, like docker reports them.
 func OverlayChanges(ctx context.Context, upper string, lowers []string, fn func(Change) error) error {
 	var changes []Change
-	err := walkOverlay(ctx, upper, "", func(ev event) error {
+	err := walkOverlay(ctx, upper, func(ev event) error {
 		switch ev.kind {
 		case evDelete:
 			changes = append(changes, Change{Kind: ChangeDelete, Path: "/" + ev.rel})
@@ -60,7 +60,7 @@ func OverlayChanges(ctx context.Context, upper string, lowers []string, fn func(
 			}
 			changes = append(changes, Change{Kind: kind, Path: "/" + ev.rel})
 		case evOpaque:
-			hidden, err := hiddenByOpaque(lowers, upper, ev.rel)
+			hidden, err := hiddenByOpaque(lowers, ev.rel, ev.names)
 			if err != nil {
 				return err
 			}
@@ -84,17 +84,13 @@ func OverlayChanges(ctx context.Context, upper string, lowers []string, fn func(
 }
 
 // hiddenByOpaque lists the lower entries directly inside dir that an opaque
-// upper dir hides and the upper does not have.
-func hiddenByOpaque(lowers []string, upper, dir string) ([]string, error) {
+// upper dir (holding upperNames) hides and the upper does not have.
+func hiddenByOpaque(lowers []string, dir string, upperNames []string) ([]string, error) {
 	le, err := rootfs.LookupLower(lowers, dir)
 	if err != nil || le == nil || !rootfs.IsDir(&le.Stat) {
 		return nil, err
 	}
 	lowerNames, err := rootfs.MergedNames(le.Dirs)
-	if err != nil {
-		return nil, err
-	}
-	upperNames, err := rootfs.ReadNames(upper + "/" + dir)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +19,7 @@ import (
 func WriteOverlayDiff(ctx context.Context, w io.Writer, upper string, opts DiffOptions) error {
 	t := newTarWriter(w, opts)
 	defer t.release()
-	err := walkOverlay(ctx, upper, "", func(ev event) error {
+	err := walkOverlay(ctx, upper, func(ev event) error {
 		switch ev.kind {
 		case evDelete:
 			return t.writeWhiteout(ev.rel)
@@ -127,24 +126,6 @@ func (t *tarWriter) writeHeader(hdr *tar.Header) error {
 // readerOnly hides os.File's WriteTo so io.CopyBuffer uses our buffer.
 type readerOnly struct{ io.Reader }
 
-// fdReader reads a regular file's descriptor.
-type fdReader int
-
-func (fd fdReader) Read(p []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(fd), p)
-		switch {
-		case err == unix.EINTR:
-			continue
-		case err != nil:
-			return 0, err
-		case n == 0 && len(p) > 0:
-			return 0, io.EOF
-		}
-		return n, nil
-	}
-}
-
 func (t *tarWriter) writeNode(n *node) error {
 	hdr := &tar.Header{
 		Name:    n.rel,
@@ -198,14 +179,9 @@ func (t *tarWriter) writeNode(n *node) error {
 	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
 		return nil
 	}
-	// A bare descriptor: os.OpenFile also tries to register the file with
-	// the poller, five wasted syscalls (fcntl x4, epoll_ctl) per file.
-	fd, err := unix.Open(n.path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: n.path, Err: err}
-	}
-	defer unix.Close(fd)
-	written, err := io.CopyBuffer(t.tw, io.LimitReader(fdReader(fd), hdr.Size), *t.buf)
+	// The walker opened the file (a bare descriptor: os.File would also
+	// register it with the poller, five wasted syscalls per file).
+	written, err := io.CopyBuffer(t.tw, io.LimitReader(&offReader{fd: n.fd}, hdr.Size), *t.buf)
 	if err != nil {
 		return fmt.Errorf("write content of %s: %w", n.rel, err)
 	}

@@ -115,9 +115,11 @@ func openSource(e Endpoint) (*source, error) {
 //
 // Both sides are resolved inside their roots when they are opened: a
 // container that swaps a directory for a symlink while the copy runs can
-// redirect it only within its own root. Walking a source directory reads
-// by path below the opened directory, so a running container is paused
-// for the copy by the caller (as docker does).
+// redirect it only within its own root. Below an opened source directory
+// the archive walker opens each entry relative to its parent's descriptor
+// without following symlinks, so a swap there is read as a symlink. The
+// caller still pauses a running container (as docker does) so that the
+// copy is one moment's view of it.
 func Copy(ctx context.Context, src, dst Endpoint) error {
 	s, err := openSource(src)
 	if err != nil {
@@ -196,8 +198,9 @@ func WriteSource(ctx context.Context, w io.Writer, src Endpoint) error {
 
 // writeTar writes the opened source as a tar whose top entry is named name
 // (name "" puts a directory's contents at the top). Entries are streamed:
-// a directory's own tar comes from archive.WriteTreeDiff and only its names
-// are rewritten.
+// a directory's own tar comes from archive.WriteTreeDiff, which walks below
+// the opened directory by descriptors only, and only its names are
+// rewritten.
 func writeTar(ctx context.Context, w io.Writer, s *source, name string) error {
 	tw := tar.NewWriter(w)
 	if !s.fi.IsDir() {

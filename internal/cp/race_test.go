@@ -89,3 +89,67 @@ func TestExtractWritesWhiteoutNamesLiterally(t *testing.T) {
 		}
 	}
 }
+
+// The walk below an opened source directory is as safe as the open of the
+// directory itself, without pausing anything: a container that keeps
+// swapping a subdirectory for a symlink to a host directory never gets a
+// host file's contents into `cp C:/top -`, whichever moment the swap hits
+// (between listing a directory, stating an entry, opening it, reading it).
+func TestCpRaceWalkBelowSourceUnpaused(t *testing.T) {
+	base := t.TempDir()
+	ctr, canary := filepath.Join(base, "ctr"), filepath.Join(base, "canary")
+	top := filepath.Join(ctr, "top")
+	for _, d := range []string{top, canary} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(canary, "f"), "host secret")
+	write(t, filepath.Join(canary, "deeper", "g"), "host secret")
+	write(t, filepath.Join(top, "a"), "inside")
+
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sub, tmp := filepath.Join(top, "sub"), filepath.Join(top, ".sub")
+		for !stop.Load() {
+			os.RemoveAll(tmp)
+			if os.MkdirAll(filepath.Join(tmp, "deeper"), 0o755) == nil {
+				os.WriteFile(filepath.Join(tmp, "f"), []byte("inside"), 0o644)
+				os.WriteFile(filepath.Join(tmp, "deeper", "g"), []byte("inside"), 0o644)
+			}
+			os.RemoveAll(sub)
+			os.Rename(tmp, sub)
+			os.Remove(tmp)
+			os.Symlink(canary, tmp)
+			os.RemoveAll(sub)
+			os.Rename(tmp, sub)
+		}
+	}()
+	defer func() { stop.Store(true); <-done }()
+
+	ctx := context.Background()
+	deadline := time.Now().Add(2 * time.Second)
+	tries, walked := 0, 0
+	for ; tries < 2000 && time.Now().Before(deadline); tries++ {
+		var buf bytes.Buffer
+		if WriteSource(ctx, &buf, Endpoint{Root: ctr, Path: "/top"}) != nil {
+			continue // the swap made the walk fail: nothing was read outside
+		}
+		tr := tar.NewReader(&buf)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if h.Name == "top/sub/f" || h.Name == "top/sub/deeper/g" {
+				walked++
+			}
+			if b, _ := io.ReadAll(tr); strings.Contains(string(b), "host secret") {
+				t.Fatalf("try %d: %s has a host file's contents", tries, h.Name)
+			}
+		}
+	}
+	t.Logf("%d tries, %d files read below the swapped directory", tries, walked)
+}

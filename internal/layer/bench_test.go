@@ -59,6 +59,8 @@ func BenchmarkCommitDiff(b *testing.B) {
 	s, key, dir := copyLayerSnapshot(b)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu := cpuTime()
+	b.Cleanup(func() { b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op") })
 	for b.Loop() {
 		rec, err := s.recordDiff(ctx, key, dir, archive.DiffOptions{})
 		if err != nil {
