@@ -76,6 +76,7 @@ type Store struct {
 
 // NewStore returns the image store over db and the blobs in cs.
 func NewStore(db *metadata.DB, cs *content.Store) *Store {
+	db.Own(imagesBucket, namesBucket)
 	return &Store{db: db, content: cs}
 }
 

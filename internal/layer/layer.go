@@ -72,6 +72,7 @@ func New(dir string, db *metadata.DB, sn snapshot.Snapshotter, owner string) (*S
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("layer store: %w", err)
 	}
+	db.Own(bucket)
 	return &Store{dir: dir, db: db, sn: sn, owner: owner}, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/strata-project/strata/internal/errdefs"
@@ -32,6 +33,9 @@ var ErrExists = errdefs.ErrAlreadyExists
 // DB is the metadata database of one store root.
 type DB struct {
 	path string
+
+	mu    sync.Mutex
+	owned map[string]bool // buckets no Scope may reach (Own)
 }
 
 // lockTimeout bounds how long a transaction waits for another strata process
@@ -103,8 +107,31 @@ type Scope struct {
 	buckets []string
 }
 
-// Scope returns the view of db limited to the named buckets.
+// Own marks buckets as kept by a package that holds the DB itself (the
+// store and the image, layer and snapshot stores it opens): no Scope may
+// reach them.
+func (db *DB) Own(buckets ...string) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.owned == nil {
+		db.owned = map[string]bool{}
+	}
+	for _, b := range buckets {
+		db.owned[b] = true
+	}
+}
+
+// Scope returns the view of db limited to the named buckets. Asking for a
+// bucket another package owns panics: bucket names are constants, so this
+// is a programming error the first test of the caller finds.
 func (db *DB) Scope(buckets ...string) *Scope {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	for _, b := range buckets {
+		if db.owned[b] {
+			panic(fmt.Sprintf("metadata: bucket %q belongs to the store, not to a scope", b))
+		}
+	}
 	return &Scope{db: db, buckets: buckets}
 }
 

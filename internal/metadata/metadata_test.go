@@ -86,3 +86,17 @@ func TestScopeReachesOnlyItsBuckets(t *testing.T) {
 		return nil
 	})
 }
+
+func TestScopeCannotReachOwnedBuckets(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "meta.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Own("images")
+	defer func() {
+		if recover() == nil {
+			t.Error("a scope over an owned bucket was made")
+		}
+	}()
+	db.Scope("mine", "images")
+}

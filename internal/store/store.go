@@ -73,6 +73,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	db.Own(storeBucket, leasesBucket)
 	drv, err := chooseDriver(db, root, opts.Driver)
 	if err != nil {
 		return nil, err

@@ -51,6 +51,7 @@ func Open(root, bucket string, db *metadata.DB) (*Store, error) {
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
+	db.Own(bucket)
 	return &Store{root: root, bucket: bucket, db: db}, nil
 }
 
