@@ -73,12 +73,12 @@ func newDiffCmd(g *globals) *cobra.Command {
 		Short: "Inspect changes to files or directories on a container's filesystem",
 		Args:  exactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			s, _, ctr, err := g.container(c, args[0])
+			_, m, ctr, err := g.container(c, args[0])
 			if err != nil {
 				return err
 			}
 			out := c.OutOrStdout()
-			return s.Layers().Changes(c.Context(), ctr.SnapshotKey, func(ch archive.Change) error {
+			return m.Changes(c.Context(), ctr, func(ch archive.Change) error {
 				_, err := fmt.Fprintf(out, "%s %s\n", ch.Kind, ch.Path)
 				return err
 			})

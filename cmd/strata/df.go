@@ -101,13 +101,13 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 			var ctrTotal, ctrReclaim int64
 			running := 0
 			for _, ctr := range ctrs {
-				u, _ := s.Snapshots().Usage(ctx, ctr.SnapshotKey)
-				ctrSize[ctr.ID] = u.Size
-				ctrTotal += u.Size
+				size := m.LayerSize(ctx, ctr)
+				ctrSize[ctr.ID] = size
+				ctrTotal += size
 				if ctr.State.Status == container.StatusRunning {
 					running++
 				} else {
-					ctrReclaim += u.Size
+					ctrReclaim += size
 				}
 			}
 
@@ -241,7 +241,7 @@ func newSystemCheckCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, ctr := range ctrs {
-				if _, err := s.Snapshots().Stat(ctx, ctr.SnapshotKey); err == nil {
+				if m.HasLayer(ctx, ctr) {
 					continue
 				}
 				what := fmt.Sprintf("container %s (%s): its writable layer is missing", ctr.ShortID(), ctr.Name)

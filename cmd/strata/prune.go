@@ -185,7 +185,7 @@ func newImagePruneCmd(g *globals) *cobra.Command {
 
 // pruneContainers removes the stopped containers that pass f and returns
 // their IDs and the bytes their writable layers held.
-func pruneContainers(ctx context.Context, s *store.Store, m *container.Manager, f pruneFilter) ([]string, int64, error) {
+func pruneContainers(ctx context.Context, m *container.Manager, f pruneFilter) ([]string, int64, error) {
 	ctrs, err := m.List(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -196,11 +196,11 @@ func pruneContainers(ctx context.Context, s *store.Store, m *container.Manager, 
 		if ctr.State.Status == container.StatusRunning || !f.match(ctr.Created, ctr.ImageConfig.Labels) {
 			continue
 		}
-		u, _ := s.Snapshots().Usage(ctx, ctr.SnapshotKey)
+		n := m.LayerSize(ctx, ctr)
 		switch err := m.Remove(ctx, ctr, false); {
 		case err == nil:
 			ids = append(ids, ctr.ID)
-			size += u.Size
+			size += n
 		case store.IsNotFound(err):
 		default:
 			return ids, size, err
@@ -235,11 +235,11 @@ func newContainerPruneCmd(g *globals) *cobra.Command {
 			if !confirm(c, force, "WARNING! This will remove all stopped containers.") {
 				return nil
 			}
-			s, m, err := g.containers(c)
+			_, m, err := g.containers(c)
 			if err != nil {
 				return err
 			}
-			ids, size, err := pruneContainers(c.Context(), s, m, f)
+			ids, size, err := pruneContainers(c.Context(), m, f)
 			printContainerPrune(c.OutOrStdout(), ids)
 			if err != nil {
 				return err
@@ -280,7 +280,7 @@ func newSystemPruneCmd(g *globals) *cobra.Command {
 				return err
 			}
 			w := c.OutOrStdout()
-			ids, total, err := pruneContainers(c.Context(), s, m, f)
+			ids, total, err := pruneContainers(c.Context(), m, f)
 			printContainerPrune(w, ids)
 			if err != nil {
 				return err

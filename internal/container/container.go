@@ -36,6 +36,7 @@ import (
 	"github.com/strata-project/strata/internal/errdefs"
 	"github.com/strata-project/strata/internal/events"
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/network"
 	"github.com/strata-project/strata/internal/oci"
@@ -192,11 +193,13 @@ var ErrNotRunning = fmt.Errorf("container is not running: %w", errdefs.ErrConfli
 
 // Store is what containers need of the store: their records and files
 // under its root, the images they are made from, the snapshots they run
-// on, the shared lock for creation, and volumes.
+// on and the layer store to diff them, the shared lock for creation, and
+// volumes.
 type Store interface {
 	volume.Store
 	Images() *image.Store
 	Snapshots() snapshot.Snapshotter
+	Layers() *layer.Store
 	Shared(ctx context.Context, fn func() error) error
 }
 
