@@ -166,3 +166,24 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkEntries reads back the headers of a committed 10k-file layer
+// from its tar-split alone (what image analyze and build advice do).
+func BenchmarkEntries(b *testing.B) {
+	s, key, _ := copyLayerSnapshot(b)
+	ctx := context.Background()
+	l, err := s.Commit(ctx, key, "", archive.DiffOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := 0
+		if err := s.Entries(ctx, l.ChainID, func(Entry) error { n++; return nil }); err != nil {
+			b.Fatal(err)
+		}
+		if n < 10000 {
+			b.Fatalf("%d entries", n)
+		}
+	}
+}

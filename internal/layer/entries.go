@@ -35,7 +35,7 @@ func (s *Store) Entries(ctx context.Context, chainID digest.Digest, fn func(Entr
 		return fmt.Errorf("layer %s tar-split: %w", short(chainID), err)
 	}
 	defer zr.Close()
-	hr := &headerStream{u: storage.NewJSONUnpacker(zr)}
+	hr := &headerStream{u: newSplitUnpacker(zr)}
 	tr := tar.NewReader(hr)
 	for {
 		if err := ctx.Err(); err != nil {

@@ -24,7 +24,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/vbatts/tar-split/tar/asm"
-	"github.com/vbatts/tar-split/tar/storage"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
@@ -376,7 +375,7 @@ func (s *Store) recordTar(pass func(*splitRecorder) error) (rec recording, err e
 			sf.abort()
 		}
 	}()
-	sr := newSplitRecorder(storage.NewJSONPacker(sf.zw))
+	sr := newSplitRecorder(newSplitPacker(sf.zw))
 	defer sr.sha.stop()
 	if err := pass(sr); err != nil {
 		return rec, err
@@ -667,7 +666,7 @@ func (s *Store) Tar(ctx context.Context, chainID digest.Digest) (io.ReadCloser, 
 		f.Close()
 		return nil, fmt.Errorf("layer %s tar-split: %w", short(chainID), err)
 	}
-	out := asm.NewOutputTarStream(rootGetter{root}, storage.NewJSONUnpacker(zr))
+	out := asm.NewOutputTarStream(rootGetter{root}, newSplitUnpacker(zr))
 	return &verifyingReader{r: out, h: sha256.New(), want: l.DiffID, closers: []io.Closer{out, zr, f, root}}, nil
 }
 
