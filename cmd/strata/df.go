@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -16,7 +15,6 @@ import (
 	"github.com/strata-project/strata/internal/container"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
-	"github.com/strata-project/strata/internal/snapshot/storage"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -119,8 +117,7 @@ func newSystemDfCmd(g *globals) *cobra.Command {
 					cacheSize += it.Size
 				}
 			}
-			mounts, _ := storage.Usage(filepath.Join(s.Root(), builder.CacheMountsDir))
-			cacheSize += mounts.Size
+			cacheSize += builder.CacheMountsSize(s)
 
 			// Local volumes: in use when a container mounts them.
 			vols := m.Volumes()

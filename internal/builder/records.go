@@ -15,6 +15,7 @@ import (
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/lockfile"
 	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/snapshot/storage"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -106,6 +107,13 @@ type CacheItem struct {
 	Created time.Time     // when the step image was made
 	Size    int64         // bytes the step added to its parent
 	Named   bool          // the step image has a name (a build's result)
+}
+
+// CacheMountsSize is the bytes the RUN --mount=type=cache directories
+// hold (0 when there are none).
+func CacheMountsSize(s Store) int64 {
+	u, _ := storage.Usage(filepath.Join(s.Root(), CacheMountsDir))
+	return u.Size
 }
 
 // CacheItems lists the build cache; records whose image is gone have a
