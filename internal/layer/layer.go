@@ -666,9 +666,29 @@ func (s *Store) Tar(ctx context.Context, chainID digest.Digest) (io.ReadCloser, 
 		f.Close()
 		return nil, fmt.Errorf("layer %s tar-split: %w", short(chainID), err)
 	}
-	out := asm.NewOutputTarStream(rootGetter{root}, newSplitUnpacker(zr))
-	return &verifyingReader{r: out, h: sha256.New(), want: l.DiffID, closers: []io.Closer{out, zr, f, root}}, nil
+	// The tar is assembled (each file read and its crc64 checked) in a
+	// goroutine of its own, up to tarAhead bytes ahead of the reader, who
+	// hashes it and sends it on: two cores, few handoffs.
+	pr, pw := newRingPipe(tarAhead)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(asm.WriteOutputTarStream(rootGetter{root}, newSplitUnpacker(zr), pw))
+	}()
+	stop := closerFunc(func() error {
+		pr.CloseWithError(errors.New("layer tar closed"))
+		<-done // the assembler is done with zr, f and root
+		return nil
+	})
+	return &verifyingReader{r: pr, h: sha256.New(), want: l.DiffID, closers: []io.Closer{stop, zr, f, root}}, nil
 }
+
+// tarAhead is how far a layer tar's assembly may run ahead of its reader.
+const tarAhead = 1 << 20
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 func (s *Store) tarSplitPath(chainID digest.Digest) string {
 	return filepath.Join(s.dir, chainID.Encoded()+".tar-split.gz")
