@@ -6,7 +6,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -373,17 +372,21 @@ func (p *puller) download(ctx context.Context, desc v1.Descriptor, sp *spool) er
 	}
 	defer rc.Close()
 	p.emit(Event{Kind: LayerDownloading, Layer: d, Total: desc.Size})
-	h := sha256.New()
-	w := &progressWriter{w: io.MultiWriter(sp, h), ctx: ctx, report: func(n int64) {
+	// ggcr hashes the blob as it reads it and fails the read at its end
+	// on a mismatch (the layer's diffID is checked again on apply): the
+	// bytes are hashed once, there, and its untyped error typed here.
+	body := &readErr{r: rc}
+	w := &progressWriter{w: sp, ctx: ctx, report: func(n int64) {
 		p.emit(Event{Kind: LayerDownloading, Layer: d, Current: n, Total: desc.Size})
 	}}
-	n, cerr := io.Copy(w, rc)
+	n, cerr := io.Copy(w, body)
 	switch {
 	case cerr != nil && ctx.Err() != nil:
 		return ctx.Err()
-	case n == desc.Size && digest.NewDigest(digest.SHA256, h) != d:
-		// Checked here as well as by ggcr, whose error has no type.
-		return fmt.Errorf("%w: the registry sent content with digest %s", ErrDigestMismatch, digest.NewDigest(digest.SHA256, h))
+	case body.err != nil && body.n == desc.Size:
+		// Every byte the manifest promised arrived: only the digest
+		// check can fail the read after them.
+		return fmt.Errorf("%w: %v", ErrDigestMismatch, body.err)
 	case cerr != nil:
 		return fmt.Errorf("fetch: %w", cerr)
 	case n != desc.Size:
@@ -398,6 +401,22 @@ func (p *puller) download(ctx context.Context, desc v1.Descriptor, sp *spool) er
 // so a layer made from an unverified blob is never committed.
 func (p *puller) apply(ctx context.Context, parent digest.Digest, sp *spool) (layer.Layer, error) {
 	return p.s.Layers().UnpackBlob(ctx, parent, sp.Reader())
+}
+
+// readErr counts what r gave and keeps the error it ended with.
+type readErr struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (r *readErr) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	r.n += int64(n)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
 }
 
 // progressWriter reports the bytes written so far and stops on cancellation.
