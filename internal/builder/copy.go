@@ -173,7 +173,7 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 	if cm.link {
 		l, err = b.commitOnto(ctx, w, st.chainID())
 	} else {
-		l, err = b.commit(ctx, w)
+		l, err = b.commitSums(ctx, w, c.copied.payloadSums())
 	}
 	if err != nil {
 		return nil, err

@@ -162,13 +162,18 @@ func (c *copier) writeNew(j copyJob, buf *[]byte) error {
 		return nil
 	case mode.IsRegular():
 		perm := c.perm(j.e)
-		if !c.linkPrev(j, uid, gid, perm) {
+		linked := c.linkPrev(j, uid, gid, perm)
+		if !linked {
 			if err := c.copyRegular(j.e.abs, j, uid, gid, perm, j.e.fi.ModTime(), buf); err != nil {
 				return fmt.Errorf("copy %s: %w", j.e.rel, err)
 			}
 		}
 		if j.up != nil {
-			c.copied.add(j.up.key, *j.up.sum)
+			var crc []byte
+			if linked {
+				crc = c.prev.crcs[j.up.key]
+			}
+			c.copied.add(j.up.key, *j.up.sum, crc)
 		}
 		return nil
 	case mode&os.ModeNamedPipe != 0:

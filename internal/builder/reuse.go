@@ -5,11 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"hash/crc64"
+	"strings"
 	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/rootfs"
 	"github.com/strata-project/strata/internal/snapshot"
@@ -29,11 +32,13 @@ import (
 
 // copiedRecord is what a COPY step's last build wrote into its layer: the
 // layer's chainID, and the sha256 of each regular file the copy wrote into
-// the snapshot's upper dir, by its path there. It is kept beside the step's
-// inputs (stepsBucket) under copiedKey.
+// the snapshot's upper dir, by its path there, with the tar-split checksum
+// (crc64) the layer's commit reported for it, so a commit that links the
+// file takes that instead of reading the file for it again. It is kept
+// beside the step's inputs (stepsBucket) under copiedKey.
 type copiedRecord struct {
 	Chain digest.Digest     `json:"chain"`
-	Files map[string]string `json:"files"` // upper-dir path -> hex sha256
+	Files map[string]string `json:"files"` // upper-dir path -> hex sha256 [ "/" hex crc64 ]
 }
 
 func copiedKey(place []byte) []byte { return append(append([]byte{}, place...), "\x00copied"...) }
@@ -56,8 +61,12 @@ func (b *builder) saveCopied(place []byte, chain digest.Digest, c *copier) {
 	var v []byte
 	if len(c.copied.m) > 0 {
 		rec := copiedRecord{Chain: chain, Files: make(map[string]string, len(c.copied.m))}
-		for p, sum := range c.copied.m {
-			rec.Files[p] = hex.EncodeToString(sum[:])
+		for p, f := range c.copied.m {
+			v := hex.EncodeToString(f.sum[:])
+			if f.crc != nil {
+				v += "/" + hex.EncodeToString(f.crc)
+			}
+			rec.Files[p] = v
 		}
 		var err error
 		if v, err = json.Marshal(rec); err != nil {
@@ -81,6 +90,7 @@ func (b *builder) saveCopied(place []byte, chain digest.Digest, c *copier) {
 type prevLayer struct {
 	fd   int // O_PATH fd of the snapshot's directory
 	sums map[string][sha256.Size]byte
+	crcs map[string][]byte
 }
 
 // openPrevLayer opens the layer the previous build of the step at place
@@ -102,11 +112,16 @@ func (b *builder) openPrevLayer(ctx context.Context, place []byte) *prevLayer {
 	if err != nil {
 		return nil
 	}
-	p := &prevLayer{fd: fd, sums: make(map[string][sha256.Size]byte, len(rec.Files))}
-	for path, h := range rec.Files {
+	p := &prevLayer{fd: fd, sums: make(map[string][sha256.Size]byte, len(rec.Files)), crcs: make(map[string][]byte, len(rec.Files))}
+	for path, v := range rec.Files {
+		h, c, _ := strings.Cut(v, "/")
 		var sum [sha256.Size]byte
-		if n, err := hex.Decode(sum[:], []byte(h)); err == nil && n == sha256.Size {
-			p.sums[path] = sum
+		if n, err := hex.Decode(sum[:], []byte(h)); err != nil || n != sha256.Size {
+			continue
+		}
+		p.sums[path] = sum
+		if crc, err := hex.DecodeString(c); err == nil && len(crc) == crc64.Size {
+			p.crcs[path] = crc
 		}
 	}
 	return p
@@ -145,19 +160,46 @@ func (p *prevLayer) openDir(rel string) int {
 }
 
 // copiedFiles collects what a copy wrote into the upper dir, from the copy
-// pool's workers.
+// pool's workers, and then the checksums its layer's commit reports.
 type copiedFiles struct {
 	mu sync.Mutex
-	m  map[string][sha256.Size]byte
+	m  map[string]*copiedFile
 }
 
-func (f *copiedFiles) add(key string, sum [sha256.Size]byte) {
+type copiedFile struct {
+	sum [sha256.Size]byte
+	// crc is the payload's tar-split checksum: for a linked file the one
+	// its previous layer's commit reported (which this commit takes), and
+	// after the commit the one it reported.
+	crc []byte
+}
+
+func (f *copiedFiles) add(key string, sum [sha256.Size]byte, crc []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.m == nil {
-		f.m = map[string][sha256.Size]byte{}
+		f.m = map[string]*copiedFile{}
 	}
-	f.m[key] = sum
+	f.m[key] = &copiedFile{sum: sum, crc: crc}
+}
+
+// payloadSums gives the layer commit the checksums of the linked files and
+// keeps those it reports of every copied one. The commit runs after the
+// copy pool is done, on one goroutine.
+func (f *copiedFiles) payloadSums() layer.PayloadSums {
+	return layer.PayloadSums{
+		Known: func(name string, _ int64) ([]byte, bool) {
+			if cf := f.m[name]; cf != nil && cf.crc != nil {
+				return cf.crc, true
+			}
+			return nil, false
+		},
+		Report: func(name string, crc []byte) {
+			if cf := f.m[name]; cf != nil {
+				cf.crc = crc
+			}
+		},
+	}
 }
 
 // linkPrev hard-links j's file from the previous layer when the file there

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -126,6 +128,11 @@ func TestIncrementalCopyMatchesFreshCopy(t *testing.T) {
 			t.Errorf("unchanged %s was not linked from the previous layer", f)
 		}
 	}
+	// The next commit of a linked file takes its tar-split checksum from
+	// this record (Tar above would fail on a wrong one).
+	if rec := copiedRecords(t, inc); len(rec) != 1 || !strings.Contains(rec[0].Files["app/data/sub/e.txt"], "/") {
+		t.Errorf("copied records %+v: want one, with the checksum of app/data/sub/e.txt", rec)
+	}
 	for _, f := range []string{"a.txt", "c.txt", "d.txt"} {
 		if inode(t, filepath.Join(dir1, "app/data", f)) == inode(t, filepath.Join(dir2, "app/data", f)) {
 			t.Errorf("changed %s was linked from the previous layer", f)
@@ -153,6 +160,32 @@ func TestIncrementalCopyMatchesFreshCopy(t *testing.T) {
 	if inode(t, filepath.Join(dir3, "app/data/sub/e.txt")) == inode(t, filepath.Join(dir4, "app/data/sub/e.txt")) {
 		t.Error("--no-cache linked a file from the previous layer")
 	}
+}
+
+// copiedRecords lists the store's copiedRecords.
+func copiedRecords(t *testing.T, s *store.Store) []copiedRecord {
+	t.Helper()
+	var out []copiedRecord
+	err := records(s).View(func(tx *metadata.Tx) error {
+		bk := tx.Bucket(stepsBucket)
+		if bk == nil {
+			return nil
+		}
+		return bk.ForEach(func(k, v []byte) error {
+			if strings.HasSuffix(string(k), "\x00copied") {
+				var r copiedRecord
+				if err := json.Unmarshal(v, &r); err != nil {
+					return err
+				}
+				out = append(out, r)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func assertSameFiles(t *testing.T, got, want map[string]string) {

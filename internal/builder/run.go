@@ -89,11 +89,17 @@ func (b *builder) discard(ctx context.Context, w *work) {
 
 // commit turns the step's snapshot into its layer.
 func (b *builder) commit(ctx context.Context, w *work) (*layer.Layer, error) {
+	return b.commitSums(ctx, w, layer.PayloadSums{})
+}
+
+// commitSums is commit passing sums to the layer commit (see
+// layer.PayloadSums).
+func (b *builder) commitSums(ctx context.Context, w *work, sums layer.PayloadSums) (*layer.Layer, error) {
 	if err := w.unmount(); err != nil {
 		b.discard(ctx, w)
 		return nil, err
 	}
-	l, err := b.s.Layers().Commit(ctx, w.key, w.parent, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch})
+	l, err := b.s.Layers().CommitSums(ctx, w.key, w.parent, archive.DiffOptions{SourceDateEpoch: b.opts.SourceDateEpoch}, sums)
 	if err != nil {
 		b.discard(ctx, w)
 		return nil, fmt.Errorf("commit layer: %w", err)

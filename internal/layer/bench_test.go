@@ -62,7 +62,7 @@ func BenchmarkCommitDiff(b *testing.B) {
 	cpu := cpuTime()
 	b.Cleanup(func() { b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op") })
 	for b.Loop() {
-		rec, err := s.recordDiff(ctx, key, dir, archive.DiffOptions{})
+		rec, err := s.recordDiff(ctx, key, dir, archive.DiffOptions{}, PayloadSums{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -280,6 +280,22 @@ func isSparse(hdr *tar.Header) bool {
 // into a layer: the snapshot's directory is kept as it is and only its
 // changeset tar is computed (hashed and recorded, never stored).
 func (s *Store) Commit(ctx context.Context, key string, parent digest.Digest, opts archive.DiffOptions) (Layer, error) {
+	return s.CommitSums(ctx, key, parent, opts, PayloadSums{})
+}
+
+// PayloadSums passes the tar-split checksums (crc64) of regular files'
+// payloads between a commit and its caller. Known gives those the caller
+// vouches for: files that are hard links of a committed layer's files
+// whose checksums that layer's commit reported (a wrong one makes Tar fail
+// its digest check). Report, when set, is told every regular file's.
+type PayloadSums struct {
+	Known  func(name string, size int64) (crc []byte, ok bool)
+	Report func(name string, crc []byte)
+}
+
+// CommitSums is Commit taking the checksums sums knows instead of
+// computing them, and reporting them to it.
+func (s *Store) CommitSums(ctx context.Context, key string, parent digest.Digest, opts archive.DiffOptions, sums PayloadSums) (Layer, error) {
 	dir, err := s.sn.Dir(ctx, key)
 	if err != nil {
 		return Layer{}, err
@@ -289,7 +305,7 @@ func (s *Store) Commit(ctx context.Context, key string, parent digest.Digest, op
 	// commit's own sync then finds little left to write.
 	synced := make(chan error, 1)
 	go func() { synced <- syncDir(dir) }()
-	rec, err := s.recordDiff(ctx, key, dir, opts)
+	rec, err := s.recordDiff(ctx, key, dir, opts, sums)
 	if serr := <-synced; err == nil && serr != nil {
 		os.Remove(rec.tarSplit)
 		return Layer{}, serr
@@ -303,8 +319,9 @@ func (s *Store) Commit(ctx context.Context, key string, parent digest.Digest, op
 // recordDiff writes the changeset tar of dir straight into the recorder:
 // the writer reports each entry as it goes, so the stream is hashed and its
 // tar-split recorded without a pipe or a second tar parser.
-func (s *Store) recordDiff(ctx context.Context, key, dir string, opts archive.DiffOptions) (recording, error) {
+func (s *Store) recordDiff(ctx context.Context, key, dir string, opts archive.DiffOptions, sums PayloadSums) (recording, error) {
 	return s.recordTar(func(sr *splitRecorder) error {
+		sr.sums = sums
 		opts.EntryWritten = sr.entry
 		return s.writeDiff(ctx, sr, key, dir, opts)
 	})

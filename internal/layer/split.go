@@ -27,6 +27,9 @@ type splitRecorder struct {
 	want int64  // its declared payload size
 	left int64  // payload bytes still to come
 	err  error
+
+	sums  PayloadSums
+	known []byte // the checksum sums knew of the current payload
 }
 
 // maxSegment bounds the bytes held for one segment; a longer run of header
@@ -53,11 +56,20 @@ func (r *splitRecorder) Write(b []byte) (int, error) {
 			break
 		}
 		k := min(int64(len(b)), r.left)
-		r.crc.Write(b[:k])
+		if r.known == nil {
+			r.crc.Write(b[:k])
+		}
 		r.left -= k
 		b = b[k:]
 		if r.left == 0 {
-			r.err = r.addFile(r.crc.Sum(nil))
+			crc := r.known
+			if crc == nil {
+				crc = r.crc.Sum(nil)
+			}
+			if r.sums.Report != nil {
+				r.sums.Report(r.name, crc)
+			}
+			r.err = r.addFile(crc)
 		}
 	}
 	if r.err != nil {
@@ -82,6 +94,13 @@ func (r *splitRecorder) entry(name string, size int64) error {
 	if size == 0 {
 		r.err = r.addFile(nil)
 		return r.err
+	}
+	r.known = nil
+	if r.sums.Known != nil {
+		if crc, ok := r.sums.Known(name, size); ok {
+			r.known = crc
+			return nil
+		}
 	}
 	r.crc.Reset()
 	return nil
