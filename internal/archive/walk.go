@@ -2,7 +2,6 @@ package archive
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"os"
@@ -132,48 +131,15 @@ func (n *node) close() {
 	}
 }
 
-// dirent is a name read from a directory, with the type the directory
-// records for it (unix.DT_*, DT_UNKNOWN where the filesystem has none).
-type dirent struct {
-	name string
-	typ  uint8
-}
-
-// readDir returns the entries of the directory open as fd, sorted by
-// name. buf is scratch space for getdents.
-func readDir(fd int, buf []byte, where string) ([]dirent, error) {
-	var ents []dirent
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "getdents", Path: where, Err: err}
-		}
-		if n <= 0 {
-			break
-		}
-		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
-		for off := 0; off < n; {
-			reclen := int(binary.NativeEndian.Uint16(buf[off+16:]))
-			name := buf[off+19 : off+reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
-			}
-			typ := buf[off+18]
-			off += reclen
-			if s := string(name); s != "." && s != ".." {
-				ents = append(ents, dirent{name: s, typ: typ})
-			}
-		}
+// readDir lists the directory open as fd (rootfs.ReadDir), naming where
+// in errors.
+func readDir(fd int, buf []byte, where string) ([]rootfs.Dirent, error) {
+	ents, err := rootfs.ReadDir(fd, buf)
+	if err != nil {
+		return nil, &os.PathError{Op: "getdents", Path: where, Err: err}
 	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].name < ents[j].name })
 	return ents, nil
 }
-
-// dirBufSize holds a few hundred names per getdents call.
-const dirBufSize = 32 << 10
 
 // openRoot opens the root of a walk. Its path is the caller's (a snapshot,
 // a layer, /proc/self/fd/N of a directory resolved in-root); nothing below
@@ -194,12 +160,12 @@ func openRoot(dir string) (int, error) {
 // regular file. For overlay upper dirs (overlay true) it refuses redirect
 // and metacopy xattrs: with them the upper dir alone does not say what
 // changed.
-func readNode(dirfd int, d dirent, rel, where string, overlay bool) (*node, error) {
+func readNode(dirfd int, d rootfs.Dirent, rel, where string, overlay bool) (*node, error) {
 	n := &node{rel: rel, where: where, fd: -1}
-	typ := d.typ
+	typ := d.Type
 	for tries := 0; ; tries++ {
 		if typ != unix.DT_REG && typ != unix.DT_DIR {
-			if err := unix.Fstatat(dirfd, d.name, &n.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if err := unix.Fstatat(dirfd, d.Name, &n.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 				return nil, &os.PathError{Op: "lstat", Path: where, Err: err}
 			}
 			switch n.st.Mode & unix.S_IFMT {
@@ -223,7 +189,7 @@ func readNode(dirfd int, d dirent, rel, where string, overlay bool) (*node, erro
 			// terminal before fstat tells what it is.
 			flag |= unix.O_NONBLOCK | unix.O_NOCTTY
 		}
-		fd, err := unix.Openat(dirfd, d.name, flag, 0)
+		fd, err := unix.Openat(dirfd, d.Name, flag, 0)
 		if err == unix.ELOOP || err == unix.ENOTDIR || err == unix.ENXIO {
 			typ = unix.DT_UNKNOWN // replaced since it was listed: look again
 			continue
@@ -250,7 +216,7 @@ func readNode(dirfd int, d dirent, rel, where string, overlay bool) (*node, erro
 	if n.fd < 0 {
 		// No descriptor can be opened for reading a symlink or device;
 		// the /proc name of the parent pins everything above the entry.
-		src.path = rootfs.ProcPath(dirfd, d.name)
+		src.path = rootfs.ProcPath(dirfd, d.Name)
 	}
 	xs, err := src.read(where)
 	if err != nil {
@@ -275,7 +241,7 @@ func readNode(dirfd int, d dirent, rel, where string, overlay bool) (*node, erro
 	}
 	if n.st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		buf := make([]byte, unix.PathMax)
-		k, err := unix.Readlinkat(dirfd, d.name, buf)
+		k, err := unix.Readlinkat(dirfd, d.Name, buf)
 		if err != nil {
 			return nil, &os.PathError{Op: "readlink", Path: where, Err: err}
 		}
@@ -312,7 +278,7 @@ func walkOverlay(ctx contextErr, upper string, emit func(event) error) error {
 		return err
 	}
 	defer unix.Close(fd)
-	w := &overlayWalker{ctx: ctx, upper: upper, emit: emit, buf: make([]byte, dirBufSize)}
+	w := &overlayWalker{ctx: ctx, upper: upper, emit: emit, buf: make([]byte, rootfs.DirBufSize)}
 	ents, err := readDir(fd, w.buf, upper)
 	if err != nil {
 		return err
@@ -327,12 +293,12 @@ type overlayWalker struct {
 	buf   []byte
 }
 
-func (w *overlayWalker) dir(fd int, rel string, ents []dirent) error {
+func (w *overlayWalker) dir(fd int, rel string, ents []rootfs.Dirent) error {
 	for _, d := range ents {
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}
-		crel := joinRel(rel, d.name)
+		crel := joinRel(rel, d.Name)
 		n, err := readNode(fd, d, crel, w.upper+"/"+crel, true)
 		if err != nil {
 			return err
@@ -363,7 +329,7 @@ func (w *overlayWalker) entry(n *node) error {
 	if n.opaque {
 		names := make([]string, len(ents))
 		for i, d := range ents {
-			names[i] = d.name
+			names[i] = d.Name
 		}
 		if err := w.emit(event{kind: evOpaque, rel: n.rel, n: n, names: names}); err != nil {
 			return err
@@ -402,7 +368,7 @@ func (w *treeWalker) flush() error {
 }
 
 func (w *treeWalker) walk() error {
-	w.dirBuf = make([]byte, dirBufSize)
+	w.dirBuf = make([]byte, rootfs.DirBufSize)
 	up, err := openRoot(w.upper)
 	if err != nil {
 		return err
@@ -424,7 +390,7 @@ func (w *treeWalker) dir(rel string, up, lo int) error {
 	if err != nil {
 		return err
 	}
-	var loEnts []dirent
+	var loEnts []rootfs.Dirent
 	if lo >= 0 {
 		if loEnts, err = readDir(lo, w.dirBuf, w.lower+"/"+rel); err != nil {
 			return err
@@ -436,8 +402,8 @@ func (w *treeWalker) dir(rel string, up, lo int) error {
 			return err
 		}
 		switch {
-		case j == len(loEnts) || (i < len(upEnts) && upEnts[i].name < loEnts[j].name):
-			crel := joinRel(rel, upEnts[i].name)
+		case j == len(loEnts) || (i < len(upEnts) && upEnts[i].Name < loEnts[j].Name):
+			crel := joinRel(rel, upEnts[i].Name)
 			n, err := readNode(up, upEnts[i], crel, w.upper+"/"+crel, false)
 			i++
 			if err != nil {
@@ -448,8 +414,8 @@ func (w *treeWalker) dir(rel string, up, lo int) error {
 			if err != nil {
 				return err
 			}
-		case i == len(upEnts) || loEnts[j].name < upEnts[i].name:
-			crel := joinRel(rel, loEnts[j].name)
+		case i == len(upEnts) || loEnts[j].Name < upEnts[i].Name:
+			crel := joinRel(rel, loEnts[j].Name)
 			j++
 			if err := w.flush(); err != nil {
 				return err
@@ -458,7 +424,7 @@ func (w *treeWalker) dir(rel string, up, lo int) error {
 				return err
 			}
 		default:
-			crel := joinRel(rel, upEnts[i].name)
+			crel := joinRel(rel, upEnts[i].Name)
 			err := w.both(up, lo, upEnts[i], loEnts[j], crel)
 			i++
 			j++
@@ -471,7 +437,7 @@ func (w *treeWalker) dir(rel string, up, lo int) error {
 }
 
 // both compares the entry crel present in both trees.
-func (w *treeWalker) both(up, lo int, ud, ld dirent, crel string) error {
+func (w *treeWalker) both(up, lo int, ud, ld rootfs.Dirent, crel string) error {
 	un, err := readNode(up, ud, crel, w.upper+"/"+crel, false)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/strata-project/strata/internal/rootfs"
 	"net"
 	"os"
 	"os/exec"
@@ -68,7 +69,7 @@ func TestSourceDigest(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "d", "sub", "g.log"), []byte("log"), 0o644)
 	os.Symlink("f", filepath.Join(dir, "d", "link"))
 	sum := func(ig *ignore) string {
-		m, err := walkSource(dir, "d", ig)
+		m, err := walkSource(testRoot(t, dir), "d", ig)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +129,7 @@ func TestGlobAndIgnore(t *testing.T) {
 		"/sub/../a.*":  "a.txt",
 		"escape/pass*": "", // /etc is resolved inside the context: nothing there
 	} {
-		got, err := globInRoot(dir, pattern, ig)
+		got, err := globInRoot(testRoot(t, dir), pattern, ig)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -393,4 +394,15 @@ func TestOverlayDepthLimit(t *testing.T) {
 	if err := b.checkDepth(st, cmds[0]); err != nil {
 		t.Errorf("ENV makes no layer: %v", err)
 	}
+}
+
+// testRoot holds dir open as a source root for the test's duration.
+func testRoot(t *testing.T, dir string) *rootfs.Root {
+	t.Helper()
+	r, err := rootfs.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
 }

@@ -14,13 +14,14 @@ import (
 	"syscall"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/rootfs"
 )
 
 // ignore is the context's .dockerignore.
@@ -67,10 +68,22 @@ func (ig *ignore) mayInclude() bool { return ig != nil && ig.pm != nil && ig.pm.
 
 // entry is one file of a COPY source.
 type entry struct {
-	abs  string // where it is on this machine
+	// root holds the source's root filesystem (the context, a stage's
+	// rootfs) open; path is where the entry is in it, with no symlink on
+	// the way: the file is opened by resolving path in root again, at the
+	// moment of reading, refusing any symlink (entry.open).
+	root *rootfs.Root
+	path string
 	rel  string // slash path below the matched source ("" = the source itself)
 	fi   os.FileInfo
 	link string
+}
+
+// open opens the entry's file for reading (a raw fd the caller owns).
+// Each component is resolved inside the source's root now, and a symlink
+// swapped in anywhere since the walk is refused, never followed.
+func (e *entry) open() (int, error) {
+	return e.root.OpenExact(e.path, unix.O_RDONLY)
 }
 
 // match is one source path (after wildcard expansion) of a COPY.
@@ -298,14 +311,35 @@ func (b *builder) resolveOrigin(ctx context.Context, from string, stage int, isS
 	return origin{layers: true, chain: image.ChainID(img.Config.RootFS.DiffIDs), ident: "image " + string(img.ID)}, nil
 }
 
-// openOrigin makes the origin's files readable at a path until release.
-// Layers are mounted as a throwaway writable snapshot: writes to it
-// (RUN --mount=type=bind,rw) are discarded.
-func (b *builder) openOrigin(ctx context.Context, o origin) (string, func(), error) {
-	if !o.layers {
-		return o.dir, func() {}, nil
+// openOrigin holds the origin's root directory open until release; every
+// path in it is then resolved inside it (rootfs.Root). Layers are mounted
+// as a throwaway writable snapshot: writes to it (RUN
+// --mount=type=bind,rw) are discarded.
+func (b *builder) openOrigin(ctx context.Context, o origin) (*rootfs.Root, func(), error) {
+	dir, release := o.dir, func() {}
+	if o.layers {
+		var err error
+		if dir, release, err = b.view(ctx, o.chain); err != nil {
+			return nil, nil, err
+		}
 	}
-	return b.view(ctx, o.chain)
+	root, err := rootfs.Open(dir)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return root, func() { root.Close(); release() }, nil
+}
+
+// holdRoot opens dir (a scratch directory of the build) as the root its
+// entries are read through, until src is closed.
+func holdRoot(src *sources, dir string) (*rootfs.Root, error) {
+	r, err := rootfs.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	src.onClose(func() { r.Close() })
+	return r, nil
 }
 
 // view mounts the layers chain read-only and returns where.
@@ -328,8 +362,8 @@ func (b *builder) view(ctx context.Context, chain digest.Digest) (string, func()
 
 // globInRoot expands a source path with wildcards inside root. Each
 // directory is resolved inside root, so image symlinks cannot lead out.
-// Ignored paths do not match.
-func globInRoot(root, pattern string, ig *ignore) ([]string, error) {
+// Ignored paths do not match, nor do symlinks whose target is missing.
+func globInRoot(root *rootfs.Root, pattern string, ig *ignore) ([]string, error) {
 	clean := strings.TrimPrefix(path.Clean("/"+filepath.ToSlash(pattern)), "/")
 	if clean == "" {
 		return []string{""}, nil
@@ -341,20 +375,12 @@ func globInRoot(root, pattern string, ig *ignore) ([]string, error) {
 		for _, dir := range cur {
 			if !hasMeta(part) {
 				rel := path.Join(dir, part)
-				p, err := securejoin.SecureJoin(root, rel)
-				if err != nil {
-					return nil, err
-				}
-				if _, err := os.Lstat(p); err == nil && !ig.excluded(rel) {
+				if _, err := root.Stat(rel); err == nil && !ig.excluded(rel) {
 					next = append(next, rel)
 				}
 				continue
 			}
-			d, err := securejoin.SecureJoin(root, dir)
-			if err != nil {
-				return nil, err
-			}
-			names, err := readNames(d)
+			names, err := readNames(root, dir)
 			if err != nil {
 				continue
 			}
@@ -376,8 +402,9 @@ func globInRoot(root, pattern string, ig *ignore) ([]string, error) {
 
 func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
 
-func readNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
+// readNames lists the directory dir, resolved inside root, sorted.
+func readNames(root *rootfs.Root, dir string) ([]string, error) {
+	f, err := root.OpenFile(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -390,56 +417,80 @@ func readNames(dir string) ([]string, error) {
 // walkSource lists a matched source and, for a directory, the tree below
 // it (minus ignored paths), sorted so digests and copies are stable. The
 // source itself is followed if it is a symlink, inside root; entries below
-// it are not.
-func walkSource(root, rel string, ig *ignore) (match, error) {
+// it are not: each directory is opened relative to its parent's
+// descriptor without following, and entries are stat'ed through it, so a
+// symlink below the source is listed as a symlink, never walked.
+func walkSource(root *rootfs.Root, rel string, ig *ignore) (match, error) {
 	walked := time.Now()
-	abs, err := securejoin.SecureJoin(root, rel)
+	fd, err := root.OpenPath(rel, true)
 	if err != nil {
-		return match{}, err
+		return match{}, fmt.Errorf("%s: %w", rel, errors.Unwrap(err))
 	}
-	fi, err := os.Stat(abs)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return match{}, fmt.Errorf("%s: %w", rel, err)
+	}
+	real, err := root.PathOf(fd)
 	if err != nil {
 		return match{}, fmt.Errorf("%s: %w", rel, err)
 	}
+	fi := rootfs.FileInfo(path.Base("/"+real), &st)
 	m := match{name: path.Base("/" + rel), isDir: fi.IsDir(), walked: walked}
 	if rel == "" {
 		m.name = "."
 	}
-	m.entries = append(m.entries, entry{abs: abs, fi: fi})
+	m.entries = append(m.entries, entry{root: root, path: real, fi: fi})
 	if !fi.IsDir() {
 		return m, nil
 	}
-	var walk func(dir, sub string) error
-	walk = func(dir, sub string) error {
-		names, err := readNames(dir)
+	dfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return match{}, fmt.Errorf("%s: %w", rel, err)
+	}
+	defer unix.Close(dfd)
+	buf := make([]byte, rootfs.DirBufSize)
+	var walk func(dfd int, dir, sub string) error
+	walk = func(dfd int, dir, sub string) error {
+		ents, err := rootfs.ReadDir(dfd, buf)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", dir, err)
+			return fmt.Errorf("read %s: %w", path.Join(rel, sub), err)
 		}
-		for _, n := range names {
-			p := filepath.Join(dir, n)
+		for _, d := range ents {
+			n := d.Name
 			r := path.Join(sub, n)
 			ctxRel := path.Join(rel, r)
-			fi, err := os.Lstat(p)
-			if err != nil {
-				return err
-			}
 			excluded := ig.excluded(ctxRel)
+			if excluded && (!ig.mayInclude() || (d.Type != unix.DT_DIR && d.Type != unix.DT_UNKNOWN)) {
+				continue // no need to stat it
+			}
+			var st unix.Stat_t
+			if err := unix.Fstatat(dfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return &os.PathError{Op: "lstat", Path: ctxRel, Err: err}
+			}
+			fi := rootfs.FileInfo(n, &st)
 			if excluded && !(fi.IsDir() && ig.mayInclude()) {
 				continue
 			}
 			if fi.Mode()&os.ModeSocket != 0 {
 				continue // as docker: a socket cannot be copied, and is skipped
 			}
-			e := entry{abs: p, rel: r, fi: fi}
+			e := entry{root: root, path: path.Join(dir, n), rel: r, fi: fi}
 			if fi.Mode()&os.ModeSymlink != 0 {
-				if e.link, err = os.Readlink(p); err != nil {
-					return err
+				if e.link, err = readlinkAt(dfd, n); err != nil {
+					return &os.PathError{Op: "readlink", Path: ctxRel, Err: err}
 				}
 			}
 			at := len(m.entries)
 			m.entries = append(m.entries, e)
 			if fi.IsDir() {
-				if err := walk(p, r); err != nil {
+				cfd, err := unix.Openat(dfd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return &os.PathError{Op: "open", Path: ctxRel, Err: err}
+				}
+				err = walk(cfd, e.path, r)
+				unix.Close(cfd)
+				if err != nil {
 					return err
 				}
 				if excluded && len(m.entries) == at+1 {
@@ -452,7 +503,7 @@ func walkSource(root, rel string, ig *ignore) (match, error) {
 		}
 		return nil
 	}
-	return m, walk(abs, "")
+	return m, walk(dfd, real, "")
 }
 
 // digestMatch feeds one source's names, types, modes, link targets,

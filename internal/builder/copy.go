@@ -33,6 +33,11 @@ func (b *builder) heredocSources(sd instructions.SourcesAndDest) (*sources, erro
 		return nil, err
 	}
 	src := &sources{release: func() { os.RemoveAll(dir) }}
+	root, err := holdRoot(src, dir)
+	if err != nil {
+		src.close()
+		return nil, err
+	}
 	h := sha256.New()
 	for _, sc := range sd.SourceContents {
 		name := path.Base("/" + sc.Path)
@@ -41,7 +46,7 @@ func (b *builder) heredocSources(sd instructions.SourcesAndDest) (*sources, erro
 			src.close()
 			return nil, err
 		}
-		m, err := walkSource(dir, name, nil)
+		m, err := walkSource(root, name, nil)
 		if err != nil {
 			src.close()
 			return nil, err
@@ -156,8 +161,8 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 			err = c.file(m.entries[0], path.Join(dest, m.keep))
 		case m.isDir:
 			err = c.tree(m, dest)
-		case cm.add && !m.remote && isArchive(m.entries[0].abs):
-			err = c.extract(ctx, m.entries[0].abs, dest)
+		case cm.add && !m.remote && isArchive(&m.entries[0]):
+			err = c.extract(ctx, &m.entries[0], dest)
 		default:
 			target := dest
 			if destIsDir || c.isDir(dest) {
@@ -473,11 +478,12 @@ func (c *copier) metaFd(fd int, e entry) error {
 
 // isArchive tells whether ADD should unpack the file: a tar, plain or
 // compressed (gzip, bzip2, xz, zstd), as docker decides.
-func isArchive(p string) bool {
-	f, err := os.Open(p)
+func isArchive(e *entry) bool {
+	fd, err := e.open()
 	if err != nil {
 		return false
 	}
+	f := os.NewFile(uintptr(fd), e.path)
 	defer f.Close()
 	r, _, err := compression.Decompress(f)
 	if err != nil {
@@ -490,7 +496,7 @@ func isArchive(p string) bool {
 
 // extract unpacks a local archive into directory dest (ADD). Entries keep
 // their owners and modes; paths stay inside dest.
-func (c *copier) extract(ctx context.Context, archivePath, dest string) error {
+func (c *copier) extract(ctx context.Context, e *entry, dest string) error {
 	fd, err := c.mkdirAll(dest)
 	if err != nil {
 		return err
@@ -501,10 +507,11 @@ func (c *copier) extract(ctx context.Context, archivePath, dest string) error {
 		return err
 	}
 	defer into.Close()
-	f, err := os.Open(archivePath)
+	fd, err = e.open()
 	if err != nil {
 		return err
 	}
+	f := os.NewFile(uintptr(fd), e.path)
 	defer f.Close()
 	r, _, err := compression.Decompress(f)
 	if err != nil {

@@ -164,7 +164,7 @@ func (c *copier) writeNew(j copyJob, buf *[]byte) error {
 		perm := c.perm(j.e)
 		linked := c.linkPrev(j, uid, gid, perm)
 		if !linked {
-			if err := c.copyRegular(j.e.abs, j, uid, gid, perm, j.e.fi.ModTime(), buf); err != nil {
+			if err := c.copyRegular(j.e, j, uid, gid, perm, j.e.fi.ModTime(), buf); err != nil {
 				return fmt.Errorf("copy %s: %w", j.e.rel, err)
 			}
 		}
@@ -207,12 +207,12 @@ func (c *copier) perm(e entry) uint32 {
 
 // copyRegular copies src's bytes into a new file dst and sets its owner,
 // then mode (chown clears setuid bits), then times, all on the open
-// descriptor.
-func (c *copier) copyRegular(src string, j copyJob, uid, gid int, perm uint32, mtime time.Time, buf *[]byte) error {
+// descriptor. src is opened in its root (entry.open).
+func (c *copier) copyRegular(src entry, j copyJob, uid, gid int, perm uint32, mtime time.Time, buf *[]byte) error {
 	dst := j.e.rel
-	in, err := unix.Open(src, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	in, err := src.open()
 	if err != nil {
-		return &os.PathError{Op: "open", Path: src, Err: err}
+		return err
 	}
 	defer unix.Close(in)
 	out, err := unix.Openat(j.dir, j.name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -337,10 +337,10 @@ func fileDigests(entries []entry, cache *hashCache, statTime time.Time) ([][sha2
 			h := sha256.New()
 			for i := range next {
 				h.Reset()
-				if errs[i] = hashFile(h, entries[i].abs, buf); errs[i] == nil {
+				if errs[i] = hashFile(h, &entries[i], buf); errs[i] == nil {
 					h.Sum(sums[i][:0])
 					if st, ok := entries[i].fi.Sys().(*syscall.Stat_t); ok && cache != nil {
-						cache.record(entries[i].abs, st, statTime, sums[i])
+						cache.record(entries[i].path, st, statTime, sums[i])
 					}
 				}
 			}
@@ -351,7 +351,7 @@ func fileDigests(entries []entry, cache *hashCache, statTime time.Time) ([][sha2
 			continue
 		}
 		if st, ok := e.fi.Sys().(*syscall.Stat_t); ok && cache != nil {
-			if sum, ok := cache.lookup(e.abs, st); ok {
+			if sum, ok := cache.lookup(e.path, st); ok {
 				sums[i] = sum
 				continue
 			}
@@ -368,10 +368,10 @@ func fileDigests(entries []entry, cache *hashCache, statTime time.Time) ([][sha2
 	return sums, nil
 }
 
-func hashFile(h hash.Hash, p string, buf []byte) error {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func hashFile(h hash.Hash, e *entry, buf []byte) error {
+	fd, err := e.open()
 	if err != nil {
-		return &os.PathError{Op: "open", Path: p, Err: err}
+		return err
 	}
 	defer unix.Close(fd)
 	for {
@@ -380,7 +380,7 @@ func hashFile(h hash.Hash, p string, buf []byte) error {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", p, err)
+			return fmt.Errorf("read %s: %w", e.path, err)
 		}
 		if n == 0 {
 			return nil

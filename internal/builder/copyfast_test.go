@@ -277,7 +277,7 @@ func TestSourceDigestFormatUnchanged(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "d", "f"), []byte("one"), 0o644)
 	os.WriteFile(filepath.Join(dir, "d", "e", "g"), []byte(strings.Repeat("g", 1<<20)), 0o600)
 	os.Symlink("f", filepath.Join(dir, "d", "link"))
-	m, err := walkSource(dir, "d", nil)
+	m, err := walkSource(testRoot(t, dir), "d", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestSourceDigestFormatUnchanged(t *testing.T) {
 	for _, e := range m.entries {
 		fmt.Fprintf(want, "%q %o %q", e.rel, uint32(e.fi.Mode()), e.link)
 		if e.fi.Mode().IsRegular() {
-			b, err := os.ReadFile(e.abs)
+			b, err := os.ReadFile(filepath.Join(dir, e.path))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -63,8 +63,9 @@ type cachedSum struct {
 // build saves the cache, so files gone from the context drop out.
 type hashCache struct {
 	path string
-	dir  string // the context directory: entries are kept by path below it
-	old  map[string]cachedSum
+	// old and seen are keyed by the file's path in the context directory
+	// (entry.path).
+	old map[string]cachedSum
 
 	mu    sync.Mutex
 	seen  map[string]cachedSum
@@ -84,7 +85,6 @@ func (b *builder) contextHashes(dir string) *hashCache {
 	}
 	name := sha256.Sum256([]byte(dir))
 	c := loadHashCache(filepath.Join(b.s.Root(), hashCacheDir, fmt.Sprintf("%x", name[:16])))
-	c.dir = dir + string(filepath.Separator)
 	b.hashCaches[dir] = c
 	return c
 }
@@ -103,9 +103,9 @@ func (b *builder) saveContextHashes(succeeded bool) {
 	}
 }
 
-// lookup returns the cached digest of the file at p whose stat is st.
+// lookup returns the cached digest of the file at p (in the context
+// directory) whose stat is st.
 func (c *hashCache) lookup(p string, st *syscall.Stat_t) ([sha256.Size]byte, bool) {
-	p = strings.TrimPrefix(p, c.dir)
 	e, ok := c.old[p]
 	if !ok || e.stamp != stampOf(st) {
 		return [sha256.Size]byte{}, false
@@ -120,7 +120,6 @@ func (c *hashCache) lookup(p string, st *syscall.Stat_t) ([sha256.Size]byte, boo
 // at statTime (before it was read), unless it changed too recently to
 // trust its times.
 func (c *hashCache) record(p string, st *syscall.Stat_t, statTime time.Time, sum [sha256.Size]byte) {
-	p = strings.TrimPrefix(p, c.dir)
 	s := stampOf(st)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -13,7 +13,7 @@ import (
 // its stat had been taken at statTime.
 func digestWith(t *testing.T, dir string, c *hashCache, statTime time.Time) string {
 	t.Helper()
-	m, err := walkSource(dir, "d", nil)
+	m, err := walkSource(testRoot(t, dir), "d", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,6 @@ func TestContextHashCache(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "d", "g"), []byte("two"), 0o644)
 	load := func() *hashCache {
 		c := loadHashCache(cachePath)
-		c.dir = dir + string(filepath.Separator)
 		return c
 	}
 	later := time.Now().Add(time.Hour) // the files' times are long past by then
@@ -73,7 +72,6 @@ func TestContextHashCache(t *testing.T) {
 	// Files changed within the racy window of their stat (all of them,
 	// here) are not remembered.
 	racy := loadHashCache(filepath.Join(t.TempDir(), "racy"))
-	racy.dir = c.dir
 	digestWith(t, dir, racy, time.Now())
 	racy.save("owner", true)
 	if racy = loadHashCache(racy.path); len(racy.old) != 0 {

@@ -36,7 +36,6 @@ import (
 	"strings"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -163,7 +162,12 @@ func (b *builder) bindOrigin(ctx context.Context, sp *stagePlan, p *mountPlan, d
 	if p.origin.ig.excluded(p.source) {
 		return fmt.Errorf("source %q: excluded by .dockerignore", p.source)
 	}
-	m, err := walkSource(p.origin.dir, p.source, p.origin.ig)
+	root, err := rootfs.Open(p.origin.dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	m, err := walkSource(root, p.source, p.origin.ig)
 	if err != nil {
 		return err
 	}
@@ -338,12 +342,15 @@ func (b *builder) setupBind(ctx context.Context, rm *runMounts, w *work, i int, 
 		return err
 	}
 	rm.release = append(rm.release, release)
-	src, err := securejoin.SecureJoin(root, p.source)
+	// As docker: symlinks on the source path are followed, inside the
+	// root; what they name is held open from here on.
+	fd, err := root.OpenPath(p.source, true)
 	if err != nil {
-		return err
+		return fmt.Errorf("source %q: %w", p.source, errors.Unwrap(err))
 	}
-	fi, err := os.Stat(src)
-	if err != nil {
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return fmt.Errorf("source %q: %w", p.source, err)
 	}
 	// A directory on this machine is bound as it is only when that shows
@@ -362,9 +369,9 @@ func (b *builder) setupBind(ctx context.Context, rm *runMounts, w *work, i int, 
 		if err != nil {
 			return err
 		}
-		if fi.IsDir() {
+		src := dst
+		if m.isDir {
 			err = c.tree(m, "/")
-			src = dst
 		} else {
 			err = c.file(m.entries[0], "/"+m.name)
 			src = filepath.Join(dst, m.name)
@@ -373,9 +380,54 @@ func (b *builder) setupBind(ctx context.Context, rm *runMounts, w *work, i int, 
 		if err != nil {
 			return fmt.Errorf("copy bind source: %w", err)
 		}
+		rm.mounts = append(rm.mounts, specs.Mount{Destination: p.target, Type: "bind", Source: src, Options: bindOptions(p.m.ReadOnly)})
+		return nil
 	}
-	rm.mounts = append(rm.mounts, specs.Mount{Destination: p.target, Type: "bind", Source: src, Options: bindOptions(p.m.ReadOnly)})
+	at := filepath.Join(w.dir, "bind-"+strconv.Itoa(i)+"-src")
+	undo, err := mountFd(fd, rootfs.IsDir(&st), at, p.m.ReadOnly)
+	if err != nil {
+		return fmt.Errorf("source %q: %w", p.source, err)
+	}
+	rm.release = append(rm.release, undo)
+	rm.mounts = append(rm.mounts, specs.Mount{Destination: p.target, Type: "bind", Source: at, Options: bindOptions(p.m.ReadOnly)})
 	return nil
+}
+
+// mountFd bind-mounts what fd (O_PATH, resolved inside its root) holds
+// on a new mount point at, read-only when ro, and returns how to undo it.
+// The RUN container then binds at, a path of the build's own that holds
+// exactly that file or directory, rather than a path into the root that
+// would be resolved again, following whatever symlinks it has by then.
+// A build killed before the undo leaves the mount in its step dir, which
+// the sweep unmounts before removing anything.
+func mountFd(fd int, isDir bool, at string, ro bool) (func(), error) {
+	if isDir {
+		if err := os.Mkdir(at, 0o700); err != nil {
+			return nil, err
+		}
+	} else if err := os.WriteFile(at, nil, 0o600); err != nil {
+		return nil, err
+	}
+	undo := func() {
+		unix.Unmount(at, unix.MNT_DETACH)
+		os.Remove(at)
+	}
+	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(fd), at, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		os.Remove(at)
+		return nil, fmt.Errorf("bind mount: %w", err)
+	}
+	// Private, so nothing mounted under either side shows on the other.
+	if err := unix.Mount("", at, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		undo()
+		return nil, fmt.Errorf("make bind mount private: %w", err)
+	}
+	if ro {
+		if err := unix.Mount("", at, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, ""); err != nil {
+			undo()
+			return nil, fmt.Errorf("make bind mount read-only: %w", err)
+		}
+	}
+	return undo, nil
 }
 
 // setupSecret puts a secret where the RUN finds it. The file lives in a

@@ -168,7 +168,7 @@ func TestExclude(t *testing.T) {
 	if !excludedMatch(pm, "top.md") || excludedMatch(pm, "d") || excludedMatch(nil, "top.md") {
 		t.Error("excludedMatch")
 	}
-	m, err := walkSource(dir, "d", nil)
+	m, err := walkSource(testRoot(t, dir), "d", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

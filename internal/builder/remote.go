@@ -104,7 +104,11 @@ func (b *builder) download(ctx context.Context, src *sources, rawURL, checksum s
 	if err := os.Chtimes(p, mtime, mtime); err != nil {
 		return match{}, err
 	}
-	m, err := walkSource(dir, name, nil)
+	root, err := holdRoot(src, dir)
+	if err != nil {
+		return match{}, err
+	}
+	m, err := walkSource(root, name, nil)
 	if err != nil {
 		return match{}, err
 	}

@@ -55,8 +55,12 @@ func TestAddLocalTarKeepsWhiteoutNames(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tarPath := filepath.Join(t.TempDir(), "a.tar")
-	if err := os.WriteFile(tarPath, whiteoutTar(t), 0o644); err != nil {
+	tarDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tarDir, "a.tar"), whiteoutTar(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := walkSource(testRoot(t, tarDir), "a.tar", nil)
+	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := newCopier(root, "")
@@ -64,7 +68,7 @@ func TestAddLocalTarKeepsWhiteoutNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	if err := c.extract(context.Background(), tarPath, "/"); err != nil {
+	if err := c.extract(context.Background(), &m.entries[0], "/"); err != nil {
 		t.Fatal(err)
 	}
 	assertLiteralWhiteouts(t, root)

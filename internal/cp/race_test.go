@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/strata-project/strata/internal/testutil/swap"
 )
 
 // A container that keeps swapping /dir between a directory and a symlink to
@@ -96,38 +98,9 @@ func TestExtractWritesWhiteoutNamesLiterally(t *testing.T) {
 // host file's contents into `cp C:/top -`, whichever moment the swap hits
 // (between listing a directory, stating an entry, opening it, reading it).
 func TestCpRaceWalkBelowSourceUnpaused(t *testing.T) {
-	base := t.TempDir()
-	ctr, canary := filepath.Join(base, "ctr"), filepath.Join(base, "canary")
-	top := filepath.Join(ctr, "top")
-	for _, d := range []string{top, canary} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(t, filepath.Join(canary, "f"), "host secret")
-	write(t, filepath.Join(canary, "deeper", "g"), "host secret")
-	write(t, filepath.Join(top, "a"), "inside")
-
-	var stop atomic.Bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sub, tmp := filepath.Join(top, "sub"), filepath.Join(top, ".sub")
-		for !stop.Load() {
-			os.RemoveAll(tmp)
-			if os.MkdirAll(filepath.Join(tmp, "deeper"), 0o755) == nil {
-				os.WriteFile(filepath.Join(tmp, "f"), []byte("inside"), 0o644)
-				os.WriteFile(filepath.Join(tmp, "deeper", "g"), []byte("inside"), 0o644)
-			}
-			os.RemoveAll(sub)
-			os.Rename(tmp, sub)
-			os.Remove(tmp)
-			os.Symlink(canary, tmp)
-			os.RemoveAll(sub)
-			os.Rename(tmp, sub)
-		}
-	}()
-	defer func() { stop.Store(true); <-done }()
+	ctr := t.TempDir()
+	write(t, filepath.Join(ctr, "top", "a"), "inside")
+	swap.Subdir(t, filepath.Join(ctr, "top"))
 
 	ctx := context.Background()
 	deadline := time.Now().Add(2 * time.Second)
@@ -146,7 +119,7 @@ func TestCpRaceWalkBelowSourceUnpaused(t *testing.T) {
 			if h.Name == "top/sub/f" || h.Name == "top/sub/deeper/g" {
 				walked++
 			}
-			if b, _ := io.ReadAll(tr); strings.Contains(string(b), "host secret") {
+			if b, _ := io.ReadAll(tr); strings.Contains(string(b), swap.HostContent) {
 				t.Fatalf("try %d: %s has a host file's contents", tries, h.Name)
 			}
 		}

@@ -19,13 +19,18 @@ func Clean(p string) string {
 }
 
 func (r *Root) openat2(rel string, flag int, mode uint32) (int, error) {
+	return r.openat2How(rel, flag, mode, 0)
+}
+
+// openat2How is openat2 with resolve flags beyond RESOLVE_IN_ROOT.
+func (r *Root) openat2How(rel string, flag int, mode uint32, resolve uint64) (int, error) {
 	rel = Clean(rel)
 	if rel == "" {
 		rel = "."
 	}
 	how := unix.OpenHow{
 		Flags:   uint64(flag | unix.O_CLOEXEC),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | resolve,
 	}
 	if flag&(unix.O_CREAT|unix.O_TMPFILE) != 0 {
 		how.Mode = uint64(mode)
@@ -78,6 +83,41 @@ func (r *Root) OpenPath(rel string, follow bool) (int, error) {
 	return fd, nil
 }
 
+// OpenExact opens rel (a raw fd the caller owns) for a path that a walk
+// found free of symlinks: every component is resolved inside the root at
+// this moment, and a symlink anywhere on the way, the last component
+// included, is refused (ELOOP) instead of followed, so what is opened is
+// what the walk saw or nothing.
+func (r *Root) OpenExact(rel string, flag int) (int, error) {
+	fd, err := r.openat2How(rel, flag|unix.O_NOFOLLOW, 0, unix.RESOLVE_NO_SYMLINKS)
+	if err != nil {
+		return -1, r.pathErr("open", rel, err)
+	}
+	return fd, nil
+}
+
+// PathOf is where the inode open as fd (opened through r) is, as a clean
+// path relative to the root with every symlink resolved: a name to reopen
+// it by with OpenExact, or for bookkeeping.
+func (r *Root) PathOf(fd int) (string, error) {
+	rootPath, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(r.fd))
+	if err != nil {
+		return "", err
+	}
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		return "", err
+	}
+	if rootPath == "/" {
+		return Clean(p), nil
+	}
+	in, ok := strings.CutPrefix(p, rootPath)
+	if !ok || (in != "" && in[0] != '/') {
+		return "", &os.PathError{Op: "resolve", Path: p, Err: unix.EXDEV}
+	}
+	return Clean(in), nil
+}
+
 // RealPath is rel with every symlink in its parent directories resolved
 // inside the root, as a clean relative path: the name, for bookkeeping such
 // as finding it in an overlay upper dir, of where rel is. Never open the
@@ -89,17 +129,9 @@ func (r *Root) RealPath(rel string) (string, error) {
 		return "", r.pathErr("open", dir, err)
 	}
 	defer unix.Close(fd)
-	rootPath, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(r.fd))
+	in, err := r.PathOf(fd)
 	if err != nil {
-		return "", err
-	}
-	dirPath, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	if err != nil {
-		return "", err
-	}
-	in, ok := strings.CutPrefix(dirPath, rootPath)
-	if !ok || (in != "" && in[0] != '/' && rootPath != "/") {
-		return "", r.pathErr("resolve", rel, unix.EXDEV)
+		return "", r.pathErr("resolve", rel, err)
 	}
 	return Clean(in + "/" + base), nil
 }
