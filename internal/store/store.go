@@ -171,8 +171,9 @@ func (s *Store) Owner() string { return s.owner.ID }
 
 // Records is the metadata database limited to the named buckets: how a
 // package outside the store (containers, volumes, the build cache) keeps
-// its own records beside the store's, in the same file, without reaching
-// the images', layers' or leases' buckets.
+// its own records beside the store's, in the same file. The store's,
+// images', layers', snapshots' and leases' buckets are owned: naming one
+// panics (metadata.DB.Own).
 func (s *Store) Records(buckets ...string) *metadata.Scope { return s.db.Scope(buckets...) }
 
 // Driver is the storage driver's name.
