@@ -406,3 +406,24 @@ func testRoot(t *testing.T, dir string) *rootfs.Root {
 	t.Cleanup(func() { r.Close() })
 	return r
 }
+
+// A .dockerignore that is a symlink to a host file is resolved inside the
+// context, like every other context file: the host file is never read.
+func TestDockerignoreSymlinkStaysInside(t *testing.T) {
+	dir, host := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(host, "ign"), []byte("a.txt\n"), 0o644)
+	os.Symlink(filepath.Join(host, "ign"), filepath.Join(dir, ".dockerignore"))
+	ig, err := loadIgnore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ig.excluded("a.txt") {
+		t.Fatal("patterns were read from the host file the .dockerignore symlink names")
+	}
+	inRoot := filepath.Join(dir, host)
+	os.MkdirAll(inRoot, 0o755)
+	os.WriteFile(filepath.Join(inRoot, "ign"), []byte("b.txt\n"), 0o644)
+	if ig, err = loadIgnore(dir); err != nil || !ig.excluded("b.txt") || ig.excluded("a.txt") {
+		t.Fatalf("the context's own copy of the link's target was not used: %v", err)
+	}
+}

@@ -29,8 +29,16 @@ type ignore struct {
 	pm *patternmatcher.PatternMatcher // nil: nothing ignored
 }
 
+// loadIgnore reads the context's .dockerignore, resolved inside the
+// context like every other file of it: a symlink to the host names the
+// context's own copy of that path.
 func loadIgnore(ctxDir string) (*ignore, error) {
-	f, err := os.Open(filepath.Join(ctxDir, ".dockerignore"))
+	root, err := rootfs.Open(ctxDir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, err := root.OpenFile(".dockerignore", os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return &ignore{}, nil
 	}
