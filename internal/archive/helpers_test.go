@@ -274,3 +274,10 @@ func changeList(t testing.TB, f func(fn func(Change) error) error) []string {
 	}
 	return out
 }
+
+// lgetxattr reads one xattr of path, not following a final symlink.
+func lgetxattr(path, name string) ([]byte, error) {
+	var stack [128]byte
+	v, err := xattrCall(stack[:], func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+	return bytes.Clone(v), err
+}

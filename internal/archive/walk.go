@@ -83,12 +83,6 @@ func (s xattrSource) read(where string) ([]xattr, error) {
 	return xs, nil
 }
 
-func lgetxattr(path, name string) ([]byte, error) {
-	var stack [128]byte
-	v, err := xattrCall(stack[:], func(b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
-	return bytes.Clone(v), err
-}
-
 // xattrCall runs a list/get xattr call with buf, and when that is too small
 // asks for the size and retries until the value stops growing in between.
 // The result may alias buf.
