@@ -23,7 +23,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
-	"github.com/vbatts/tar-split/tar/asm"
+	"github.com/vbatts/tar-split/tar/storage"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
@@ -683,14 +683,13 @@ func (s *Store) Tar(ctx context.Context, chainID digest.Digest) (io.ReadCloser, 
 		f.Close()
 		return nil, fmt.Errorf("layer %s tar-split: %w", short(chainID), err)
 	}
-	// The tar is assembled (each file read and its crc64 checked) in a
-	// goroutine of its own, up to tarAhead bytes ahead of the reader, who
+	// The tar is assembled (each file read) in a goroutine of its own, up to tarAhead bytes ahead of the reader, who
 	// hashes it and sends it on: two cores, few handoffs.
 	pr, pw := newRingPipe(tarAhead)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(asm.WriteOutputTarStream(rootGetter{root}, newSplitUnpacker(zr), pw))
+		pw.CloseWithError(assembleTar(rootGetter{root}, newSplitUnpacker(zr), pw))
 	}()
 	stop := closerFunc(func() error {
 		pr.CloseWithError(errors.New("layer tar closed"))
@@ -698,6 +697,48 @@ func (s *Store) Tar(ctx context.Context, chainID digest.Digest) (io.ReadCloser, 
 		return nil
 	})
 	return &verifyingReader{r: pr, h: sha256.New(), want: l.DiffID, closers: []io.Closer{stop, zr, f, root}}, nil
+}
+
+// assembleTar writes the tar that up records, each file's payload read
+// from fg: exactly the recorded size of it, so the stream stays a
+// well-formed tar whatever happened to the file. Whether the bytes are the
+// recorded ones is the diffID's check at the end of the stream
+// (verifyingReader); tar-split's own assembler also computed a crc64 of
+// every payload for that, the same check again at a sixth of a save's CPU.
+func assembleTar(fg rootGetter, up storage.Unpacker, w io.Writer) error {
+	buf := make([]byte, 256<<10)
+	for {
+		e, err := up.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch e.Type {
+		case storage.SegmentType:
+			if _, err := w.Write(e.Payload); err != nil {
+				return err
+			}
+		case storage.FileType:
+			if e.Size == 0 {
+				continue
+			}
+			name := e.GetName()
+			f, err := fg.Get(name)
+			if err != nil {
+				return err
+			}
+			n, err := io.CopyBuffer(w, io.LimitReader(f, e.Size), buf)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if n != e.Size {
+				return fmt.Errorf("%s: %d bytes, the layer recorded %d: snapshot was modified", name, n, e.Size)
+			}
+		}
+	}
 }
 
 // tarAhead is how far a layer tar's assembly may run ahead of its reader.

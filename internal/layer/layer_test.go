@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -214,6 +215,29 @@ func TestTarDetectsTampering(t *testing.T) {
 	defer rc.Close()
 	if _, err := io.Copy(io.Discard, rc); err == nil {
 		t.Fatal("tampered snapshot reproduced without error")
+	}
+}
+
+// A file cut short in the snapshot fails the tar at that file, rather
+// than shifting every later byte of the stream.
+func TestTarDetectsTruncatedFile(t *testing.T) {
+	s := newStore(t, "overlay")
+	layers := unpackAll(t, s, makeTar(t, file("f", "original"), file("g", "second")))
+	dir, err := s.sn.Dir(context.Background(), string(layers[0].ChainID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(dir, "f"), 3); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Tar(context.Background(), layers[0].ChainID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, rc)
+	if err == nil || !strings.Contains(err.Error(), "f: 3 bytes, the layer recorded 8") {
+		t.Fatalf("tar of a truncated file: %v, want the file named with both sizes", err)
 	}
 }
 
