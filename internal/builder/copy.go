@@ -148,6 +148,7 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 	// replace what an earlier one wrote at the same path.
 	if c.upper != nil && !cm.link && len(src.matches) == 1 {
 		c.recording = true
+		c.copied.m = make(map[string]*copiedFile, len(src.matches[0].entries))
 		if !b.opts.NoCache {
 			c.prev = b.openPrevLayer(ctx, src.place)
 		}
