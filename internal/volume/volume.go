@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
@@ -323,7 +324,7 @@ func (v *Volumes) Size(name string) int64 {
 			return nil
 		}
 		if info, err := d.Info(); err == nil {
-			if st, ok := info.Sys().(*unix.Stat_t); ok {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
 				total += st.Blocks * 512
 			}
 		}
