@@ -23,6 +23,9 @@ type xattr struct {
 type xattrSource struct {
 	fd   int
 	path string
+	// nameOnly, when set, picks the xattrs whose value nobody reads: they
+	// are listed without one, saving a getxattr each.
+	nameOnly func(name string) bool
 }
 
 func (s xattrSource) list(b []byte) (int, error) {
@@ -70,6 +73,10 @@ func (s xattrSource) read(where string) ([]xattr, error) {
 	sort.Strings(names)
 	xs := make([]xattr, 0, len(names))
 	for _, name := range names {
+		if s.nameOnly != nil && s.nameOnly(name) {
+			xs = append(xs, xattr{name: name})
+			continue
+		}
 		var vstack [128]byte
 		v, err := xattrCall(vstack[:], func(b []byte) (int, error) { return s.get(name, b) })
 		if err == unix.ENODATA {
@@ -206,7 +213,12 @@ func readNode(dirfd int, d rootfs.Dirent, rel, where string, overlay bool) (*nod
 	if rootfs.IsWhiteoutDev(&n.st) {
 		return n, nil
 	}
-	src := xattrSource{fd: n.fd}
+	// Of overlay's own xattrs only opaque's value counts (redirect and
+	// metacopy are refused by name); every copied-up file carries
+	// trusted.overlay.origin, whose value a diff would read for nothing.
+	src := xattrSource{fd: n.fd, nameOnly: func(name string) bool {
+		return strings.HasPrefix(name, overlayXattrPrefix) && name != overlayOpaqueXattr
+	}}
 	if n.fd < 0 {
 		// No descriptor can be opened for reading a symlink or device;
 		// the /proc name of the parent pins everything above the entry.
