@@ -2,6 +2,7 @@ package builder
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/store"
 )
@@ -118,18 +120,21 @@ func TestIncrementalCopyMatchesFreshCopy(t *testing.T) {
 	}
 	freshOpts := opts
 	freshOpts.NoCache = true
-	wantDiff, _, _, wantFiles := buildLayer(t, fresh, ctxDir, freshOpts)
+	wantDiff, wantChain, _, wantFiles := buildLayer(t, fresh, ctxDir, freshOpts)
 	if diff2 != wantDiff {
 		t.Errorf("incremental COPY made layer %s, a fresh copy %s", diff2, wantDiff)
 	}
 	assertSameFiles(t, files2, wantFiles)
+	// The checksums taken from the record are the ones a fresh commit
+	// computes (image analysis compares files by them).
+	assertSameFiles(t, layerCRCs(t, inc, chain2), layerCRCs(t, fresh, wantChain))
 	for _, f := range []string{"sub/e.txt", "sub/deeper/f.txt"} {
 		if inode(t, filepath.Join(dir1, "app/data", f)) != inode(t, filepath.Join(dir2, "app/data", f)) {
 			t.Errorf("unchanged %s was not linked from the previous layer", f)
 		}
 	}
 	// The next commit of a linked file takes its tar-split checksum from
-	// this record (Tar above would fail on a wrong one).
+	// this record (compared with a fresh commit's above).
 	if rec := copiedRecords(t, inc); len(rec) != 1 || !strings.Contains(rec[0].Files["app/data/sub/e.txt"], "/") {
 		t.Errorf("copied records %+v: want one, with the checksum of app/data/sub/e.txt", rec)
 	}
@@ -162,6 +167,23 @@ func TestIncrementalCopyMatchesFreshCopy(t *testing.T) {
 	}
 }
 
+// layerCRCs maps each file of layer chain with a payload to its tar-split
+// checksum.
+func layerCRCs(t *testing.T, s *store.Store, chain digest.Digest) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := s.Layers().Entries(context.Background(), chain, func(e layer.Entry) error {
+		if e.CRC != nil {
+			out[e.Header.Name] = hex.EncodeToString(e.CRC)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // copiedRecords lists the store's copiedRecords.
 func copiedRecords(t *testing.T, s *store.Store) []copiedRecord {
 	t.Helper()
@@ -191,7 +213,7 @@ func copiedRecords(t *testing.T, s *store.Store) []copiedRecord {
 func assertSameFiles(t *testing.T, got, want map[string]string) {
 	t.Helper()
 	if len(got) == 0 {
-		t.Fatal("no files below app/data")
+		t.Fatal("nothing to compare")
 	}
 	for p, w := range want {
 		if got[p] != w {
