@@ -210,6 +210,9 @@ func PruneCache(ctx context.Context, s Store, o PruneOptions) (PruneResult, erro
 	if err != nil {
 		return res, err
 	}
+	if err := forgetCopiedOfGoneLayers(ctx, s); err != nil {
+		return res, fmt.Errorf("clear build cache: %w", err)
+	}
 	if o.KeepStorage > 0 || !o.Until.IsZero() {
 		return res, nil // cache mounts have no age or size to select by
 	}

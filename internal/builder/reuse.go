@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -41,7 +42,9 @@ type copiedRecord struct {
 	Files map[string]string `json:"files"` // upper-dir path -> hex sha256 [ "/" hex crc64 ]
 }
 
-func copiedKey(place []byte) []byte { return append(append([]byte{}, place...), "\x00copied"...) }
+const copiedSuffix = "\x00copied"
+
+func copiedKey(place []byte) []byte { return append(append([]byte{}, place...), copiedSuffix...) }
 
 func (b *builder) loadCopied(place []byte) *copiedRecord {
 	var rec copiedRecord
@@ -82,6 +85,50 @@ func (b *builder) saveCopied(place []byte, chain digest.Digest, c *copier) {
 			return bk.Delete(copiedKey(place))
 		}
 		return bk.Put(copiedKey(place), v)
+	})
+}
+
+// forgetCopiedOfGoneLayers drops the copied records whose layer is gone
+// (after a prune): they could no longer be linked from, and each holds a
+// line per file of its COPY.
+func forgetCopiedOfGoneLayers(ctx context.Context, s Store) error {
+	var gone [][]byte
+	err := records(s).View(func(tx *metadata.Tx) error {
+		bk := tx.Bucket(stepsBucket)
+		if bk == nil {
+			return nil
+		}
+		return bk.ForEach(func(k, v []byte) error {
+			if !bytes.HasSuffix(k, []byte(copiedSuffix)) {
+				return nil
+			}
+			var rec struct {
+				Chain digest.Digest `json:"chain"`
+			}
+			if json.Unmarshal(v, &rec) != nil {
+				gone = append(gone, bytes.Clone(k))
+				return nil
+			}
+			if info, err := s.Snapshots().Stat(ctx, string(rec.Chain)); err != nil || info.Kind != snapshot.KindCommitted {
+				gone = append(gone, bytes.Clone(k))
+			}
+			return nil
+		})
+	})
+	if err != nil || len(gone) == 0 {
+		return err
+	}
+	return records(s).Update(func(tx *metadata.Tx) error {
+		bk := tx.Bucket(stepsBucket)
+		if bk == nil {
+			return nil
+		}
+		for _, k := range gone {
+			if err := bk.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

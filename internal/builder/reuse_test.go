@@ -165,6 +165,27 @@ func TestIncrementalCopyMatchesFreshCopy(t *testing.T) {
 	if inode(t, filepath.Join(dir3, "app/data/sub/e.txt")) == inode(t, filepath.Join(dir4, "app/data/sub/e.txt")) {
 		t.Error("--no-cache linked a file from the previous layer")
 	}
+
+	// Once a layer is gone (builder prune, after its builder's lease), its
+	// record goes too.
+	ctx := context.Background()
+	gone := []byte("elsewhere/Dockerfile\x00\x000" + copiedSuffix)
+	err := records(inc).Update(func(tx *metadata.Tx) error {
+		bk, err := tx.CreateBucket(stepsBucket)
+		if err != nil {
+			return err
+		}
+		return bk.Put(gone, []byte(`{"chain":"`+string(digest.FromString("gone"))+`","files":{"a":"00"}}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forgetCopiedOfGoneLayers(ctx, inc); err != nil {
+		t.Fatal(err)
+	}
+	if rec := copiedRecords(t, inc); len(rec) != 1 || rec[0].Chain == digest.FromString("gone") {
+		t.Errorf("after forgetting gone layers' records: %+v, want only the one of the existing layer", rec)
+	}
 }
 
 // layerCRCs maps each file of layer chain with a payload to its tar-split
@@ -194,7 +215,7 @@ func copiedRecords(t *testing.T, s *store.Store) []copiedRecord {
 			return nil
 		}
 		return bk.ForEach(func(k, v []byte) error {
-			if strings.HasSuffix(string(k), "\x00copied") {
+			if strings.HasSuffix(string(k), copiedSuffix) {
 				var r copiedRecord
 				if err := json.Unmarshal(v, &r); err != nil {
 					return err
