@@ -94,6 +94,29 @@ func (e *entry) open() (int, error) {
 	return e.root.OpenExact(e.path, unix.O_RDONLY)
 }
 
+// unchanged fails when the file open at fd is no longer what the walk saw
+// of e. The step's cache key is made of that view and of a digest read
+// after it (or kept for that same stat), so content written since would go
+// into a layer whose key names other content, and a later build of the
+// content the key names would be served that layer from the cache. A write
+// changes the size or the change time (which user space cannot set back).
+func (e *entry) unchanged(fd int) error {
+	was, ok := e.fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	var now unix.Stat_t
+	if err := unix.Fstat(fd, &now); err != nil {
+		return &os.PathError{Op: "stat", Path: e.path, Err: err}
+	}
+	if now.Dev != was.Dev || now.Ino != was.Ino || now.Size != was.Size ||
+		now.Mtim.Sec != was.Mtim.Sec || now.Mtim.Nsec != was.Mtim.Nsec ||
+		now.Ctim.Sec != was.Ctim.Sec || now.Ctim.Nsec != was.Ctim.Nsec {
+		return fmt.Errorf("%s changed while the build was reading it: build again", e.path)
+	}
+	return nil
+}
+
 // match is one source path (after wildcard expansion) of a COPY.
 type match struct {
 	name    string // base name

@@ -521,6 +521,8 @@ func (c *copier) extract(ctx context.Context, e *entry, dest string) error {
 	defer r.Close()
 	// A local archive is not a layer: .wh.* names are plain files, as docker
 	// writes them.
-	_, err = archive.ApplyRoot(ctx, into, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
-	return err
+	if _, err = archive.ApplyRoot(ctx, into, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone}); err != nil {
+		return err
+	}
+	return e.unchanged(fd)
 }

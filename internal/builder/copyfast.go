@@ -231,6 +231,9 @@ func (c *copier) copyRegular(src entry, j copyJob, uid, gid int, perm uint32, mt
 	if err := copyFd(out, in, buf); err != nil {
 		return err
 	}
+	if err := src.unchanged(in); err != nil {
+		return err
+	}
 	if err := unix.Fchown(out, uid, gid); err != nil {
 		return &os.PathError{Op: "chown", Path: dst, Err: err}
 	}

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -69,4 +70,52 @@ func TestSourceSwappedForSymlinkStaysInside(t *testing.T) {
 		})
 	}
 	t.Logf("%d tries, %d files copied from below the swapped directory", tries, copied)
+}
+
+// A context file written after the step's key was made of it (its walk and
+// digest) and before it is copied fails the copy: the layer would otherwise
+// hold content its key does not name, and a later build of the content the
+// key names would be served that layer from the cache.
+func TestSourceChangedAfterDigestFailsCopy(t *testing.T) {
+	for _, single := range []bool{false, true} {
+		t.Run(fmt.Sprintf("single=%v", single), func(t *testing.T) {
+			t.Parallel()
+			ctxDir, dst := t.TempDir(), t.TempDir()
+			src := filepath.Join(ctxDir, "d", "a")
+			if err := os.MkdirAll(filepath.Dir(src), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(src, []byte("one"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rel := "d"
+			if single {
+				rel = "d/a"
+			}
+			m, err := walkSource(testRoot(t, ctxDir), rel, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := digestMatch(sha256.New(), m, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(src, []byte("written since"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := newCopier(dst, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.close()
+			if single {
+				err = c.file(m.entries[0], "/out/a")
+			} else {
+				err = c.tree(m, "/out")
+			}
+			if err == nil || !strings.Contains(err.Error(), "changed") {
+				b, _ := os.ReadFile(filepath.Join(dst, "out", "a"))
+				t.Fatalf("copy of a file written after its digest: err %v, copied %q", err, b)
+			}
+		})
+	}
 }
