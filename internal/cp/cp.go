@@ -159,6 +159,9 @@ func Copy(ctx context.Context, src, dst Endpoint) error {
 // the name the source's top entry takes there ("" = the source's contents
 // go straight in).
 func placement(root *rootfs.Root, srcIsDir, contentsOnly bool, srcBase, dstPath, rel string) (into, name string, err error) {
+	if rel, err = resolveLinks(root, rel); err != nil {
+		return "", "", fmt.Errorf("destination %s: %w", dstPath, err)
+	}
 	st, err := root.Stat(rel)
 	switch {
 	case err == nil && rootfs.IsDir(&st):
@@ -183,6 +186,28 @@ func placement(root *rootfs.Root, srcIsDir, contentsOnly bool, srcBase, dstPath,
 	default:
 		return "", "", err
 	}
+}
+
+// resolveLinks follows rel while its last element is a symlink, as docker
+// cp does with a destination: the copy writes where the link points (in
+// the root; the link stays), even when that does not exist yet. The kernel's
+// limit of 40 links bounds a loop.
+func resolveLinks(root *rootfs.Root, rel string) (string, error) {
+	for range 40 {
+		st, err := root.Lstat(rel)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			return rel, nil
+		}
+		target, err := root.Readlink(rel)
+		if err != nil {
+			return "", err
+		}
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(rel), target)
+		}
+		rel = rootfs.Clean(target)
+	}
+	return "", unix.ELOOP
 }
 
 // WriteSource writes src as a tar to w, its top entry named like the

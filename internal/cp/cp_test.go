@@ -148,3 +148,42 @@ func TestSourceSymlinks(t *testing.T) {
 		t.Error("a file named with a trailing slash was copied")
 	}
 }
+
+// As docker cp: a destination that is a symlink names where it points,
+// resolved inside the destination's root; the copy writes there and the
+// link stays. A link to a host path never reaches the host.
+func TestCopyOntoSymlinkWritesItsTarget(t *testing.T) {
+	ctx := context.Background()
+	host, ctr := setup(t)
+	os.MkdirAll(filepath.Join(ctr, "t"), 0o755)
+	write(t, filepath.Join(ctr, "t/old"), "old")
+	os.MkdirAll(filepath.Join(ctr, "d"), 0o755)
+	os.Symlink("/t/new", filepath.Join(ctr, "d/abs"))   // to a missing file
+	os.Symlink("../t/old", filepath.Join(ctr, "d/rel")) // to a file
+	os.Symlink("rel", filepath.Join(ctr, "d/chain"))    // to a link
+	os.Symlink(filepath.Join(host, "f.txt"), filepath.Join(ctr, "d/host"))
+	in := func(p string) Endpoint { return Endpoint{Root: ctr, Path: p} }
+	src := Endpoint{Root: "/", Path: filepath.Join(host, "d/a")}
+
+	for _, c := range []struct{ dst, target string }{
+		{"/d/abs", "t/new"}, {"/d/rel", "t/old"}, {"/d/chain", "t/old"},
+	} {
+		os.WriteFile(filepath.Join(ctr, "t/old"), []byte("old"), 0o644)
+		if err := Copy(ctx, src, in(c.dst)); err != nil {
+			t.Fatalf("%s: %v", c.dst, err)
+		}
+		if got := read(t, filepath.Join(ctr, c.target)); got != "a" {
+			t.Errorf("copy onto %s: %s has %q, want the copied file", c.dst, c.target, got)
+		}
+		if fi, err := os.Lstat(filepath.Join(ctr, c.dst)); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			t.Errorf("copy onto %s replaced the link (%v)", c.dst, err)
+		}
+	}
+	// The host path the link names has no parent in the container: refused.
+	if err := Copy(ctx, src, in("/d/host")); err == nil {
+		t.Error("copy onto a link to a path whose parent the container lacks succeeded")
+	}
+	if read(t, filepath.Join(host, "f.txt")) != "file" {
+		t.Fatal("a copy onto a container's link to a host path wrote the host file")
+	}
+}
