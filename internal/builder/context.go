@@ -94,6 +94,29 @@ func (e *entry) open() (int, error) {
 	return e.root.OpenExact(e.path, unix.O_RDONLY)
 }
 
+// sameAs fails when the walk now is not of the same files as m (nil: no
+// walk to compare with) as stat tells them: each entry's identity, type,
+// mode, owner, size and times (see unchanged).
+func (m *match) sameAs(now *match) error {
+	if m == nil {
+		return nil
+	}
+	if len(m.entries) != len(now.entries) {
+		return fmt.Errorf("%s changed while the build was reading it: build again", m.entries[0].path)
+	}
+	for i := range m.entries {
+		was, is := &m.entries[i], &now.entries[i]
+		a, ok1 := was.fi.Sys().(*syscall.Stat_t)
+		b, ok2 := is.fi.Sys().(*syscall.Stat_t)
+		if was.rel != is.rel || was.link != is.link || !ok1 || !ok2 ||
+			a.Dev != b.Dev || a.Ino != b.Ino || a.Mode != b.Mode || a.Uid != b.Uid || a.Gid != b.Gid || a.Size != b.Size ||
+			a.Mtim != b.Mtim || a.Ctim != b.Ctim {
+			return fmt.Errorf("%s changed while the build was reading it: build again", is.path)
+		}
+	}
+	return nil
+}
+
 // unchanged fails when the file open at fd is no longer what the walk saw
 // of e. The step's cache key is made of that view and of a digest read
 // after it (or kept for that same stat), so content written since would go

@@ -58,6 +58,9 @@ type mountPlan struct {
 	env    string // secret: environment variable to set ("" = none)
 	origin origin // bind: where the files come from
 	source string // bind: path inside the origin, relative
+	// walked is, for a bind of a directory on this machine, the walk the
+	// key's digest was made of: what the RUN sees must still be that.
+	walked *match
 	key    string // what the cache key records
 }
 
@@ -176,6 +179,7 @@ func (b *builder) bindOrigin(ctx context.Context, sp *stagePlan, p *mountPlan, d
 		return err
 	}
 	p.key += fmt.Sprintf(" content sha256:%x", h.Sum(nil))
+	p.walked = &m
 	return nil
 }
 
@@ -187,6 +191,19 @@ type runMounts struct {
 	// secrets is the tmpfs holding this step's secrets and, when there
 	// are any, its runtime bundle ("" = none).
 	secrets string
+	// checks tell, after the RUN, whether a bound directory on this
+	// machine still holds what the step's key was made of.
+	checks []func() error
+}
+
+// check runs the checks: the first failure is the step's.
+func (rm *runMounts) check() error {
+	for _, c := range rm.checks {
+		if err := c(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // close undoes the setup, last first. It may be called more than once.
@@ -361,6 +378,10 @@ func (b *builder) setupBind(ctx context.Context, rm *runMounts, w *work, i int, 
 		if err != nil {
 			return err
 		}
+		// The copy checks each file against this walk while copying it.
+		if err := p.walked.sameAs(&m); err != nil {
+			return err
+		}
 		dst := filepath.Join(w.dir, "bind-"+strconv.Itoa(i))
 		if err := os.MkdirAll(dst, 0o755); err != nil {
 			return err
@@ -390,6 +411,22 @@ func (b *builder) setupBind(ctx context.Context, rm *runMounts, w *work, i int, 
 	}
 	rm.release = append(rm.release, undo)
 	rm.mounts = append(rm.mounts, specs.Mount{Destination: p.target, Type: "bind", Source: at, Options: bindOptions(p.m.ReadOnly)})
+	if p.walked != nil {
+		// The RUN reads the files themselves: once it is done, they must
+		// still be what the key was made of.
+		rm.checks = append(rm.checks, func() error {
+			root, err := rootfs.Open(p.origin.dir)
+			if err != nil {
+				return err
+			}
+			defer root.Close()
+			m, err := walkSource(root, p.source, p.origin.ig)
+			if err != nil {
+				return fmt.Errorf("source %q: %w", p.source, err)
+			}
+			return p.walked.sameAs(&m)
+		})
+	}
 	return nil
 }
 

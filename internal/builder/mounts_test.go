@@ -208,3 +208,40 @@ func TestIsTarHead(t *testing.T) {
 		t.Error("tar header not recognised")
 	}
 }
+
+// A context file a RUN's bind mount shows that is written after the step's
+// key was made of it fails the step, whether the mount is the context's
+// own file (read-only: checked after the RUN) or a private copy (rw:
+// checked when it is copied): the layer would otherwise be cached under a
+// key that names other content.
+func TestBindSourceChangedAfterKeyFails(t *testing.T) {
+	requires.Root(t)
+	for _, rw := range []bool{false, true} {
+		ctx := context.Background()
+		ctxDir := t.TempDir()
+		z := filepath.Join(ctxDir, "z")
+		if err := os.WriteFile(z, []byte("one"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := store.Open(ctx, store.Options{Root: t.TempDir(), Driver: "native"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := &builder{s: s, opts: Options{ContextDir: ctxDir}, ig: &ignore{}}
+		p := mountPlan{m: &instructions.Mount{Type: instructions.MountTypeBind, Source: "z", Target: "/z", ReadOnly: !rw}, target: "/z", source: "z"}
+		if err := b.bindOrigin(ctx, nil, &p, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(z, []byte("written since"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rm, err := b.setupMounts(ctx, &work{dir: t.TempDir()}, []mountPlan{p})
+		if err == nil {
+			rm.close()
+			err = rm.check()
+		}
+		if err == nil || !strings.Contains(err.Error(), "changed") {
+			t.Errorf("rw=%v: a bind source written after the key: %v", rw, err)
+		}
+	}
+}

@@ -221,6 +221,11 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 	restoreDev()
 	root.Close() // a held fd would keep the step's mount busy
 	if err == nil && code == 0 {
+		if err := rm.check(); err != nil {
+			return nil, b.df.at(c.Location(), "RUN --mount=type=bind: %v", err)
+		}
+	}
+	if err == nil && code == 0 {
 		if err := b.dropStubParents(ctx, w, stubs); err != nil {
 			return nil, err
 		}
