@@ -165,15 +165,11 @@ func (b *builder) bindOrigin(ctx context.Context, sp *stagePlan, p *mountPlan, d
 	if p.origin.ig.excluded(p.source) {
 		return fmt.Errorf("source %q: excluded by .dockerignore", p.source)
 	}
-	root, err := rootfs.Open(p.origin.dir)
+	root, m, err := p.walkDir()
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	m, err := walkSource(root, p.source, p.origin.ig)
-	if err != nil {
-		return err
-	}
 	h := sha256.New()
 	if err := digestMatch(h, m, false); err != nil {
 		return err
@@ -181,6 +177,21 @@ func (b *builder) bindOrigin(ctx context.Context, sp *stagePlan, p *mountPlan, d
 	p.key += fmt.Sprintf(" content sha256:%x", h.Sum(nil))
 	p.walked = &m
 	return nil
+}
+
+// walkDir walks a bind's source in its directory on this machine, through
+// a root the caller closes.
+func (p *mountPlan) walkDir() (*rootfs.Root, match, error) {
+	root, err := rootfs.Open(p.origin.dir)
+	if err != nil {
+		return nil, match{}, err
+	}
+	m, err := walkSource(root, p.source, p.origin.ig)
+	if err != nil {
+		root.Close()
+		return nil, match{}, err
+	}
+	return root, m, nil
 }
 
 // runMounts are a RUN's mounts set up on this machine.
@@ -415,15 +426,11 @@ func (b *builder) setupBind(ctx context.Context, rm *runMounts, w *work, i int, 
 		// The RUN reads the files themselves: once it is done, they must
 		// still be what the key was made of.
 		rm.checks = append(rm.checks, func() error {
-			root, err := rootfs.Open(p.origin.dir)
-			if err != nil {
-				return err
-			}
-			defer root.Close()
-			m, err := walkSource(root, p.source, p.origin.ig)
+			root, m, err := p.walkDir()
 			if err != nil {
 				return fmt.Errorf("source %q: %w", p.source, err)
 			}
+			defer root.Close()
 			return p.walked.sameAs(&m)
 		})
 	}
