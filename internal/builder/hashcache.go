@@ -121,12 +121,12 @@ func (c *hashCache) lookup(p string, st *syscall.Stat_t) ([sha256.Size]byte, boo
 // trust its times.
 func (c *hashCache) record(p string, st *syscall.Stat_t, statTime time.Time, sum [sha256.Size]byte) {
 	s := stampOf(st)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.dirty = true
 	if statTime.UnixNano()-s.ctime < int64(racyWindow) {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dirty = true
 	c.seen[p] = cachedSum{stamp: s, sum: sum}
 }
 

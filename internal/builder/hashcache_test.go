@@ -108,3 +108,19 @@ func TestContextHashCacheFailedBuildMerges(t *testing.T) {
 		t.Fatalf("after a successful build the cache holds %d files, want 1", len(c.old))
 	}
 }
+
+// A build whose files are all too recent to remember (a context just
+// unpacked from stdin, in a temp dir no later build names) leaves no cache
+// file behind: one per such build would pile up in the store.
+func TestContextHashCacheNothingToRemember(t *testing.T) {
+	dir := t.TempDir()
+	cachePath := filepath.Join(t.TempDir(), "cache")
+	os.MkdirAll(filepath.Join(dir, "d"), 0o755)
+	os.WriteFile(filepath.Join(dir, "d", "f"), []byte("one"), 0o644)
+	c := loadHashCache(cachePath)
+	digestWith(t, dir, c, time.Now())
+	c.save("owner", true)
+	if _, err := os.Stat(cachePath); !os.IsNotExist(err) {
+		t.Fatalf("a cache file was written with nothing in it (%v)", err)
+	}
+}
