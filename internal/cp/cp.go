@@ -145,8 +145,14 @@ func Copy(ctx context.Context, src, dst Endpoint) error {
 		return fmt.Errorf("copy %s to %s: %w", src.Path, dst.Path, err)
 	}
 	defer sub.Close()
+	// As docker (which extracts on the host with NoLchown): what lands on
+	// the host belongs to whoever copies, not to the container's users.
+	var owner *[2]int
+	if dst.Root == "/" {
+		owner = &[2]int{os.Getuid(), os.Getgid()}
+	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeTar(ctx, pw, s, name)) }()
+	go func() { pw.CloseWithError(writeTar(ctx, pw, s, name, owner)) }()
 	_, err = archive.ApplyRoot(ctx, sub, pr, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
 	pr.CloseWithError(err)
 	if err != nil {
@@ -218,18 +224,18 @@ func WriteSource(ctx context.Context, w io.Writer, src Endpoint) error {
 		return err
 	}
 	defer s.f.Close()
-	return writeTar(ctx, w, s, s.name)
+	return writeTar(ctx, w, s, s.name, nil)
 }
 
 // writeTar writes the opened source as a tar whose top entry is named name
 // (name "" puts a directory's contents at the top). Entries are streamed:
 // a directory's own tar comes from archive.WriteTreeDiff, which walks below
 // the opened directory by descriptors only, and only its names are
-// rewritten.
-func writeTar(ctx context.Context, w io.Writer, s *source, name string) error {
+// rewritten. A non-nil owner (uid, gid) replaces every entry's.
+func writeTar(ctx context.Context, w io.Writer, s *source, name string, owner *[2]int) error {
 	tw := tar.NewWriter(w)
 	if !s.fi.IsDir() {
-		if err := writeOne(tw, s, name); err != nil {
+		if err := writeOne(tw, s, name, owner); err != nil {
 			return err
 		}
 		return tw.Close()
@@ -239,7 +245,7 @@ func writeTar(ctx context.Context, w io.Writer, s *source, name string) error {
 		if err != nil {
 			return err
 		}
-		normalize(h, name+"/")
+		normalize(h, name+"/", owner)
 		if err := tw.WriteHeader(h); err != nil {
 			return err
 		}
@@ -267,6 +273,9 @@ func writeTar(ctx context.Context, w io.Writer, s *source, name string) error {
 		if h.Typeflag == tar.TypeLink {
 			h.Linkname = path.Join(name, strings.TrimPrefix(path.Clean("/"+h.Linkname), "/"))
 		}
+		if owner != nil {
+			h.Uid, h.Gid = owner[0], owner[1]
+		}
 		if err := tw.WriteHeader(h); err != nil {
 			return err
 		}
@@ -277,7 +286,7 @@ func writeTar(ctx context.Context, w io.Writer, s *source, name string) error {
 	return tw.Close()
 }
 
-func writeOne(tw *tar.Writer, s *source, name string) error {
+func writeOne(tw *tar.Writer, s *source, name string, owner *[2]int) error {
 	link := ""
 	if s.fi.Mode()&os.ModeSymlink != 0 {
 		buf := make([]byte, unix.PathMax)
@@ -291,7 +300,7 @@ func writeOne(tw *tar.Writer, s *source, name string) error {
 	if err != nil {
 		return err
 	}
-	normalize(h, name)
+	normalize(h, name, owner)
 	if err := tw.WriteHeader(h); err != nil {
 		return err
 	}
@@ -308,10 +317,13 @@ func writeOne(tw *tar.Writer, s *source, name string) error {
 	return err
 }
 
-// normalize keeps numeric ownership only, like layer tars.
-func normalize(h *tar.Header, name string) {
+// normalize keeps numeric ownership only, like layer tars, or sets owner.
+func normalize(h *tar.Header, name string, owner *[2]int) {
 	h.Name = name
 	h.Uname, h.Gname = "", ""
+	if owner != nil {
+		h.Uid, h.Gid = owner[0], owner[1]
+	}
 	h.Format = tar.FormatPAX
 }
 

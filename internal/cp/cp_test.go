@@ -1,10 +1,15 @@
 package cp
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+
+	"github.com/strata-project/strata/internal/testutil/requires"
 )
 
 func write(t *testing.T, p, body string) {
@@ -185,5 +190,47 @@ func TestCopyOntoSymlinkWritesItsTarget(t *testing.T) {
 	}
 	if read(t, filepath.Join(host, "f.txt")) != "file" {
 		t.Fatal("a copy onto a container's link to a host path wrote the host file")
+	}
+}
+
+// As docker cp: what a copy from a container writes on the host belongs
+// to the user who copies (docker extracts with NoLchown); a tar to stdout
+// keeps the container's owners.
+func TestCopyToHostOwnedByCaller(t *testing.T) {
+	requires.Root(t)
+	ctx := context.Background()
+	host, ctr := setup(t)
+	write(t, filepath.Join(ctr, "d/s/f"), "f")
+	for _, p := range []string{"d", "d/s", "d/s/f"} {
+		if err := os.Lchown(filepath.Join(ctr, p), 5, 6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Copy(ctx, Endpoint{Root: ctr, Path: "/d"}, Endpoint{Root: "/", Path: filepath.Join(host, "out")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"out", "out/s", "out/s/f"} {
+		fi, err := os.Lstat(filepath.Join(host, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if int(st.Uid) != os.Getuid() || int(st.Gid) != os.Getgid() {
+			t.Errorf("%s on the host is owned by %d:%d, want the caller's %d:%d", p, st.Uid, st.Gid, os.Getuid(), os.Getgid())
+		}
+	}
+	var buf bytes.Buffer
+	if err := WriteSource(ctx, &buf, Endpoint{Root: ctr, Path: "/d"}); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		if h.Uid != 5 || h.Gid != 6 {
+			t.Errorf("tar to stdout: %s owned by %d:%d, want 5:6", h.Name, h.Uid, h.Gid)
+		}
 	}
 }
