@@ -125,7 +125,7 @@ func dirOf(p string) string {
 func isTerminal(f *os.File) bool { return oci.IsTerminal(f) }
 
 func newCpCmd(g *globals) *cobra.Command {
-	var follow bool
+	var follow, archiveMode, quiet bool
 	c := &cobra.Command{
 		Use:   "cp CONTAINER:SRC_PATH DEST_PATH|-\n  strata cp SRC_PATH|- CONTAINER:DEST_PATH",
 		Short: "Copy files/folders between a container and the local filesystem",
@@ -156,13 +156,25 @@ func newCpCmd(g *globals) *cobra.Command {
 						if dstPath == "-" {
 							return cp.WriteSource(c.Context(), c.OutOrStdout(), src)
 						}
-						return cp.Copy(c.Context(), src, cp.Endpoint{Root: "/", Path: dstPath})
+						// As docker: the host's copy belongs to whoever copies.
+						caller := &[2]int{os.Getuid(), os.Getgid()}
+						return cp.Copy(c.Context(), src, cp.Endpoint{Root: "/", Path: dstPath, Owner: caller})
 					}
 					root, rel, readOnly := m.CopyRoot(ctr, rootfs, dstPath)
 					if readOnly {
 						return errdefs.Invalidf("mounted volume is marked read-only")
 					}
 					dst := cp.Endpoint{Root: root, Path: rel}
+					// -a, as docker: the copy belongs to the container's
+					// user (when it has one; docker keeps the source's
+					// owners otherwise), looked up in the container.
+					if user := ctr.RunConfig().User; archiveMode && user != "" {
+						uid, gid, _, err := oci.ResolveUser(rootfs, user)
+						if err != nil {
+							return err
+						}
+						dst.Owner = &[2]int{int(uid), int(gid)}
+					}
 					if srcPath == "-" {
 						return cp.Extract(c.Context(), os.Stdin, dst)
 					}
@@ -172,6 +184,9 @@ func newCpCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVarP(&follow, "follow-link", "L", false, "always follow symbol link in SRC_PATH")
+	c.Flags().BoolVarP(&archiveMode, "archive", "a", false, "archive mode (copy all uid/gid information)")
+	// strata cp prints no progress: there is nothing for -q to suppress.
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "suppress progress output during copy")
 	return c
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/strata-project/strata/internal/testutil/requires"
@@ -217,5 +218,28 @@ func TestCommitChangesAgreeWithDocker(t *testing.T) {
 		if _, errs, code := c.run(nil, "commit", "-c", ch, "hcbox", "hc:bad"); code == 0 || !strings.Contains(errs, msg) {
 			t.Errorf("commit -c %s: exit %d %q, want an error with %q", ch, code, errs, msg)
 		}
+	}
+}
+
+// cp -a gives what it writes into a container to the container's user (as
+// docker; strata looks the user up in the container), and what cp writes
+// on the host belongs to the user who copies.
+func TestCpArchiveOwners(t *testing.T) {
+	c := newBusyboxCLI(t)
+	c.ok("run", "-d", "--name", "cpuser", "--user", "nobody", "busybox", "sleep", "1000")
+	host := t.TempDir()
+	f := filepath.Join(host, "f")
+	os.WriteFile(f, []byte("x"), 0o644)
+	os.Chown(f, 1234, 4321)
+	c.ok("cp", "-a", f, "cpuser:/tmp/a")
+	c.ok("cp", "-q", f, "cpuser:/tmp/q")
+	if got := c.ok("exec", "cpuser", "stat", "-c", "%u:%g", "/tmp/a", "/tmp/q"); got != "65534:65534\n1234:4321\n" {
+		t.Fatalf("owners in the container after cp -a and cp -q:\n%s", got)
+	}
+	back := filepath.Join(host, "back")
+	c.ok("cp", "cpuser:/tmp/q", back)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(back, &st); err != nil || int(st.Uid) != os.Getuid() || int(st.Gid) != os.Getgid() {
+		t.Fatalf("the host's copy is owned by %d:%d (%v), want the caller's", st.Uid, st.Gid, err)
 	}
 }

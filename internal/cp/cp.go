@@ -35,6 +35,10 @@ type Endpoint struct {
 	// link's target (`cp -L`); otherwise the link itself is copied, as in
 	// docker. Destinations always follow.
 	FollowLink bool
+	// Owner, on a destination, is the uid and gid every entry the copy
+	// writes gets (nil: the source's): docker gives the host's copy to the
+	// user who copies, and cp -a gives a container's to its user.
+	Owner *[2]int
 }
 
 // rel is the endpoint's path relative to its root: a relative host path
@@ -145,14 +149,8 @@ func Copy(ctx context.Context, src, dst Endpoint) error {
 		return fmt.Errorf("copy %s to %s: %w", src.Path, dst.Path, err)
 	}
 	defer sub.Close()
-	// As docker (which extracts on the host with NoLchown): what lands on
-	// the host belongs to whoever copies, not to the container's users.
-	var owner *[2]int
-	if dst.Root == "/" {
-		owner = &[2]int{os.Getuid(), os.Getgid()}
-	}
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeTar(ctx, pw, s, name, owner)) }()
+	go func() { pw.CloseWithError(writeTar(ctx, pw, s, name, dst.Owner)) }()
 	_, err = archive.ApplyRoot(ctx, sub, pr, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
 	pr.CloseWithError(err)
 	if err != nil {
@@ -345,8 +343,35 @@ func Extract(ctx context.Context, r io.Reader, dst Endpoint) error {
 		return fmt.Errorf("destination %s must be an existing directory", dst.Path)
 	}
 	defer sub.Close()
+	if dst.Owner != nil {
+		pr, pw := io.Pipe()
+		go func(r io.Reader) { pw.CloseWithError(chownTar(pw, r, *dst.Owner)) }(r)
+		defer pr.Close()
+		r = pr
+	}
 	if _, err := archive.ApplyRoot(ctx, sub, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone}); err != nil {
 		return fmt.Errorf("extract to %s: %w", dst.Path, err)
 	}
 	return nil
+}
+
+// chownTar copies the tar r to w with every entry owned by owner.
+func chownTar(w io.Writer, r io.Reader, owner [2]int) error {
+	tr, tw := tar.NewReader(r), tar.NewWriter(w)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return tw.Close()
+		}
+		if err != nil {
+			return err
+		}
+		h.Uid, h.Gid, h.Uname, h.Gname = owner[0], owner[1], "", ""
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return err
+		}
+	}
 }

@@ -206,7 +206,8 @@ func TestCopyToHostOwnedByCaller(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := Copy(ctx, Endpoint{Root: ctr, Path: "/d"}, Endpoint{Root: "/", Path: filepath.Join(host, "out")}); err != nil {
+	caller := &[2]int{os.Getuid(), os.Getgid()}
+	if err := Copy(ctx, Endpoint{Root: ctr, Path: "/d"}, Endpoint{Root: "/", Path: filepath.Join(host, "out"), Owner: caller}); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"out", "out/s", "out/s/f"} {
@@ -231,6 +232,34 @@ func TestCopyToHostOwnedByCaller(t *testing.T) {
 		}
 		if h.Uid != 5 || h.Gid != 6 {
 			t.Errorf("tar to stdout: %s owned by %d:%d, want 5:6", h.Name, h.Uid, h.Gid)
+		}
+	}
+}
+
+// cp -a: what a copy writes into a container belongs to the container's
+// user, from a host path and from a tar on stdin alike.
+func TestCopyIntoContainerOwner(t *testing.T) {
+	requires.Root(t)
+	ctx := context.Background()
+	host, ctr := setup(t)
+	user := &[2]int{7, 8}
+	if err := Copy(ctx, Endpoint{Root: "/", Path: filepath.Join(host, "d")}, Endpoint{Root: ctr, Path: "/srv/d", Owner: user}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WriteSource(ctx, &buf, Endpoint{Root: "/", Path: filepath.Join(host, "d")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Extract(ctx, &buf, Endpoint{Root: ctr, Path: "/etc", Owner: user}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"srv/d", "srv/d/a", "srv/d/sub/b", "etc/d", "etc/d/sub", "etc/d/sub/b"} {
+		fi, err := os.Lstat(filepath.Join(ctr, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != 7 || st.Gid != 8 {
+			t.Errorf("%s is owned by %d:%d, want 7:8", p, st.Uid, st.Gid)
 		}
 	}
 }
