@@ -147,17 +147,21 @@ func (p *copyPool) wait() error {
 func (c *copier) writeNew(j copyJob, buf *[]byte) error {
 	mode := j.e.fi.Mode()
 	uid, gid := c.owner(j.e)
+	what := j.e.rel // the errors' name for the file
+	if what == "" {
+		what = j.name // a single file (the caller names its source)
+	}
 	switch {
 	case mode&os.ModeSymlink != 0:
 		if err := unix.Symlinkat(j.e.link, j.dir, j.name); err != nil {
-			return fmt.Errorf("symlink %s: %w", j.e.rel, err)
+			return fmt.Errorf("symlink %s: %w", what, err)
 		}
 		if err := unix.Fchownat(j.dir, j.name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("chown %s: %w", j.e.rel, err)
+			return fmt.Errorf("chown %s: %w", what, err)
 		}
 		ts := timespecs(j.e.fi.ModTime())
 		if err := unix.UtimesNanoAt(j.dir, j.name, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("set times of %s: %w", j.e.rel, err)
+			return fmt.Errorf("set times of %s: %w", what, err)
 		}
 		return nil
 	case mode.IsRegular():
@@ -165,7 +169,7 @@ func (c *copier) writeNew(j copyJob, buf *[]byte) error {
 		linked := c.linkPrev(j, uid, gid, perm)
 		if !linked {
 			if err := c.copyRegular(j.e, j, uid, gid, perm, j.e.fi.ModTime(), buf); err != nil {
-				return fmt.Errorf("copy %s: %w", j.e.rel, err)
+				return fmt.Errorf("copy %s: %w", what, err)
 			}
 		}
 		if j.up != nil {
@@ -179,21 +183,21 @@ func (c *copier) writeNew(j copyJob, buf *[]byte) error {
 	case mode&os.ModeNamedPipe != 0:
 		// docker copies a FIFO as a FIFO (never its data).
 		if err := unix.Mkfifoat(j.dir, j.name, 0o600); err != nil {
-			return fmt.Errorf("mkfifo %s: %w", j.e.rel, err)
+			return fmt.Errorf("mkfifo %s: %w", what, err)
 		}
 		if err := unix.Fchownat(j.dir, j.name, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("chown %s: %w", j.e.rel, err)
+			return fmt.Errorf("chown %s: %w", what, err)
 		}
 		if err := unix.Fchmodat(j.dir, j.name, c.perm(j.e), 0); err != nil {
-			return fmt.Errorf("chmod %s: %w", j.e.rel, err)
+			return fmt.Errorf("chmod %s: %w", what, err)
 		}
 		ts := timespecs(j.e.fi.ModTime())
 		if err := unix.UtimesNanoAt(j.dir, j.name, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("set times of %s: %w", j.e.rel, err)
+			return fmt.Errorf("set times of %s: %w", what, err)
 		}
 		return nil
 	}
-	return fmt.Errorf("%s: cannot copy %s", j.e.rel, mode.Type())
+	return fmt.Errorf("%s: cannot copy %s", what, mode.Type())
 }
 
 // perm is the mode bits a copy of e gets: the source's (setuid, setgid

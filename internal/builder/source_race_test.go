@@ -112,7 +112,7 @@ func TestSourceChangedAfterDigestFailsCopy(t *testing.T) {
 			} else {
 				err = c.tree(m, "/out")
 			}
-			if err == nil || !strings.Contains(err.Error(), "changed") {
+			if err == nil || !strings.Contains(err.Error(), "copy a: ") || !strings.Contains(err.Error(), "changed") {
 				b, _ := os.ReadFile(filepath.Join(dst, "out", "a"))
 				t.Fatalf("copy of a file written after its digest: err %v, copied %q", err, b)
 			}
