@@ -3,13 +3,16 @@ package builder
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -155,6 +158,11 @@ type match struct {
 	// the others), once the match is digested for a cache key: COPY
 	// links an unchanged file from the step's previous layer by them.
 	sums [][sha256.Size]byte
+	// fingerprinted: the entries' fingerprints belong in the step's record,
+	// under prefix (the source's path), with owners or not.
+	fingerprinted bool
+	prefix        string
+	owners        bool
 }
 
 // sources are the files a COPY/ADD step reads, and their digest.
@@ -164,9 +172,6 @@ type sources struct {
 	fromImage bool        // keep owners (COPY --from); the context's become 0:0
 	mounts    []mountPlan // RUN --mount
 	release   func()      // unmounts a --from view
-	// files fingerprints each source path's type, mode, owner and content,
-	// for explaining a cache miss file by file.
-	files map[string]string
 	// place is the step's place (see stepPlace), where COPY finds the
 	// layer its previous build made.
 	place []byte
@@ -250,7 +255,7 @@ func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructio
 	if len(sd.SourceContents) > 0 {
 		return b.heredocSources(sd)
 	}
-	src := &sources{files: map[string]string{}}
+	src := &sources{}
 	var o origin
 	if from != "" {
 		cp, _ := c.(*instructions.CopyCommand)
@@ -322,7 +327,7 @@ func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructio
 			if o.dir != "" {
 				cache = b.contextHashes(o.dir)
 			}
-			if err := digestMatchInto(h, &m, src.fromImage, src.files, rel, cache); err != nil {
+			if err := digestMatchInto(h, &m, src.fromImage, true, rel, cache); err != nil {
 				src.close()
 				return nil, err
 			}
@@ -502,103 +507,192 @@ func walkSource(root *rootfs.Root, rel string, ig *ignore) (match, error) {
 	if err != nil {
 		return match{}, fmt.Errorf("%s: %w", rel, err)
 	}
-	defer unix.Close(dfd)
-	buf := make([]byte, rootfs.DirBufSize)
-	var walk func(dfd int, dir, sub string) error
-	walk = func(dfd int, dir, sub string) error {
-		ents, err := rootfs.ReadDir(dfd, buf)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path.Join(rel, sub), err)
-		}
-		for _, d := range ents {
-			n := d.Name
-			r := path.Join(sub, n)
-			ctxRel := path.Join(rel, r)
-			excluded := ig.excluded(ctxRel)
-			if excluded && (!ig.mayInclude() || (d.Type != unix.DT_DIR && d.Type != unix.DT_UNKNOWN)) {
-				continue // no need to stat it
-			}
-			var st unix.Stat_t
-			if err := unix.Fstatat(dfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				return &os.PathError{Op: "lstat", Path: ctxRel, Err: err}
-			}
-			fi := rootfs.FileInfo(n, &st)
-			if excluded && !(fi.IsDir() && ig.mayInclude()) {
-				continue
-			}
-			if fi.Mode()&os.ModeSocket != 0 {
-				continue // as docker: a socket cannot be copied, and is skipped
-			}
-			e := entry{root: root, path: path.Join(dir, n), rel: r, fi: fi}
-			if fi.Mode()&os.ModeSymlink != 0 {
-				if e.link, err = readlinkAt(dfd, n); err != nil {
-					return &os.PathError{Op: "readlink", Path: ctxRel, Err: err}
-				}
-			}
-			at := len(m.entries)
-			m.entries = append(m.entries, e)
-			if fi.IsDir() {
-				cfd, err := unix.Openat(dfd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-				if err != nil {
-					return &os.PathError{Op: "open", Path: ctxRel, Err: err}
-				}
-				err = walk(cfd, e.path, r)
-				unix.Close(cfd)
-				if err != nil {
-					return err
-				}
-				if excluded && len(m.entries) == at+1 {
-					// Walked only for a `!` exception that matched
-					// nothing inside: the directory stays out, as in
-					// docker.
-					m.entries = m.entries[:at]
-				}
-			}
-		}
-		return nil
+	w := &treeWalk{root: root, rel: rel, ig: ig, slots: make(chan struct{}, runtime.GOMAXPROCS(0)-1)}
+	below, err := w.dir(dfd, real, "")
+	if err != nil {
+		return match{}, err
 	}
-	return m, walk(dfd, real, "")
+	m.entries = append(m.entries, below...)
+	return m, nil
+}
+
+// treeWalk lists a source directory's tree, parents first and names
+// sorted. Listing is system calls (getdents, a stat per entry), so
+// subdirectories are walked on the other cores when one is free, each into
+// its own list, and the lists are joined in order: the result does not
+// depend on scheduling.
+type treeWalk struct {
+	root  *rootfs.Root
+	rel   string // the source, relative to the root
+	ig    *ignore
+	slots chan struct{} // walks running besides the caller's
+}
+
+// subtree is one directory entry and, when it is a directory, what the
+// walk below it found (filled in by the time wait returns).
+type subtree struct {
+	e     entry
+	isDir bool
+	below []entry
+	err   error
+	done  chan struct{} // closed when below is filled; nil when walked inline
+}
+
+// dir lists the tree below the directory open as dfd (closed on return),
+// which is dir in the root and sub below the source.
+func (w *treeWalk) dir(dfd int, dir, sub string) ([]entry, error) {
+	defer unix.Close(dfd)
+	ents, err := rootfs.ReadDir(dfd, make([]byte, rootfs.DirBufSize))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path.Join(w.rel, sub), err)
+	}
+	var items []*subtree
+	fail := func(err error) ([]entry, error) {
+		for _, it := range items {
+			if it.done != nil {
+				<-it.done
+			}
+		}
+		return nil, err
+	}
+	for _, d := range ents {
+		n := d.Name
+		r := path.Join(sub, n)
+		ctxRel := path.Join(w.rel, r)
+		excluded := w.ig.excluded(ctxRel)
+		if excluded && (!w.ig.mayInclude() || (d.Type != unix.DT_DIR && d.Type != unix.DT_UNKNOWN)) {
+			continue // no need to stat it
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(dfd, n, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fail(&os.PathError{Op: "lstat", Path: ctxRel, Err: err})
+		}
+		fi := rootfs.FileInfo(n, &st)
+		if excluded && !(fi.IsDir() && w.ig.mayInclude()) {
+			continue
+		}
+		if fi.Mode()&os.ModeSocket != 0 {
+			continue // as docker: a socket cannot be copied, and is skipped
+		}
+		it := &subtree{e: entry{root: w.root, path: path.Join(dir, n), rel: r, fi: fi}, isDir: fi.IsDir()}
+		items = append(items, it)
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if it.e.link, err = readlinkAt(dfd, n); err != nil {
+				return fail(&os.PathError{Op: "readlink", Path: ctxRel, Err: err})
+			}
+		}
+		if !it.isDir {
+			continue
+		}
+		cfd, err := unix.Openat(dfd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fail(&os.PathError{Op: "open", Path: ctxRel, Err: err})
+		}
+		select {
+		case w.slots <- struct{}{}:
+			it.done = make(chan struct{})
+			go func() {
+				defer func() { <-w.slots; close(it.done) }()
+				it.below, it.err = w.dir(cfd, it.e.path, r)
+			}()
+		default:
+			if it.below, it.err = w.dir(cfd, it.e.path, r); it.err != nil {
+				return fail(it.err)
+			}
+		}
+	}
+	var out []entry
+	for _, it := range items {
+		if it.done != nil {
+			<-it.done
+		}
+		if it.err != nil {
+			return fail(it.err)
+		}
+		if it.isDir && len(it.below) == 0 && w.ig.excluded(path.Join(w.rel, it.e.rel)) {
+			// Walked only for a `!` exception that matched nothing
+			// inside: the directory stays out, as in docker.
+			continue
+		}
+		out = append(out, it.e)
+		out = append(out, it.below...)
+	}
+	return out, nil
 }
 
 // digestMatch feeds one source's names, types, modes, link targets,
 // owners (for --from) and contents to h. Modification times are left out:
 // touching a file does not invalidate the cache, changing it does.
 func digestMatch(h io.Writer, m match, owners bool) error {
-	return digestMatchInto(h, &m, owners, nil, "", nil)
+	return digestMatchInto(h, &m, owners, false, "", nil)
 }
 
 // digestMatchInto is digestMatch that also records, in fps when not nil, a
 // fingerprint of each entry by its path (prefix joined with the entry's),
 // for explaining a cache miss file by file, and reuses the digests cache
 // kept of unchanged files when not nil.
-func digestMatchInto(h io.Writer, m *match, owners bool, fps map[string]string, prefix string, cache *hashCache) error {
+func digestMatchInto(h io.Writer, m *match, owners, fingerprinted bool, prefix string, cache *hashCache) error {
 	fmt.Fprintf(h, "match %q dir=%v\n", m.name, m.isDir)
 	sums, err := fileDigests(m.entries, cache, m.walked)
 	if err != nil {
 		return err
 	}
-	m.sums = sums
-	var line strings.Builder
-	for i, e := range m.entries {
-		line.Reset()
-		fmt.Fprintf(&line, "%q %o %q", e.rel, uint32(e.fi.Mode()), e.link)
-		if owners {
-			if st, ok := e.fi.Sys().(*syscall.Stat_t); ok {
-				fmt.Fprintf(&line, " %d:%d", st.Uid, st.Gid)
-			}
+	m.sums, m.fingerprinted, m.prefix, m.owners = sums, fingerprinted, prefix, owners
+	var line []byte
+	for i := range m.entries {
+		line = m.digestLine(line[:0], i)
+		h.Write(line)
+	}
+	return nil
+}
+
+// digestLine appends entry i's line of the source digest to b: its path,
+// mode and link target, owner (for --from), and size and content digest.
+// (The bytes are fmt's "%q %o %q[ %d:%d][ %d %x]\n", built without fmt: a
+// cached rebuild digests every context file.)
+func (m *match) digestLine(b []byte, i int) []byte {
+	e := m.entries[i]
+	b = strconv.AppendQuote(b, e.rel)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(uint32(e.fi.Mode())), 8)
+	b = append(b, ' ')
+	b = strconv.AppendQuote(b, e.link)
+	if m.owners {
+		if st, ok := e.fi.Sys().(*syscall.Stat_t); ok {
+			b = append(b, ' ')
+			b = strconv.AppendUint(b, uint64(st.Uid), 10)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, uint64(st.Gid), 10)
 		}
-		if e.fi.Mode().IsRegular() {
-			fmt.Fprintf(&line, " %d %x", e.fi.Size(), sums[i][:])
+	}
+	if e.fi.Mode().IsRegular() {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, e.fi.Size(), 10)
+		b = append(b, ' ')
+		b = hex.AppendEncode(b, m.sums[i][:])
+	}
+	return append(b, '\n')
+}
+
+// files fingerprints each source path's type, mode, owner and content, for
+// explaining a cache miss file by file. It is made only when the step's
+// record is written or a miss explained, not on every cached rebuild.
+func (s *sources) files() map[string]string {
+	fps := map[string]string{}
+	var line []byte
+	for mi := range s.matches {
+		m := &s.matches[mi]
+		if !m.fingerprinted {
+			continue
 		}
-		line.WriteByte('\n')
-		io.WriteString(h, line.String())
-		if fps != nil {
-			p := path.Join(prefix, e.rel)
+		for i, e := range m.entries {
+			line = m.digestLine(line[:0], i)
+			p := path.Join(m.prefix, e.rel)
 			if p == "" {
 				p = "."
 			}
-			fps[p] = fingerprint(line.String())
+			fps[p] = fingerprint(string(line))
 		}
 	}
-	return nil
+	return fps
 }

@@ -2,7 +2,6 @@ package builder
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -157,28 +156,37 @@ func decodeHashCache(data []byte) (map[string]cachedSum, error) {
 	if crc32.ChecksumIEEE(body) != binary.LittleEndian.Uint32(tail) {
 		return nil, errBadHashCache
 	}
-	r := bytes.NewReader(body[len(hashCacheMagic):])
-	out := map[string]cachedSum{}
-	for r.Len() > 0 {
-		n, err := binary.ReadUvarint(r)
-		if err != nil || n > uint64(r.Len()) {
+	b := body[len(hashCacheMagic):]
+	out := make(map[string]cachedSum, len(b)/64) // a record is ~60-100 bytes
+	uvarint := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	for len(b) > 0 {
+		n, ok := uvarint()
+		if !ok || n > uint64(len(b)) {
 			return nil, errBadHashCache
 		}
-		name := make([]byte, n)
-		io.ReadFull(r, name)
+		name := string(b[:n])
+		b = b[n:]
 		var v [8]uint64
 		for i := range v {
-			if v[i], err = binary.ReadUvarint(r); err != nil {
+			if v[i], ok = uvarint(); !ok {
 				return nil, errBadHashCache
 			}
 		}
 		var e cachedSum
 		e.stamp = fileStamp{dev: v[0], ino: v[1], size: int64(v[2]), mtime: int64(v[3]), ctime: int64(v[4]),
 			mode: uint32(v[5]), uid: uint32(v[6]), gid: uint32(v[7])}
-		if _, err := io.ReadFull(r, e.sum[:]); err != nil {
+		if len(b) < len(e.sum) {
 			return nil, errBadHashCache
 		}
-		out[string(name)] = e
+		b = b[copy(e.sum[:], b):]
+		out[name] = e
 	}
 	return out, nil
 }

@@ -3,8 +3,10 @@ package builder
 import (
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -19,7 +21,7 @@ func digestWith(t *testing.T, dir string, c *hashCache, statTime time.Time) stri
 	}
 	m.walked = statTime
 	h := sha256.New()
-	if err := digestMatchInto(h, &m, false, nil, "d", c); err != nil {
+	if err := digestMatchInto(h, &m, false, false, "d", c); err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
@@ -122,5 +124,76 @@ func TestContextHashCacheNothingToRemember(t *testing.T) {
 	c.save("owner", true)
 	if _, err := os.Stat(cachePath); !os.IsNotExist(err) {
 		t.Fatalf("a cache file was written with nothing in it (%v)", err)
+	}
+}
+
+// The source walk lists a tree parents first with names sorted whatever
+// walks ran on other cores: the same list as a plain sequential walk.
+func TestWalkSourceOrder(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 12 {
+		for j := range 7 {
+			sub := filepath.Join(dir, "d", fmt.Sprintf("a%02d", i), fmt.Sprintf("b%d", j))
+			os.MkdirAll(sub, 0o755)
+			for k := range 5 {
+				os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%d", k)), []byte("x"), 0o644)
+			}
+		}
+		os.WriteFile(filepath.Join(dir, "d", fmt.Sprintf("a%02d.txt", i)), nil, 0o644)
+		os.Symlink("gone", filepath.Join(dir, "d", fmt.Sprintf("a%02d", i), "link"))
+	}
+	var want []string
+	filepath.WalkDir(filepath.Join(dir, "d"), func(p string, _ os.DirEntry, err error) error {
+		rel, _ := filepath.Rel(filepath.Join(dir, "d"), p)
+		if rel == "." {
+			rel = ""
+		}
+		want = append(want, rel)
+		return err
+	})
+	for range 5 {
+		m, err := walkSource(testRoot(t, dir), "d", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range m.entries {
+			got = append(got, e.rel)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("walk order:\n got %v\nwant %v", got, want)
+		}
+	}
+}
+
+// digestLine writes the bytes fmt wrote before it (the cache keys of
+// existing stores stay valid).
+func TestDigestLineIsTheFmtLine(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "d", "sub dir"), 0o750)
+	os.WriteFile(filepath.Join(dir, "d", "sub dir", "é\"q\x01"), []byte("content"), 0o4755)
+	os.Symlink("../t\target", filepath.Join(dir, "d", "link"))
+	os.Chown(filepath.Join(dir, "d", "link"), 12, 34)
+	m, err := walkSource(testRoot(t, dir), "d", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, owners := range []bool{false, true} {
+		if err := digestMatchInto(io.Discard, &m, owners, true, "d", nil); err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range m.entries {
+			want := fmt.Sprintf("%q %o %q", e.rel, uint32(e.fi.Mode()), e.link)
+			if owners {
+				st := e.fi.Sys().(*syscall.Stat_t)
+				want += fmt.Sprintf(" %d:%d", st.Uid, st.Gid)
+			}
+			if e.fi.Mode().IsRegular() {
+				want += fmt.Sprintf(" %d %x", e.fi.Size(), m.sums[i][:])
+			}
+			if got := string(m.digestLine(nil, i)); got != want+"\n" {
+				t.Errorf("line %q, want %q", got, want+"\n")
+			}
+		}
 	}
 }

@@ -268,13 +268,20 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 		cur.Args = argFingerprints(runArgs(st))
 	}
 	if srcs != nil && srcs.digest != "" {
-		cur.Content, cur.Files = srcs.digest, srcs.files
+		cur.Content = srcs.digest
 	}
 	if srcs != nil {
 		srcs.place = place
 	}
+	// The per-file fingerprints are made only when they are kept or used.
+	withFiles := func() {
+		if srcs != nil && srcs.digest != "" && cur.Files == nil {
+			cur.Files = srcs.files()
+		}
+	}
 	remember := func() {
 		if prev == nil || prev.Key != key {
+			withFiles()
 			b.saveInputs(place, cur) // best effort: only explanations depend on it
 		}
 	}
@@ -311,6 +318,7 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 			return nil
 		}
 	}
+	withFiles()
 	b.missed(ref, explainMiss(prev, cur, b.opts.NoCache, st.firstMiss, func() map[string]string { return b.loadFiles(place) }))
 	if st.firstMiss == "" {
 		st.firstMiss = ref.name
