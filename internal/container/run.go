@@ -175,10 +175,12 @@ func (m *Manager) runOnce(ctx context.Context, id string, o runOptions) (code in
 		return -1, m.failStart(c, err)
 	}
 	m.event(c, "start", nil)
+	// The record says "health: starting" before run -d returns, as docker's
+	// does: a ps right after it shows that, never no health at all.
+	stopHealth := m.startHealth(ctx, c)
 	if o.started != nil {
 		o.started(pid)
 	}
-	stopHealth := m.startHealth(ctx, c)
 	var stopSignals func()
 	if o.forwardSignals {
 		stopSignals = rt.ForwardSignals(id)
