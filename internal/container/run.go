@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -432,9 +433,58 @@ func becomeSubreaper() error {
 	subreaper.once.Do(func() {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			subreaper.err = fmt.Errorf("become child subreaper: %w", err)
+			return
 		}
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, unix.SIGCHLD)
+		go func() {
+			for range ch {
+				reapRuntimeOrphans()
+			}
+		}()
 	})
 	return subreaper.err
+}
+
+// reapRuntimeOrphans reaps the runtime's own processes that were adopted
+// by this subreaper and have exited: a `runc exec` that ends (or is
+// killed, as a timed-out health probe is) before its intermediate
+// processes leaves them to us. Unreaped, they pile up as zombies, and one
+// inside the container's PID namespace keeps its init from ever finishing
+// dying, so a stop or rm -f waited forever. Only zombies named by runc's
+// stages ("runc:[1:CHILD]", "runc:[2:INIT]") are reaped: processes this
+// one starts itself are reaped by whoever waits for them.
+func reapRuntimeOrphans() {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			pid, err := strconv.Atoi(f)
+			if err != nil || !runtimeZombie(pid) {
+				continue
+			}
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		}
+	}
+}
+
+// runtimeZombie tells whether pid has exited and is one of runc's stage
+// processes (its name, from /proc/PID/stat, starts with "runc:[").
+func runtimeZombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open || end+2 >= len(s) {
+		return false
+	}
+	return s[end+2] == 'Z' && strings.HasPrefix(s[open+1:end], "runc:[")
 }
 
 // waitPid waits for our (adopted) child pid and returns a shell-style
