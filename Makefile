@@ -75,8 +75,9 @@ clean:
 	rm -rf bin
 
 # bench: every benchmark side by side with docker and podman, all stores on a
-# fresh loop-mounted ext4 and then on tmpfs, with the machine's limits
-# measured in the same run (bench/all.sh). Needs an idle machine; not in CI.
+# fresh loop-mounted ext4 (without, then with a journal) and then on tmpfs,
+# with the machine's limits measured in the same run (bench/all.sh). Needs an
+# idle machine; not in CI.
 bench: setup
 	@command -v hyperfine >/dev/null && command -v pigz >/dev/null && command -v zstd >/dev/null && command -v jq >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine pigz zstd jq >/dev/null)

@@ -20,9 +20,10 @@
 # FILES (10000), RUNS_COLD (3), RUNS_WARM (5), RUNS_CHANGE (3),
 # SCENARIOS ("warm change cold"), COLD_SETTLE (seconds to wait after the
 # cold scenario's prune, default 0: on a journal-less ext4, inodes deleted
-# in the last 30 s are skipped when new ones are allocated, so a build right
-# after a prune of the previous one pays for it; 35 takes that out, for
-# every engine alike), OUT (results directory, default bench/build/results).
+# in the last minute (several while their inode table block is dirty) are
+# skipped when new ones are allocated, so a build right after a prune of
+# the previous one pays for it, every engine alike; bench/all.sh's ext4j
+# column, with a journal, does not), OUT (results directory, default bench/build/results).
 set -euo pipefail
 
 SIZE_MB=${SIZE_MB:-200}
