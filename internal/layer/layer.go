@@ -11,7 +11,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -684,27 +683,45 @@ func (s *Store) Tar(ctx context.Context, chainID digest.Digest) (io.ReadCloser, 
 		f.Close()
 		return nil, fmt.Errorf("layer %s tar-split: %w", short(chainID), err)
 	}
-	// The tar is assembled (each file read) in a goroutine of its own, up to tarAhead bytes ahead of the reader, who
-	// hashes it and sends it on: two cores, few handoffs.
+	// Three parts of the work run at once: the tar is assembled (each file
+	// read) on a goroutine of its own, up to tarAhead bytes ahead of the
+	// reader who sends it on (writes it to a file, compresses it), and
+	// hashed on a third (bgHash). In one stream the reader both hashed and
+	// wrote, and that was a save's whole wall time.
 	pr, pw := newRingPipe(tarAhead)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(assembleTar(rootGetter{root}, newSplitUnpacker(zr), pw))
+		pw.CloseWithError(assembleVerified(rootGetter{root}, newSplitUnpacker(zr), pw, l.DiffID))
 	}()
 	stop := closerFunc(func() error {
 		pr.CloseWithError(errors.New("layer tar closed"))
 		<-done // the assembler is done with zr, f and root
 		return nil
 	})
-	return &verifyingReader{r: pr, h: sha256.New(), want: l.DiffID, closers: []io.Closer{stop, zr, f, root}}, nil
+	return &readClosers{r: pr, closers: []io.Closer{stop, zr, f, root}}, nil
+}
+
+// assembleVerified is assembleTar checked against the layer's diffID: the
+// hash of the whole stream is compared before the writer is told it ended,
+// so a reader of w gets the mismatch instead of its EOF.
+func assembleVerified(fg rootGetter, up storage.Unpacker, w io.Writer, want digest.Digest) error {
+	h := newBgHash()
+	if err := assembleTar(fg, up, io.MultiWriter(w, h)); err != nil {
+		h.stop()
+		return err
+	}
+	if got := digest.NewDigestFromBytes(digest.SHA256, h.sum()); got != want {
+		return fmt.Errorf("layer tar reproduced as %s, want diffID %s: snapshot was modified", got, want)
+	}
+	return nil
 }
 
 // assembleTar writes the tar that up records, each file's payload read
 // from fg: exactly the recorded size of it, so the stream stays a
 // well-formed tar whatever happened to the file. Whether the bytes are the
 // recorded ones is the diffID's check at the end of the stream
-// (verifyingReader); tar-split's own assembler also computed a crc64 of
+// (assembleVerified); tar-split's own assembler also computed a crc64 of
 // every payload for that, the same check again at a sixth of a save's CPU.
 func assembleTar(fg rootGetter, up storage.Unpacker, w io.Writer) error {
 	buf := make([]byte, 256<<10)
@@ -760,28 +777,15 @@ func (g rootGetter) Get(name string) (io.ReadCloser, error) {
 	return g.root.Open(filepath.Clean("/" + name)[1:])
 }
 
-type verifyingReader struct {
-	r io.Reader
-	h interface {
-		Sum([]byte) []byte
-		Write([]byte) (int, error)
-	}
-	want    digest.Digest
+// readClosers reads r and closes every closer in order.
+type readClosers struct {
+	r       io.Reader
 	closers []io.Closer
 }
 
-func (v *verifyingReader) Read(p []byte) (int, error) {
-	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
-	if err == io.EOF {
-		if got := digest.NewDigestFromBytes(digest.SHA256, v.h.Sum(nil)); got != v.want {
-			return n, fmt.Errorf("layer tar reproduced as %s, want diffID %s: snapshot was modified", got, v.want)
-		}
-	}
-	return n, err
-}
+func (v *readClosers) Read(p []byte) (int, error) { return v.r.Read(p) }
 
-func (v *verifyingReader) Close() error {
+func (v *readClosers) Close() error {
 	var first error
 	for _, c := range v.closers {
 		if err := c.Close(); err != nil && first == nil {
