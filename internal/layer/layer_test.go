@@ -218,6 +218,37 @@ func TestTarDetectsTampering(t *testing.T) {
 	}
 }
 
+// A file swapped for a symlink to a host file with the very bytes the
+// layer recorded is still refused: payloads are read from the snapshot's
+// own regular files, never through a link out of it.
+func TestTarRefusesSymlinkedFile(t *testing.T) {
+	s := newStore(t, "overlay")
+	layers := unpackAll(t, s, makeTar(t, file("d/f", "original")))
+	dir, err := s.sn.Dir(context.Background(), string(layers[0].ChainID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := filepath.Join(t.TempDir(), "host")
+	if err := os.WriteFile(host, []byte("original"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(dir, "d", "f")
+	if err := os.Remove(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, f); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Tar(context.Background(), layers[0].ChainID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(io.Discard, rc); err == nil {
+		t.Fatal("a payload was read through a symlink out of the snapshot")
+	}
+}
+
 // A file cut short in the snapshot fails the tar at that file, rather
 // than shifting every later byte of the stream.
 func TestTarDetectsTruncatedFile(t *testing.T) {
