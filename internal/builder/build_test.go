@@ -268,6 +268,11 @@ COPY --from=b /sent /b
 	if res.ID == "" {
 		t.Error("no image")
 	}
+	// runc deleted each step's container when its run ended (the build
+	// does not ask it to again): no container state is left.
+	if ents, err := os.ReadDir(filepath.Join(s.Root(), "build", "runtime")); err != nil || len(ents) != 0 {
+		t.Errorf("runtime state left after the build: %v %v", ents, err)
+	}
 }
 
 // PruneCache forgets the steps: the next build runs them again, and the

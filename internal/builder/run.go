@@ -212,7 +212,12 @@ func (b *builder) run(ctx context.Context, ref stepRef, st *stageState, c *instr
 	id := "strata-build-" + randomHex(6)
 	code, err := b.rt.Run(ctx, id, bundle, oci.IO{Stdout: out, Stderr: out})
 	out.flush()
-	_ = b.rt.Delete(context.WithoutCancel(ctx), id, true)
+	if err != nil {
+		// The runtime deletes a container whose run it saw to the end
+		// (one more runc per step, ~5 ms, to find nothing); one it failed
+		// to run, or that a cancelled build killed, may be left.
+		_ = b.rt.Delete(context.WithoutCancel(ctx), id, true)
+	}
 	rm.close()
 	sort.Sort(sort.Reverse(sort.StringSlice(stubs)))
 	for _, p := range stubs {
