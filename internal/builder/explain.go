@@ -82,15 +82,21 @@ func (b *builder) loadStepRecord(key []byte, v any) bool {
 }
 
 func (b *builder) saveInputs(place []byte, in *stepInputs) error {
-	v, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	files, err := json.Marshal(in.Files)
-	if err != nil {
-		return err
-	}
-	return records(b.s).Update(func(tx *metadata.Tx) error {
+	return records(b.s).Update(inputsPut(place, in))
+}
+
+// inputsPut is the write of saveInputs, for a transaction that records
+// more of the step.
+func inputsPut(place []byte, in *stepInputs) func(tx *metadata.Tx) error {
+	return func(tx *metadata.Tx) error {
+		v, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		files, err := json.Marshal(in.Files)
+		if err != nil {
+			return err
+		}
 		bk, err := tx.CreateBucket(stepsBucket)
 		if err != nil {
 			return err
@@ -102,7 +108,7 @@ func (b *builder) saveInputs(place []byte, in *stepInputs) error {
 			return bk.Delete(filesKey(place))
 		}
 		return bk.Put(filesKey(place), files)
-	})
+	}
 }
 
 // forgetGoneDockerfiles drops the step records of Dockerfiles that no

@@ -77,6 +77,14 @@ func (b *builder) cacheGet(ctx context.Context, key digest.Digest) (image.Image,
 }
 
 func (b *builder) cachePut(key, id digest.Digest) error {
+	return b.cachePutWith(id, nil, key)
+}
+
+// cachePutWith records image id under each of keys and, in the same
+// transaction (one pair of disk flushes instead of two), what also
+// writes; an error of also's is not the cache's (also writes what only
+// explanations read).
+func (b *builder) cachePutWith(id digest.Digest, also func(*metadata.Tx) error, keys ...digest.Digest) error {
 	v, err := json.Marshal(cacheEntry{Image: id})
 	if err != nil {
 		return err
@@ -86,7 +94,15 @@ func (b *builder) cachePut(key, id digest.Digest) error {
 		if err != nil {
 			return err
 		}
-		return bk.Put([]byte(key), v)
+		for _, k := range keys {
+			if err := bk.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		if also != nil {
+			_ = also(tx)
+		}
+		return nil
 	})
 }
 

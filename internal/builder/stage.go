@@ -17,6 +17,7 @@ import (
 	"github.com/strata-project/strata/internal/archive"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
+	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/oci"
 	"github.com/strata-project/strata/internal/snapshot"
 	"github.com/strata-project/strata/internal/store"
@@ -279,10 +280,19 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 			cur.Files = srcs.files()
 		}
 	}
+	// What the step's record says of its inputs, when it changed: written
+	// with the cache entry when the step records one, else on its own
+	// (best effort: only explanations depend on it).
+	inputs := func() func(*metadata.Tx) error {
+		if prev != nil && prev.Key == key {
+			return nil
+		}
+		withFiles()
+		return inputsPut(place, cur)
+	}
 	remember := func() {
-		if prev == nil || prev.Key != key {
-			withFiles()
-			b.saveInputs(place, cur) // best effort: only explanations depend on it
+		if put := inputs(); put != nil {
+			records(b.s).Update(put)
 		}
 	}
 	if !b.opts.NoCache && !st.miss {
@@ -310,10 +320,9 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 	}
 	if !b.opts.NoCache && !st.miss {
 		if next, l, h, ok := b.fromCacheSource(ctx, st, c, key); ok {
-			if err := b.record(ctx, st, c, key, lkey, link, next, l, *h); err != nil {
+			if err := b.record(ctx, st, c, key, lkey, link, next, l, *h, inputs()); err != nil {
 				return b.fail(ref, err)
 			}
-			remember()
 			b.cached(ref)
 			return nil
 		}
@@ -333,18 +342,17 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 	}
 	t := b.now()
 	h := ocispec.History{Created: &t, CreatedBy: createdBy(st, c), EmptyLayer: l == nil, Comment: historyComment(key)}
-	if err := b.record(ctx, st, c, key, lkey, link, next, l, h); err != nil {
+	if err := b.record(ctx, st, c, key, lkey, link, next, l, h, inputs()); err != nil {
 		return b.fail(ref, err)
 	}
-	remember()
 	b.done(ref)
 	return nil
 }
 
 // record makes the image of a step from its new config, layer (nil for
-// none) and history entry, caches it under the step's keys and moves the
-// stage on to it.
-func (b *builder) record(ctx context.Context, st *stageState, c instructions.Command, key, lkey digest.Digest, link bool, next image.Config, l *layer.Layer, h ocispec.History) error {
+// none) and history entry, caches it under the step's keys (writing
+// inputs, when not nil, with them) and moves the stage on to it.
+func (b *builder) record(ctx context.Context, st *stageState, c instructions.Command, key, lkey digest.Digest, link bool, next image.Config, l *layer.Layer, h ocispec.History, inputs func(*metadata.Tx) error) error {
 	next.Created = h.Created
 	size := st.size
 	if l != nil {
@@ -356,13 +364,12 @@ func (b *builder) record(ctx context.Context, st *stageState, c instructions.Com
 	if err != nil {
 		return err
 	}
-	if err := b.cachePut(key, id); err != nil {
-		return fmt.Errorf("record build cache: %w", err)
-	}
+	keys := []digest.Digest{key}
 	if link {
-		if err := b.cachePut(lkey, id); err != nil {
-			return fmt.Errorf("record build cache: %w", err)
-		}
+		keys = append(keys, lkey)
+	}
+	if err := b.cachePutWith(id, inputs, keys...); err != nil {
+		return fmt.Errorf("record build cache: %w", err)
 	}
 	st.cfg, st.id, st.size, st.key = next, id, size, key
 	b.applyScope(st, c)
