@@ -90,6 +90,8 @@ type applier struct {
 	// that, and either way everything stays inside the root.
 	written map[string]struct{}
 
+	lowerReady bool // opts.LowerReady has returned
+
 	// Directory times are restored at the end: creating children changes
 	// them. dirIndex dedupes repeated entries for one dir (the last wins).
 	dirTimes []dirTime
@@ -192,6 +194,20 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	a.markWritten(rel)
 	return nil
+}
+
+// lowerEntry looks rel up in the lower layers, once they are complete.
+func (a *applier) lowerEntry(rel string) (*rootfs.LowerEntry, error) {
+	if len(a.opts.Lower) == 0 {
+		return nil, nil
+	}
+	if a.opts.LowerReady != nil && !a.lowerReady {
+		if err := a.opts.LowerReady(); err != nil {
+			return nil, fmt.Errorf("wait for lower layers: %w", err)
+		}
+		a.lowerReady = true
+	}
+	return rootfs.LookupLower(a.opts.Lower, rel)
 }
 
 func (a *applier) markWritten(rel string) {
@@ -389,7 +405,7 @@ func (a *applier) hardlink(pfd int, rel, base, linkname string) error {
 // copyUp copies target from the lower layers into the root, as overlayfs
 // would before linking to it, and returns an O_PATH fd of its parent dir.
 func (a *applier) copyUp(target string) (int, error) {
-	le, err := rootfs.LookupLower(a.opts.Lower, target)
+	le, err := a.lowerEntry(target)
 	if err != nil {
 		return -1, err
 	}
@@ -469,7 +485,7 @@ func (a *applier) copyUpEntry(tfd int, tbase string, le *rootfs.LowerEntry) erro
 // entry for it. In an overlay layer a fresh dir would mask the lower dir's
 // owner and mode, so it copies them from the lower layers when there.
 func (a *applier) mkdirHook(rel string, fd int) error {
-	le, err := rootfs.LookupLower(a.opts.Lower, rel)
+	le, err := a.lowerEntry(rel)
 	if err != nil || le == nil || !rootfs.IsDir(&le.Stat) {
 		return err
 	}

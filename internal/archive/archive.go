@@ -71,6 +71,12 @@ type ApplyOptions struct {
 	// create implicitly (a parent missing from the tar) take their owner, mode
 	// and xattrs from the lower layers, so the upper copy does not mask them.
 	Lower []string
+	// LowerReady, when set, is called once before Apply first reads the
+	// lower layers, and its error stops Apply: their directories may still
+	// be being written when Apply starts (the layers of a stack unpacked
+	// at once), and a layer whose tar names every parent dir and links
+	// nothing below never waits for them.
+	LowerReady func() error
 	// EntryRead, when set, is called with each header as soon as it has been
 	// read, before the entry is applied; an error stops Apply. Apply's
 	// reader never reads ahead, so the bytes read from r up to that moment

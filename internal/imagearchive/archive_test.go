@@ -27,6 +27,7 @@ import (
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	rt "github.com/strata-project/strata/internal/registry/registrytest"
+	"github.com/strata-project/strata/internal/snapshot"
 	"github.com/strata-project/strata/internal/store"
 	"github.com/strata-project/strata/internal/testutil/requires"
 )
@@ -414,6 +415,10 @@ func TestLoadHostileArchives(t *testing.T) {
 			if n, l := imageCount(t, dst), layerCount(t, dst); n != 0 || l != 0 {
 				t.Errorf("store keeps %d images, %d layers after a failed load", n, l)
 			}
+			dst.Snapshots().Walk(ctx, func(info snapshot.Info) error {
+				t.Errorf("snapshot %s (%s) left after a failed load", info.Key, info.Kind)
+				return nil
+			})
 			if _, err := os.Stat("/etc/evil"); err == nil {
 				t.Fatal("/etc/evil was written")
 			}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/image"
+	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -49,6 +51,15 @@ const maxJSON = 32 << 20
 func Load(ctx context.Context, s Store, r io.Reader, path string, progress func(LoadEvent)) ([]Loaded, error) {
 	if progress == nil {
 		progress = func(LoadEvent) {}
+	} else {
+		// Layers unpack at once: their events arrive one at a time.
+		var mu sync.Mutex
+		report := progress
+		progress = func(e LoadEvent) {
+			mu.Lock()
+			defer mu.Unlock()
+			report(e)
+		}
 	}
 	src, err := openSource(s.Root(), r, path)
 	if err != nil {
@@ -377,18 +388,11 @@ func apply(ctx context.Context, s Store, lease *store.Lease, src source, plans [
 	}
 	sizes := make([]int64, len(plans))
 	for pi, p := range plans {
-		chains := image.ChainIDs(p.diffIDs)
-		for i, ref := range p.layers {
-			var parent digest.Digest
-			if i > 0 {
-				parent = chains[i-1]
-			}
-			n, err := storeLayer(ctx, s, src, ref, parent, chains[i], p.diffIDs[i], progress)
-			if err != nil {
-				return nil, fmt.Errorf("layer %s: %w", ref.name, err)
-			}
-			sizes[pi] += n
+		n, err := storeLayers(ctx, s, src, p, progress)
+		if err != nil {
+			return nil, err
 		}
+		sizes[pi] = n
 	}
 	var out []Loaded
 	err := s.Shared(ctx, func() error {
@@ -419,53 +423,115 @@ func record(ctx context.Context, s Store, plans []*plan, sizes []int64) ([]Loade
 	return out, nil
 }
 
-// storeLayer brings one layer into the store, or, when its stack is there
-// already, checks that the archive's copy is the same layer. It returns
-// the layer's content size.
-func storeLayer(ctx context.Context, s Store, src source, ref blobRef, parent, chainID, diffID digest.Digest, progress func(LoadEvent)) (int64, error) {
+// storeLayers brings the layers of p into the store and returns their
+// content size. The layers whose stacks are there already are checked
+// against the archive's copies; the rest unpack as one stack.
+func storeLayers(ctx context.Context, s Store, src source, p *plan, progress func(LoadEvent)) (int64, error) {
+	chains := image.ChainIDs(p.diffIDs)
+	var size int64
+	have := 0
+	for ; have < len(chains); have++ {
+		l, err := s.Layers().Get(ctx, chains[have])
+		if err != nil {
+			break
+		}
+		if err := checkLayer(src, p.layers[have], p.diffIDs[have], progress); err != nil {
+			return 0, fmt.Errorf("layer %s: %w", p.layers[have].name, err)
+		}
+		size += l.Size
+	}
+	if have == len(chains) {
+		return size, nil
+	}
+	stack := make([]layer.StackLayer, 0, len(chains)-have)
+	for i := have; i < len(chains); i++ {
+		ref, diffID := p.layers[i], p.diffIDs[i]
+		var n int64
+		stack = append(stack, layer.StackLayer{
+			DiffID: diffID,
+			Open: func(context.Context) (io.ReadCloser, error) {
+				var blob io.ReadCloser
+				var err error
+				blob, n, err = openLayer(src, ref, diffID, progress)
+				return blob, err
+			},
+			Done: func(layer.Layer) {
+				progress(LoadEvent{DiffID: diffID, Current: n, Total: n, Done: true})
+			},
+		})
+	}
+	var parent digest.Digest
+	if have > 0 {
+		parent = chains[have-1]
+	}
+	ls, err := s.Layers().UnpackStack(ctx, parent, stack)
+	if err != nil {
+		var se *layer.StackError
+		if !errors.As(err, &se) {
+			return 0, err
+		}
+		err = se.Err
+		var de *layer.DiffIDError
+		switch {
+		case errors.As(err, &de):
+			err = invalid("content has diffID %s, the config says %s", de.Got, de.Want)
+		case !errors.Is(err, ErrInvalid):
+			err = fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		return 0, fmt.Errorf("layer %s: %w", p.layers[have+se.Index].name, err)
+	}
+	for _, l := range ls {
+		size += l.Size
+	}
+	return size, nil
+}
+
+// openLayer opens the blob of layer ref, checking its size, and its digest
+// at its end, when the archive states them.
+func openLayer(src source, ref blobRef, diffID digest.Digest, progress func(LoadEvent)) (io.ReadCloser, int64, error) {
 	rc, n, err := src.open(ref.name)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	defer rc.Close()
 	if ref.size >= 0 && n != ref.size {
-		return 0, invalid("%d bytes, its descriptor says %d", n, ref.size)
+		rc.Close()
+		return nil, 0, invalid("%d bytes, its descriptor says %d", n, ref.size)
 	}
 	blob := io.Reader(&loadProgress{r: rc, ev: LoadEvent{DiffID: diffID, Total: n}, report: progress})
-	defer progress(LoadEvent{DiffID: diffID, Current: n, Total: n, Done: true})
 	if ref.digest != "" {
 		blob = &digestCheck{r: blob, h: sha256.New(), want: ref.digest}
 	}
-	if l, err := s.Layers().Get(ctx, chainID); err == nil {
-		// In the store already: verify the archive's copy without unpacking it.
-		tr, _, err := compression.Decompress(blob)
-		if err != nil {
-			return 0, invalid("%v", err)
-		}
-		defer tr.Close()
-		h := sha256.New()
-		if _, err := io.Copy(h, tr); err != nil {
-			return 0, err
-		}
-		if _, err := io.Copy(io.Discard, blob); err != nil {
-			return 0, err
-		}
-		if got := digest.NewDigest(digest.SHA256, h); got != diffID {
-			return 0, invalid("content has diffID %s, the config says %s", got, diffID)
-		}
-		return l.Size, nil
-	}
-	l, err := s.Layers().UnpackBlob(ctx, parent, blob)
+	return struct {
+		io.Reader
+		io.Closer
+	}{blob, rc}, n, nil
+}
+
+// checkLayer checks that the archive's copy of a layer the store has is
+// that layer, without unpacking it.
+func checkLayer(src source, ref blobRef, diffID digest.Digest, progress func(LoadEvent)) error {
+	blob, n, err := openLayer(src, ref, diffID, progress)
 	if err != nil {
-		if errors.Is(err, ErrInvalid) {
-			return 0, err
-		}
-		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return err
 	}
-	if l.DiffID != diffID {
-		return 0, invalid("content has diffID %s, the config says %s", l.DiffID, diffID)
+	defer blob.Close()
+	defer progress(LoadEvent{DiffID: diffID, Current: n, Total: n, Done: true})
+	tr, _, err := compression.Decompress(blob)
+	if err != nil {
+		return invalid("%v", err)
 	}
-	return l.Size, nil
+	defer tr.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, tr); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, blob); err != nil {
+		return err
+	}
+	if got := digest.NewDigest(digest.SHA256, h); got != diffID {
+		return invalid("content has diffID %s, the config says %s", got, diffID)
+	}
+	return nil
 }
 
 // digestCheck fails the read that reaches the end of a blob whose bytes

@@ -110,16 +110,7 @@ func IngestOwner(key string) string {
 // the resulting chainID exists already, the new copy is dropped and the
 // existing layer returned.
 func (s *Store) Unpack(ctx context.Context, parent digest.Digest, r io.Reader) (Layer, error) {
-	key := s.IngestKey()
-	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
-		return Layer{}, fmt.Errorf("prepare layer on %s: %w", short(parent), err)
-	}
-	l, err := s.unpack(ctx, key, parent, r)
-	if err != nil {
-		s.sn.Remove(context.WithoutCancel(ctx), key)
-		return Layer{}, err
-	}
-	return l, nil
+	return s.unpackOn(ctx, parent, r, "")
 }
 
 // UnpackBlob is Unpack for a layer blob as a registry or an archive holds
@@ -128,12 +119,39 @@ func (s *Store) Unpack(ctx context.Context, parent digest.Digest, r io.Reader) (
 // blob's reader gives there (a digest that does not match) fails the unpack
 // before the layer is committed.
 func (s *Store) UnpackBlob(ctx context.Context, parent digest.Digest, blob io.Reader) (Layer, error) {
-	tr, _, err := compression.Decompress(blob)
+	tr, err := openBlob(blob)
 	if err != nil {
 		return Layer{}, err
 	}
 	defer tr.Close()
-	return s.Unpack(ctx, parent, &verifiedEnd{r: tr, src: blob})
+	return s.unpackOn(ctx, parent, tr, "")
+}
+
+// openBlob is the tar in blob, whose end is blob's verified end.
+func openBlob(blob io.Reader) (io.ReadCloser, error) {
+	tr, _, err := compression.Decompress(blob)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{&verifiedEnd{r: tr, src: blob}, tr}, nil
+}
+
+// unpackOn unpacks the tar r as a layer on the committed stack parent and
+// commits it, if its diffID is want (any, when want is "").
+func (s *Store) unpackOn(ctx context.Context, parent digest.Digest, r io.Reader, want digest.Digest) (Layer, error) {
+	key := s.IngestKey()
+	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
+		return Layer{}, fmt.Errorf("prepare layer on %s: %w", short(parent), err)
+	}
+	l, err := s.unpack(ctx, key, parent, r, want)
+	if err != nil {
+		s.sn.Remove(context.WithoutCancel(ctx), key)
+		return Layer{}, err
+	}
+	return l, nil
 }
 
 // verifiedEnd passes r through and, at r's end, reads src (the compressed
@@ -153,16 +171,38 @@ func (v *verifiedEnd) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (s *Store) unpack(ctx context.Context, key string, parent digest.Digest, r io.Reader) (Layer, error) {
+func (s *Store) unpack(ctx context.Context, key string, parent digest.Digest, r io.Reader, want digest.Digest) (Layer, error) {
 	dir, opts, err := s.applyTarget(ctx, key)
 	if err != nil {
 		return Layer{}, err
 	}
-	rec, err := s.recordApply(ctx, dir, r, opts)
+	rec, err := s.applyLayer(ctx, dir, r, opts, want)
 	if err != nil {
-		return Layer{}, fmt.Errorf("apply layer: %w", err)
+		return Layer{}, err
 	}
 	return s.commit(ctx, key, parent, dir, rec)
+}
+
+// applyLayer extracts the tar r into dir, recording it, and checks that
+// its diffID is want (unless want is "").
+func (s *Store) applyLayer(ctx context.Context, dir string, r io.Reader, opts archive.ApplyOptions, want digest.Digest) (recording, error) {
+	rec, err := s.recordApply(ctx, dir, r, opts)
+	if err != nil {
+		return recording{}, fmt.Errorf("apply layer: %w", err)
+	}
+	if want != "" && rec.diffID != want {
+		os.Remove(rec.tarSplit)
+		return recording{}, &DiffIDError{Got: rec.diffID, Want: want}
+	}
+	return rec, nil
+}
+
+// DiffIDError is a layer tar whose digest is not the one its image's
+// config lists.
+type DiffIDError struct{ Got, Want digest.Digest }
+
+func (e *DiffIDError) Error() string {
+	return fmt.Sprintf("unpacked to diffID %s, the config says %s", e.Got, e.Want)
 }
 
 // applyTarget is where a layer tar goes for the new snapshot key, and how
@@ -483,8 +523,16 @@ func (sf *splitFile) abort() {
 	os.Remove(sf.f.Name())
 }
 
-// commit names the active snapshot key by its chainID and records the layer.
+// commit names the active snapshot key, made on parent, by its chainID
+// and records the layer, once its files are on disk.
 func (s *Store) commit(ctx context.Context, key string, parent digest.Digest, dir string, rec recording) (Layer, error) {
+	return s.commitLayer(ctx, key, parent, dir, rec, false)
+}
+
+// commitLayer is commit; stacked says key is a layer of a stack (see
+// UnpackStack): made on no parent, to be committed onto parent, its files
+// already synced with the rest of the stack's.
+func (s *Store) commitLayer(ctx context.Context, key string, parent digest.Digest, dir string, rec recording, stacked bool) (Layer, error) {
 	defer os.Remove(rec.tarSplit)
 	l := Layer{
 		ChainID: image.ChildChainID(parent, rec.diffID),
@@ -514,15 +562,23 @@ func (s *Store) commit(ctx context.Context, key string, parent digest.Digest, di
 		s.sn.Remove(ctx, key)
 		return existing, nil
 	}
-	if err := syncDir(dir); err != nil {
-		return Layer{}, err
+	if !stacked {
+		if err := syncDir(dir); err != nil {
+			return Layer{}, err
+		}
 	}
 	// The tar-split file is named by chainID and its bytes depend only on
 	// the tar, so writing it before the snapshot is committed is idempotent.
 	if err := os.Rename(rec.tarSplit, s.tarSplitPath(l.ChainID)); err != nil {
 		return Layer{}, fmt.Errorf("store tar-split: %w", err)
 	}
-	switch err := s.sn.Commit(ctx, string(l.ChainID), key); {
+	commitSnapshot := s.sn.Commit
+	if stacked {
+		commitSnapshot = func(ctx context.Context, name, key string) error {
+			return s.sn.(stacker).CommitOn(ctx, name, key, string(parent))
+		}
+	}
+	switch err := commitSnapshot(ctx, string(l.ChainID), key); {
 	case errors.Is(err, metadata.ErrExists):
 		// Another process (or one that crashed before recording it) made
 		// the same content-addressed snapshot: keep that one.

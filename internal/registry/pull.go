@@ -283,9 +283,9 @@ func (p *puller) namesPointAt(ctx context.Context, names []reference.Named, id d
 }
 
 // fetchLayers brings layers from..n in. Every download starts at once (a
-// few at a time) into its own spool, and the layers are applied in order as
-// their bytes arrive: an overlay layer is applied on its parent's stack, so
-// applies run one after another while the network keeps going.
+// few at a time) into its own spool, and each layer unpacks as its bytes
+// arrive (layer.UnpackStack: on overlay several at once, each committed
+// after those below it).
 func (p *puller) fetchLayers(ctx context.Context, from int, chains, diffIDs []digest.Digest) error {
 	if from == len(chains) {
 		return nil
@@ -311,7 +311,7 @@ func (p *puller) fetchLayers(ctx context.Context, from int, chains, diffIDs []di
 			sp.Close()
 		}
 	}()
-	// Downloads start in layer order, so the layer applied next is never
+	// Downloads start in layer order, so the layer unpacked next is never
 	// the one left waiting for a slot.
 	sem := make(chan struct{}, p.jobs)
 	wg.Go(func() {
@@ -330,29 +330,47 @@ func (p *puller) fetchLayers(ctx context.Context, from int, chains, diffIDs []di
 			})
 		}
 	})
+	stack := make([]layer.StackLayer, 0, len(chains)-from)
 	for i := from; i < len(chains); i++ {
 		d := blobDigest(p.layers[i])
-		var parent digest.Digest
-		if i > 0 {
-			parent = chains[i-1]
-		}
-		p.emit(Event{Kind: LayerExtracting, Layer: d, Total: p.layers[i].Size})
-		l, err := p.apply(ctx, parent, spools[i])
-		if err != nil {
-			// A blob that failed verification explains any earlier
-			// decompression or tar error: report that.
-			if derr := spools[i].wait(ctx); derr != nil {
-				err = derr
-			}
-			return fmt.Errorf("layer %s: %w", d, err)
-		}
-		if l.DiffID != diffIDs[i] {
-			return fmt.Errorf("layer %s: %w: unpacked to diffID %s, the config says %s", d, ErrDigestMismatch, l.DiffID, diffIDs[i])
-		}
-		spools[i].Close()
-		p.emit(Event{Kind: LayerDone, Layer: d, Total: p.layers[i].Size})
+		stack = append(stack, layer.StackLayer{
+			DiffID: diffIDs[i],
+			// The end of the blob is reported only once the whole blob has
+			// arrived and verified, so a layer made from an unverified blob
+			// is never committed.
+			Open: func(lctx context.Context) (io.ReadCloser, error) {
+				p.emit(Event{Kind: LayerExtracting, Layer: d, Total: p.layers[i].Size})
+				return io.NopCloser(spools[i].Reader(lctx)), nil
+			},
+			Done: func(layer.Layer) {
+				spools[i].Close()
+				p.emit(Event{Kind: LayerDone, Layer: d, Total: p.layers[i].Size})
+			},
+		})
 	}
-	return nil
+	var parent digest.Digest
+	if from > 0 {
+		parent = chains[from-1]
+	}
+	_, err := p.s.Layers().UnpackStack(ctx, parent, stack)
+	var se *layer.StackError
+	if !errors.As(err, &se) {
+		return err
+	}
+	i := from + se.Index
+	err = se.Err
+	var de *layer.DiffIDError
+	switch {
+	case errors.As(err, &de):
+		err = fmt.Errorf("%w: %v", ErrDigestMismatch, de)
+	default:
+		// A blob that failed verification explains any decompression or
+		// tar error: report that.
+		if derr := spools[i].wait(ctx); derr != nil {
+			err = derr
+		}
+	}
+	return fmt.Errorf("layer %s: %w", blobDigest(p.layers[i]), err)
 }
 
 // downloadJobs is how many blobs download at once: enough to keep the link
@@ -394,13 +412,6 @@ func (p *puller) download(ctx context.Context, desc v1.Descriptor, sp *spool) er
 	}
 	p.emit(Event{Kind: LayerVerified, Layer: d, Current: n, Total: desc.Size})
 	return nil
-}
-
-// apply unpacks the blob arriving in sp as a layer on parent. The end of
-// the tar is reported only once the whole blob has arrived and verified,
-// so a layer made from an unverified blob is never committed.
-func (p *puller) apply(ctx context.Context, parent digest.Digest, sp *spool) (layer.Layer, error) {
-	return p.s.Layers().UnpackBlob(ctx, parent, sp.Reader())
 }
 
 // readErr counts what r gave and keeps the error it ended with.

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	rt "github.com/strata-project/strata/internal/registry/registrytest"
+	"github.com/strata-project/strata/internal/snapshot"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -243,6 +244,13 @@ func TestPullCorruptBlobLeavesNoImage(t *testing.T) {
 			if n := layerCount(t, s); n > i {
 				t.Errorf("%d layers after the failure, want at most %d", n, i)
 			}
+			// Nor anything half made.
+			s.Snapshots().Walk(ctx, func(info snapshot.Info) error {
+				if info.Kind == snapshot.KindActive {
+					t.Errorf("snapshot %s left active", info.Key)
+				}
+				return nil
+			})
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -89,7 +90,15 @@ func (sp *spool) wait(ctx context.Context) error {
 // written. Its EOF means the blob arrived whole and verified; a failed
 // download is its error instead. A spool has one reader: what it has
 // consumed is freed.
-func (sp *spool) Reader() io.Reader { return &spoolReader{sp: sp} }
+// Reading stops with ctx's error once ctx ends.
+func (sp *spool) Reader(ctx context.Context) io.Reader {
+	context.AfterFunc(ctx, func() {
+		sp.mu.Lock()
+		sp.cond.Broadcast()
+		sp.mu.Unlock()
+	})
+	return &spoolReader{sp: sp, ctx: ctx}
+}
 
 // Close releases the file (and with it the disk space).
 func (sp *spool) Close() {
@@ -101,6 +110,7 @@ func (sp *spool) Close() {
 
 type spoolReader struct {
 	sp      *spool
+	ctx     context.Context
 	off     int64
 	punched int64 // [0, punched) is a hole
 }
@@ -112,10 +122,10 @@ const punchEvery = 4 << 20
 func (r *spoolReader) Read(b []byte) (int, error) {
 	sp := r.sp
 	sp.mu.Lock()
-	for r.off == sp.size && !sp.done && sp.cancelled == nil {
+	for r.off == sp.size && !sp.done && sp.cancelled == nil && r.ctx.Err() == nil {
 		sp.cond.Wait()
 	}
-	avail, done, err, cancelled := sp.size-r.off, sp.done, sp.err, sp.cancelled
+	avail, done, err, cancelled := sp.size-r.off, sp.done, sp.err, cmp.Or(sp.cancelled, r.ctx.Err())
 	sp.mu.Unlock()
 	switch {
 	case avail > 0:

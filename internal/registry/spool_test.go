@@ -19,7 +19,7 @@ func TestSpoolReaderFollowsWriter(t *testing.T) {
 	defer sp.Close()
 	got := make(chan []byte)
 	go func() {
-		b, err := io.ReadAll(sp.Reader())
+		b, err := io.ReadAll(sp.Reader(context.Background()))
 		if err != nil {
 			t.Error(err)
 		}
@@ -65,7 +65,7 @@ func TestSpoolFreesWhatWasRead(t *testing.T) {
 	if a := allocated(); a < chunks<<20 {
 		t.Skipf("the filesystem under %s keeps %d of %d written bytes unallocated", os.TempDir(), a, chunks<<20)
 	}
-	n, err := io.Copy(io.Discard, sp.Reader())
+	n, err := io.Copy(io.Discard, sp.Reader(context.Background()))
 	if err != nil || n != chunks<<20 {
 		t.Fatalf("read %d bytes, %v; want %d", n, err, chunks<<20)
 	}
@@ -82,7 +82,7 @@ func TestSpoolReaderGetsDownloadError(t *testing.T) {
 	defer sp.Close()
 	sp.Write([]byte("partial"))
 	sp.finish(ErrDigestMismatch)
-	b, err := io.ReadAll(sp.Reader())
+	b, err := io.ReadAll(sp.Reader(context.Background()))
 	if string(b) != "partial" || !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("read %q, %v; want the bytes then the download's error", b, err)
 	}
@@ -100,7 +100,7 @@ func TestSpoolCancelWakesReader(t *testing.T) {
 	defer sp.Close()
 	done := make(chan error)
 	go func() {
-		_, err := io.ReadAll(sp.Reader())
+		_, err := io.ReadAll(sp.Reader(context.Background()))
 		done <- err
 	}()
 	cancel()

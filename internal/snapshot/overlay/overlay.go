@@ -122,6 +122,14 @@ func bind(dir, mode string) snapshot.Mount {
 	return snapshot.Mount{Type: "bind", Source: dir, Options: []string{"rbind", mode}}
 }
 
+// CommitOn commits active snapshot key, prepared on no parent, as
+// snapshot name on the committed parent. An overlay snapshot's directory
+// holds only its own layer's changes, so it does not depend on what lies
+// below: a layer can be unpacked before its parent is committed.
+func (o *Snapshotter) CommitOn(ctx context.Context, name, key, parent string) error {
+	return storage.CommitOnto(o.Store, name, key, parent)
+}
+
 func (o *Snapshotter) LowerDirs(ctx context.Context, key string) ([]string, error) {
 	sn, err := o.Get(ctx, key)
 	if err != nil {

@@ -83,3 +83,51 @@ func TestNewRejectsSeparatorsInRoot(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot made on nothing is committed onto a committed parent as if it
+// had been prepared there; one made on a parent, or onto a snapshot not
+// committed, is refused and left active.
+func TestCommitOn(t *testing.T) {
+	ctx := context.Background()
+	s := newTest(t)
+	for _, p := range []struct{ key, parent string }{{"base", ""}, {"top", ""}, {"early", ""}} {
+		if _, err := s.Prepare(ctx, p.key, p.parent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Commit(ctx, "L0", "base"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prepare(ctx, "onbase", "L0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitOn(ctx, "L1", "onbase", "L0"); err == nil {
+		t.Error("a snapshot made on a parent was committed onto one")
+	}
+	if err := s.CommitOn(ctx, "L1", "early", "top"); err == nil {
+		t.Error("a snapshot was committed onto an active one")
+	}
+	for _, k := range []string{"onbase", "early"} {
+		if info, err := s.Stat(ctx, k); err != nil || info.Kind != snapshot.KindActive {
+			t.Errorf("%s after a refused CommitOn: %+v, %v", k, info, err)
+		}
+	}
+	if err := s.CommitOn(ctx, "L1", "top", "L0"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Stat(ctx, "L1")
+	if err != nil || info.Kind != snapshot.KindCommitted || info.Parent != "L0" {
+		t.Fatalf("L1: %+v, %v; want committed on L0", info, err)
+	}
+	base, _ := s.Dir(ctx, "L0")
+	lowers, err := s.LowerDirs(ctx, "L1")
+	if err != nil || len(lowers) != 1 || lowers[0] != base {
+		t.Errorf("lower dirs of L1: %v, %v; want [%s]", lowers, err, base)
+	}
+	if _, err := s.Prepare(ctx, "c", "L1"); err != nil {
+		t.Errorf("prepare on L1: %v", err)
+	}
+	if err := s.Remove(ctx, "L0"); !errors.Is(err, snapshot.ErrInUse) {
+		t.Errorf("remove L0 under L1: %v, want in use", err)
+	}
+}

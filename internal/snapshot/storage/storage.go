@@ -286,6 +286,19 @@ func (s *Store) Dir(ctx context.Context, key string) (string, error) {
 // its directory. A taken name yields an error wrapping metadata.ErrExists
 // and leaves key as it was.
 func (s *Store) Commit(ctx context.Context, name, key string) error {
+	return s.commit(name, key, nil)
+}
+
+// CommitOnto is Commit for a driver whose directories hold only their own
+// layer's changes (overlay): key, made on no parent, becomes committed
+// snapshot name on the committed parent, as if it had been prepared there.
+// It is a function, not a method, so that a driver embedding Store offers
+// it only by choice.
+func CommitOnto(s *Store, name, key, parent string) error {
+	return s.commit(name, key, &parent)
+}
+
+func (s *Store) commit(name, key string, parent *string) error {
 	if name == "" {
 		return fmt.Errorf("commit snapshot %s: empty name", key)
 	}
@@ -303,6 +316,19 @@ func (s *Store) Commit(ctx context.Context, name, key string) error {
 		}
 		if name != key && b.Get([]byte(name)) != nil {
 			return fmt.Errorf("snapshot %s: %w", name, metadata.ErrExists)
+		}
+		if parent != nil && *parent != "" {
+			if rec.Parent != "" {
+				return fmt.Errorf("snapshot %s was made on %s, not on nothing", key, rec.Parent)
+			}
+			prec, err := getRecord(b, *parent)
+			if err != nil {
+				return fmt.Errorf("parent: %w", err)
+			}
+			if prec.Kind != snapshot.KindCommitted {
+				return fmt.Errorf("parent %s is %s, not committed", *parent, prec.Kind)
+			}
+			rec.Parent = *parent
 		}
 		rec.Kind = snapshot.KindCommitted
 		rec.Created = time.Now().UTC()
