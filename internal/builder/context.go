@@ -158,6 +158,9 @@ type match struct {
 	// the others), once the match is digested for a cache key: COPY
 	// links an unchanged file from the step's previous layer by them.
 	sums [][sha256.Size]byte
+	// crcs are, when the digest pass summed them (hashPass.crc), the
+	// regular files' tar-split checksums (nil for the others).
+	crcs [][]byte
 	// fingerprinted: the entries' fingerprints belong in the step's record,
 	// under prefix (the source's path), with owners or not.
 	fingerprinted bool
@@ -252,6 +255,11 @@ func keptPath(pattern, rel string) string {
 // --from, in a named build context or a stage's or image's root
 // filesystem, and digests them.
 func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructions.Command, sd instructions.SourcesAndDest, from string, deps map[int]*stageState) (*sources, error) {
+	return b.selectSourcesPass(ctx, sp, c, sd, from, deps, hashPass{})
+}
+
+// selectSourcesPass is selectSources hashing the files as pass says.
+func (b *builder) selectSourcesPass(ctx context.Context, sp *stagePlan, c instructions.Command, sd instructions.SourcesAndDest, from string, deps map[int]*stageState, pass hashPass) (*sources, error) {
 	if len(sd.SourceContents) > 0 {
 		return b.heredocSources(sd)
 	}
@@ -327,7 +335,7 @@ func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructio
 			if o.dir != "" {
 				cache = b.contextHashes(o.dir)
 			}
-			if err := digestMatchInto(h, &m, src.fromImage, true, rel, cache); err != nil {
+			if err := digestMatchInto(h, &m, src.fromImage, true, rel, cache, pass); err != nil {
 				src.close()
 				return nil, err
 			}
@@ -624,20 +632,20 @@ func (w *treeWalk) dir(dfd int, dir, sub string) ([]entry, error) {
 // owners (for --from) and contents to h. Modification times are left out:
 // touching a file does not invalidate the cache, changing it does.
 func digestMatch(h io.Writer, m match, owners bool) error {
-	return digestMatchInto(h, &m, owners, false, "", nil)
+	return digestMatchInto(h, &m, owners, false, "", nil, hashPass{})
 }
 
 // digestMatchInto is digestMatch that also records, in fps when not nil, a
 // fingerprint of each entry by its path (prefix joined with the entry's),
 // for explaining a cache miss file by file, and reuses the digests cache
 // kept of unchanged files when not nil.
-func digestMatchInto(h io.Writer, m *match, owners, fingerprinted bool, prefix string, cache *hashCache) error {
+func digestMatchInto(h io.Writer, m *match, owners, fingerprinted bool, prefix string, cache *hashCache, pass hashPass) error {
 	fmt.Fprintf(h, "match %q dir=%v\n", m.name, m.isDir)
-	sums, err := fileDigests(m.entries, cache, m.walked)
+	sums, crcs, err := fileDigests(m.entries, cache, m.walked, pass)
 	if err != nil {
 		return err
 	}
-	m.sums, m.fingerprinted, m.prefix, m.owners = sums, fingerprinted, prefix, owners
+	m.sums, m.crcs, m.fingerprinted, m.prefix, m.owners = sums, crcs, fingerprinted, prefix, owners
 	var line []byte
 	for i := range m.entries {
 		line = m.digestLine(line[:0], i)

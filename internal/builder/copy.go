@@ -191,6 +191,23 @@ func (b *builder) copy(ctx context.Context, st *stageState, loc []parser.Range, 
 	return l, nil
 }
 
+// recordsCopy says whether the COPY or ADD c most likely records what it
+// copies (see copy: one source, no --link), so that the digest pass sums
+// the files' tar-split checksums for its commit too.
+func recordsCopy(c instructions.Command) bool {
+	var sd instructions.SourcesAndDest
+	link := false
+	switch c := c.(type) {
+	case *instructions.CopyCommand:
+		sd, link = c.SourcesAndDest, c.Link
+	case *instructions.AddCommand:
+		sd, link = c.SourcesAndDest, c.Link
+	default:
+		return false
+	}
+	return !link && len(sd.SourcePaths) == 1 && !hasMeta(sd.SourcePaths[0])
+}
+
 // copier writes entries into a root filesystem, only through a
 // rootfs.Root: every path is resolved inside the root when it is opened.
 type copier struct {
@@ -323,7 +340,7 @@ func (c *copier) tree(m match, dest string) error {
 		case isFresh:
 			j := copyJob{e: e, dir: at, name: name}
 			if inUpper && c.recording && m.sums != nil && e.fi.Mode().IsRegular() {
-				j.up = &upperFile{key: rootfs.Clean(path.Join(dest, e.rel)), sum: &m.sums[i+1], prevDir: prevAt}
+				j.up = &upperFile{key: rootfs.Clean(path.Join(dest, e.rel)), sum: &m.sums[i+1], crc: crcOf(m.crcs, i+1), prevDir: prevAt}
 			}
 			if !pool.add(j) {
 				return pool.wait()

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/rootfs"
 )
 
@@ -68,6 +69,7 @@ type copyJob struct {
 type upperFile struct {
 	key     string
 	sum     *[sha256.Size]byte
+	crc     []byte // its tar-split checksum, when the digest pass summed it
 	prevDir int
 }
 
@@ -173,7 +175,7 @@ func (c *copier) writeNew(j copyJob, buf *[]byte) error {
 			}
 		}
 		if j.up != nil {
-			var crc []byte
+			crc := j.up.crc // of the source, which the copy checked is unchanged
 			if linked {
 				crc = c.prev.crcs[j.up.key]
 			}
@@ -331,23 +333,43 @@ func timespecs(t time.Time) [2]unix.Timespec {
 // over the cores like the copy does. With a cache (sources in a directory
 // on this machine), files whose stat is as when they were last hashed are
 // not read again; statTime is when their stat was taken (at the latest).
-func fileDigests(entries []entry, cache *hashCache, statTime time.Time) ([][sha256.Size]byte, error) {
+func fileDigests(entries []entry, cache *hashCache, statTime time.Time, pass hashPass) ([][sha256.Size]byte, [][]byte, error) {
 	sums := make([][sha256.Size]byte, len(entries))
+	var crcs [][]byte
+	if pass.crc {
+		crcs = make([][]byte, len(entries))
+	}
 	errs := make([]error, len(entries))
 	next := make(chan int, 256)
 	var wg sync.WaitGroup
-	for range copyWorkers() {
+	for range pass.numWorkers() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if pass.idle {
+				idle()
+			}
 			buf := make([]byte, 256<<10)
 			h := sha256.New()
+			var crc hash.Hash64
+			if pass.crc {
+				crc = layer.NewPayloadHash()
+			}
 			for i := range next {
+				if pass.stop != nil && pass.stopped() {
+					continue
+				}
 				h.Reset()
-				if errs[i] = hashFile(h, &entries[i], buf); errs[i] == nil {
+				if crc != nil {
+					crc.Reset()
+				}
+				if errs[i] = hashFile(h, crc, &entries[i], buf, pass); errs[i] == nil {
 					h.Sum(sums[i][:0])
+					if crc != nil {
+						crcs[i] = crc.Sum(nil)
+					}
 					if st, ok := entries[i].fi.Sys().(*syscall.Stat_t); ok && cache != nil {
-						cache.record(entries[i].path, st, statTime, sums[i])
+						cache.record(entries[i].path, st, statTime, cachedSum{sum: sums[i], crc: crcOf(crcs, i)})
 					}
 				}
 			}
@@ -357,9 +379,22 @@ func fileDigests(entries []entry, cache *hashCache, statTime time.Time) ([][sha2
 		if !e.fi.Mode().IsRegular() {
 			continue
 		}
-		if st, ok := e.fi.Sys().(*syscall.Stat_t); ok && cache != nil {
-			if sum, ok := cache.lookup(e.path, st); ok {
-				sums[i] = sum
+		st, _ := e.fi.Sys().(*syscall.Stat_t)
+		if st != nil && cache != nil {
+			if cs, ok := cache.lookup(e.path, st); ok {
+				sums[i] = cs.sum
+				if crcs != nil {
+					crcs[i] = cs.crc
+				}
+				continue
+			}
+		}
+		if pass.stop != nil {
+			// Ahead of the step: only what the cache keeps is worth it.
+			if pass.stopped() {
+				break
+			}
+			if st == nil || cache == nil || !cache.keeps(st, statTime) {
 				continue
 			}
 		}
@@ -369,19 +404,30 @@ func fileDigests(entries []entry, cache *hashCache, statTime time.Time) ([][sha2
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return sums, nil
+	return sums, crcs, nil
 }
 
-func hashFile(h hash.Hash, e *entry, buf []byte) error {
+// crcOf is crcs[i], or nil when there are none.
+func crcOf(crcs [][]byte, i int) []byte {
+	if crcs == nil {
+		return nil
+	}
+	return crcs[i]
+}
+
+func hashFile(h hash.Hash, crc hash.Hash64, e *entry, buf []byte, pass hashPass) error {
 	fd, err := e.open()
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
 	for {
+		if pass.stop != nil && pass.stopped() {
+			return errStopped
+		}
 		n, err := unix.Read(fd, buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
@@ -393,5 +439,8 @@ func hashFile(h hash.Hash, e *entry, buf []byte) error {
 			return nil
 		}
 		h.Write(buf[:n])
+		if crc != nil {
+			crc.Write(buf[:n])
+		}
 	}
 }

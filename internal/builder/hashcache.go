@@ -55,6 +55,10 @@ func stampOf(st *syscall.Stat_t) fileStamp {
 type cachedSum struct {
 	stamp fileStamp
 	sum   [sha256.Size]byte
+	// crc is the tar-split checksum of the content, when this build's
+	// digest pass summed it (never saved: a COPY's commit summing it
+	// again costs a fraction of what hashing the context does).
+	crc []byte
 }
 
 // hashCache is one context directory's digests: those the last build
@@ -104,29 +108,39 @@ func (b *builder) saveContextHashes(succeeded bool) {
 
 // lookup returns the cached digest of the file at p (in the context
 // directory) whose stat is st.
-func (c *hashCache) lookup(p string, st *syscall.Stat_t) ([sha256.Size]byte, bool) {
-	e, ok := c.old[p]
-	if !ok || e.stamp != stampOf(st) {
-		return [sha256.Size]byte{}, false
-	}
+func (c *hashCache) lookup(p string, st *syscall.Stat_t) (cachedSum, bool) {
+	stamp := stampOf(st)
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.seen[p]; ok && e.stamp == stamp {
+		return e, true // hashed earlier in this build (prehash.go)
+	}
+	e, ok := c.old[p]
+	if !ok || e.stamp != stamp {
+		return cachedSum{}, false
+	}
 	c.seen[p] = e
-	c.mu.Unlock()
-	return e.sum, true
+	return e, true
 }
 
-// record remembers the digest of the file at p, whose stat st was taken
-// at statTime (before it was read), unless it changed too recently to
-// trust its times.
-func (c *hashCache) record(p string, st *syscall.Stat_t, statTime time.Time, sum [sha256.Size]byte) {
-	s := stampOf(st)
-	if statTime.UnixNano()-s.ctime < int64(racyWindow) {
+// keeps says whether record would keep the digest of a file whose stat st
+// was taken at statTime.
+func (c *hashCache) keeps(st *syscall.Stat_t, statTime time.Time) bool {
+	return statTime.UnixNano()-st.Ctim.Nano() >= int64(racyWindow)
+}
+
+// record remembers the digest (and checksum) of the file at p, whose stat
+// st was taken at statTime (before it was read), unless it changed too
+// recently to trust its times.
+func (c *hashCache) record(p string, st *syscall.Stat_t, statTime time.Time, e cachedSum) {
+	if !c.keeps(st, statTime) {
 		return
 	}
+	e.stamp = stampOf(st)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dirty = true
-	c.seen[p] = cachedSum{stamp: s, sum: sum}
+	c.seen[p] = e
 }
 
 // The file: a magic line, then per file its path and stamp as varints and

@@ -21,7 +21,7 @@ func digestWith(t *testing.T, dir string, c *hashCache, statTime time.Time) stri
 	}
 	m.walked = statTime
 	h := sha256.New()
-	if err := digestMatchInto(h, &m, false, false, "d", c); err != nil {
+	if err := digestMatchInto(h, &m, false, false, "d", c, hashPass{}); err != nil {
 		t.Fatal(err)
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
@@ -179,7 +179,7 @@ func TestDigestLineIsTheFmtLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, owners := range []bool{false, true} {
-		if err := digestMatchInto(io.Discard, &m, owners, true, "d", nil); err != nil {
+		if err := digestMatchInto(io.Discard, &m, owners, true, "d", nil, hashPass{}); err != nil {
 			t.Fatal(err)
 		}
 		for i, e := range m.entries {
@@ -194,6 +194,75 @@ func TestDigestLineIsTheFmtLine(t *testing.T) {
 			if got := string(m.digestLine(nil, i)); got != want+"\n" {
 				t.Errorf("line %q, want %q", got, want+"\n")
 			}
+		}
+	}
+}
+
+// A prehash (prehash.go) leaves its digests in the build's cache, where the
+// step's own pass finds them by stat; a file written since the prehash is
+// read again, so the step's digest is of what the file holds then.
+func TestPrehashDigestsReusedUnlessChanged(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "d"), 0o755)
+	f := filepath.Join(dir, "d", "f")
+	os.WriteFile(f, []byte("one"), 0o644)
+	os.WriteFile(filepath.Join(dir, "d", "g"), []byte("two"), 0o644)
+	later := time.Now().Add(time.Hour)
+	pass := func(c *hashCache, p hashPass) {
+		m, err := walkSource(testRoot(t, dir), "d", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.walked = later
+		if err := digestMatchInto(io.Discard, &m, false, true, "d", c, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ahead := func(c *hashCache) { pass(c, hashPass{workers: 1, stop: make(chan struct{})}) }
+
+	c := loadHashCache(filepath.Join(t.TempDir(), "cache"))
+	ahead(c)
+	if len(c.seen) != 2 {
+		t.Fatalf("the prehash left %d digests, want 2", len(c.seen))
+	}
+	// The step's pass uses them: a wrong one shows in its digest.
+	e := c.seen["d/f"]
+	e.sum[0] ^= 0xff
+	c.seen["d/f"] = e
+	if digestWith(t, dir, c, later) == digestWith(t, dir, nil, later) {
+		t.Fatal("the step did not use the prehash's digest")
+	}
+
+	// Written after the prehash: the step reads it again.
+	c = loadHashCache(filepath.Join(t.TempDir(), "cache"))
+	ahead(c)
+	os.WriteFile(f, []byte("ONE"), 0o644)
+	if got, want := digestWith(t, dir, c, later), digestWith(t, dir, nil, later); got != want {
+		t.Fatal("a file written after the prehash kept the prehash's digest")
+	}
+
+	// A stopped prehash hashes nothing more; one of files too recent to
+	// remember hashes nothing at all (the step would read them again).
+	c = loadHashCache(filepath.Join(t.TempDir(), "cache"))
+	stop := make(chan struct{})
+	close(stop)
+	pass(c, hashPass{workers: 1, stop: stop})
+	if len(c.seen) != 0 {
+		t.Fatalf("a stopped prehash hashed %d files", len(c.seen))
+	}
+	c = loadHashCache(filepath.Join(t.TempDir(), "cache"))
+	m, err := walkSource(testRoot(t, dir), "d", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.walked = time.Now()
+	sums, _, err := fileDigests(m.entries, c, m.walked, hashPass{workers: 1, stop: make(chan struct{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range sums {
+		if s != ([sha256.Size]byte{}) {
+			t.Fatalf("the prehash read %s, too recent to remember", m.entries[i].rel)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/layer"
 	"github.com/strata-project/strata/internal/metadata"
+	"github.com/strata-project/strata/internal/progress"
 	"github.com/strata-project/strata/internal/store"
 )
 
@@ -128,6 +130,19 @@ func TestIncrementalCopyMatchesFreshCopy(t *testing.T) {
 	// The checksums taken from the record are the ones a fresh commit
 	// computes (image analysis compares files by them).
 	assertSameFiles(t, layerCRCs(t, inc, chain2), layerCRCs(t, fresh, wantChain))
+	// A fresh copy takes its files' checksums from the pass that digested
+	// them (hashPass.crc): they are those of the files' contents.
+	want := map[string]string{}
+	for p := range layerCRCs(t, fresh, wantChain) {
+		b, err := os.ReadFile(filepath.Join(ctxDir, "data", strings.TrimPrefix(p, "app/data/")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := layer.NewPayloadHash()
+		h.Write(b)
+		want[p] = hex.EncodeToString(h.Sum(nil))
+	}
+	assertSameFiles(t, layerCRCs(t, fresh, wantChain), want)
 	for _, f := range []string{"sub/e.txt", "sub/deeper/f.txt"} {
 		if inode(t, filepath.Join(dir1, "app/data", f)) != inode(t, filepath.Join(dir2, "app/data", f)) {
 			t.Errorf("unchanged %s was not linked from the previous layer", f)
@@ -245,5 +260,52 @@ func assertSameFiles(t *testing.T, got, want map[string]string) {
 		if _, ok := want[p]; !ok {
 			t.Errorf("%s: only in the incremental build", p)
 		}
+	}
+}
+
+// A cold build whose context is older than the racy window hashes a later
+// COPY's sources while the steps before it run (prehash.go) and takes
+// their digests and tar-split checksums from that pass: the layer holds
+// the files' checksums, and a rebuild finds every step's key the same.
+func TestPrehashedCopyBuild(t *testing.T) {
+	t.Parallel()
+	s := benchStore(t, "overlay")
+	ctxDir := t.TempDir()
+	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM busybox\nRUN true\nCOPY data/ /app/data/\n"), 0o644)
+	for i := range 40 {
+		p := filepath.Join(ctxDir, "data", fmt.Sprintf("d%d", i%4), fmt.Sprintf("f%d", i))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(strings.Repeat(fmt.Sprint(i), 100+i)), 0o644)
+	}
+	// Until then the files' change times are too recent to trust a
+	// digest made ahead of their step (hashcache.go).
+	time.Sleep(racyWindow + 100*time.Millisecond)
+	_, chain, _, _ := buildLayer(t, s, ctxDir, Options{NoCache: true})
+	got := layerCRCs(t, s, chain)
+	if len(got) != 40 {
+		t.Fatalf("layer has checksums of %d files, want 40", len(got))
+	}
+	for p, crc := range got {
+		b, err := os.ReadFile(filepath.Join(ctxDir, "data", strings.TrimPrefix(p, "app/data/")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := layer.NewPayloadHash()
+		h.Write(b)
+		if want := hex.EncodeToString(h.Sum(nil)); crc != want {
+			t.Errorf("%s: checksum %s, want %s", p, crc, want)
+		}
+	}
+	var misses []string
+	_, err := Build(context.Background(), s, Options{ContextDir: ctxDir, Network: "none", Events: func(e progress.Event) {
+		if e.Kind == progress.EventDone && strings.Contains(e.Name, "COPY") {
+			misses = append(misses, e.Name)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(misses) != 0 {
+		t.Errorf("the rebuild ran %v again: the prehashed key differs", misses)
 	}
 }

@@ -39,6 +39,10 @@ type stageState struct {
 	stepNo    int
 	baseRef   string
 	firstMiss string
+	// The steps after the current one, and the hashing of their sources
+	// that starts at the first miss (prehash.go).
+	rest    []instructions.Command
+	prehash *prehash
 }
 
 // baseState is the image a stage starts from.
@@ -90,7 +94,9 @@ func (b *builder) runStage(ctx context.Context, sp *stagePlan, deps map[int]*sta
 		total = len(cmds) + 1
 		st.cfg.Config.OnBuild = nil
 	}
+	defer func() { st.prehash.stop() }()
 	for i, c := range cmds {
+		st.rest = cmds[i+1:]
 		label := b.stageLabel(sp, i+2, total) + " " + displayCode(c)
 		if err := b.step(ctx, sp, st, c, label, deps); err != nil {
 			return nil, err
@@ -331,6 +337,9 @@ func (b *builder) step(ctx context.Context, sp *stagePlan, st *stageState, c ins
 	b.missed(ref, explainMiss(prev, cur, b.opts.NoCache, st.firstMiss, func() map[string]string { return b.loadFiles(place) }))
 	if st.firstMiss == "" {
 		st.firstMiss = ref.name
+	}
+	if !st.miss {
+		st.prehash = b.startPrehash(ctx, sp, st.rest)
 	}
 	st.miss = true
 	if err := b.checkDepth(st, c); err != nil {

@@ -124,13 +124,15 @@ func (b *builder) inputs(ctx context.Context, sp *stagePlan, st *stageState, c i
 		}
 		return extra, &sources{mounts: plans}, nil
 	case *instructions.CopyCommand:
-		src, err := b.selectSources(ctx, sp, c, c.SourcesAndDest, c.From, deps)
+		st.prehash.wait(c)
+		src, err := b.selectSourcesPass(ctx, sp, c, c.SourcesAndDest, c.From, deps, hashPass{crc: recordsCopy(c)})
 		if err != nil {
 			return nil, nil, err
 		}
 		return []string{"content " + string(src.digest)}, src, nil
 	case *instructions.AddCommand:
-		src, err := b.selectSources(ctx, sp, c, c.SourcesAndDest, "", deps)
+		st.prehash.wait(c)
+		src, err := b.selectSourcesPass(ctx, sp, c, c.SourcesAndDest, "", deps, hashPass{crc: recordsCopy(c)})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -326,8 +326,10 @@ func (s *Store) Commit(ctx context.Context, key string, parent digest.Digest, op
 // PayloadSums passes the tar-split checksums (crc64) of regular files'
 // payloads between a commit and its caller. Known gives those the caller
 // vouches for: files that are hard links of a committed layer's files
-// whose checksums that layer's commit reported (Entries hands them to
-// image analysis, which takes equal checksums for equal content). Report,
+// whose checksums that layer's commit reported, or copies of files whose
+// content it summed (NewPayloadHash) as it read them for their digest
+// (Entries hands them to image analysis, which takes equal checksums for
+// equal content). Report,
 // when set, is told every regular file's.
 type PayloadSums struct {
 	Known  func(name string, size int64) (crc []byte, ok bool)

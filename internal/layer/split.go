@@ -32,12 +32,16 @@ type splitRecorder struct {
 	known []byte // the checksum sums knew of the current payload
 }
 
+// NewPayloadHash returns the hash whose sum is a payload's tar-split
+// checksum, as PayloadSums passes them.
+func NewPayloadHash() hash.Hash64 { return crc64.New(storage.CRCTable) }
+
 // maxSegment bounds the bytes held for one segment; a longer run of header
 // bytes is recorded as consecutive segments, which reproduce the same stream.
 const maxSegment = 1 << 20
 
 func newSplitRecorder(p storage.Packer) *splitRecorder {
-	return &splitRecorder{p: p, sha: newBgHash(), crc: crc64.New(storage.CRCTable)}
+	return &splitRecorder{p: p, sha: newBgHash(), crc: NewPayloadHash()}
 }
 
 func (r *splitRecorder) Write(b []byte) (int, error) {
