@@ -452,3 +452,41 @@ func mustNamed(t *testing.T, s string) reference.Named {
 	}
 	return n
 }
+
+// Layers the store has already are not unpacked again, but the archive's
+// copies are still checked: a tampered one fails the load, and the store
+// keeps what it had.
+func TestLoadChecksLayersTheStoreHas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	src := openStore(t)
+	makeImage(t, src, "ship/k:1", "k", baseTar(t), topTar(t, "k\n"))
+	var buf bytes.Buffer
+	if err := Save(ctx, src, []string{"ship/k:1"}, DockerArchive, "", &buf, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, files := members(t, buf.Bytes())
+	var dms []dockerManifest
+	json.Unmarshal(files["manifest.json"], &dms)
+	cfgName, base, top := dms[0].Config, dms[0].Layers[0], dms[0].Layers[1]
+	tampered := slices.Clone(files[top])
+	tampered[bytes.LastIndex(tampered, []byte("k\n"))] = 'K'
+	dms[0].RepoTags = []string{"ship/evil:1"}
+	manifest, _ := json.Marshal(dms)
+	bad := tarOf(t, member{name: cfgName, body: files[cfgName]}, member{name: base, body: files[base]}, member{name: top, body: tampered}, member{name: "manifest.json", body: manifest})
+
+	dst := openStore(t)
+	if _, err := Load(ctx, dst, bytes.NewReader(buf.Bytes()), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(ctx, dst, bytes.NewReader(bad), "", nil)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "content has digest") || !strings.Contains(err.Error(), top) {
+		t.Fatalf("load of a tampered copy of a layer the store has: %v", err)
+	}
+	if n, l := imageCount(t, dst), layerCount(t, dst); n != 1 || l != 2 {
+		t.Errorf("store has %d images, %d layers after the failed load, want 1 and 2", n, l)
+	}
+	if _, err := dst.Images().Resolve(ctx, "ship/evil:1"); err == nil {
+		t.Error("the failed load's tag exists")
+	}
+}

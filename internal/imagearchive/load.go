@@ -2,11 +2,9 @@ package imagearchive
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"strings"
@@ -435,7 +433,7 @@ func storeLayers(ctx context.Context, s Store, src source, p *plan, progress fun
 		if err != nil {
 			break
 		}
-		if err := checkLayer(src, p.layers[have], p.diffIDs[have], progress); err != nil {
+		if err := checkLayer(ctx, src, p.layers[have], p.diffIDs[have], progress); err != nil {
 			return 0, fmt.Errorf("layer %s: %w", p.layers[have].name, err)
 		}
 		size += l.Size
@@ -449,6 +447,7 @@ func storeLayers(ctx context.Context, s Store, src source, p *plan, progress fun
 		var n int64
 		stack = append(stack, layer.StackLayer{
 			DiffID: diffID,
+			Digest: ref.digest,
 			Open: func(context.Context) (io.ReadCloser, error) {
 				var blob io.ReadCloser
 				var err error
@@ -470,15 +469,7 @@ func storeLayers(ctx context.Context, s Store, src source, p *plan, progress fun
 		if !errors.As(err, &se) {
 			return 0, err
 		}
-		err = se.Err
-		var de *layer.DiffIDError
-		switch {
-		case errors.As(err, &de):
-			err = invalid("content has diffID %s, the config says %s", de.Got, de.Want)
-		case !errors.Is(err, ErrInvalid):
-			err = fmt.Errorf("%w: %v", ErrInvalid, err)
-		}
-		return 0, fmt.Errorf("layer %s: %w", p.layers[have+se.Index].name, err)
+		return 0, fmt.Errorf("layer %s: %w", p.layers[have+se.Index].name, layerError(se.Err))
 	}
 	for _, l := range ls {
 		size += l.Size
@@ -486,8 +477,8 @@ func storeLayers(ctx context.Context, s Store, src source, p *plan, progress fun
 	return size, nil
 }
 
-// openLayer opens the blob of layer ref, checking its size, and its digest
-// at its end, when the archive states them.
+// openLayer opens the blob of layer ref, checking the size the archive
+// states.
 func openLayer(src source, ref blobRef, diffID digest.Digest, progress func(LoadEvent)) (io.ReadCloser, int64, error) {
 	rc, n, err := src.open(ref.name)
 	if err != nil {
@@ -497,60 +488,41 @@ func openLayer(src source, ref blobRef, diffID digest.Digest, progress func(Load
 		rc.Close()
 		return nil, 0, invalid("%d bytes, its descriptor says %d", n, ref.size)
 	}
-	blob := io.Reader(&loadProgress{r: rc, ev: LoadEvent{DiffID: diffID, Total: n}, report: progress})
-	if ref.digest != "" {
-		blob = &digestCheck{r: blob, h: sha256.New(), want: ref.digest}
-	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{blob, rc}, n, nil
+	}{&loadProgress{r: rc, ev: LoadEvent{DiffID: diffID, Total: n}, report: progress}, rc}, n, nil
 }
 
 // checkLayer checks that the archive's copy of a layer the store has is
 // that layer, without unpacking it.
-func checkLayer(src source, ref blobRef, diffID digest.Digest, progress func(LoadEvent)) error {
-	blob, n, err := openLayer(src, ref, diffID, progress)
-	if err != nil {
-		return err
-	}
-	defer blob.Close()
-	defer progress(LoadEvent{DiffID: diffID, Current: n, Total: n, Done: true})
-	tr, _, err := compression.Decompress(blob)
-	if err != nil {
-		return invalid("%v", err)
-	}
-	defer tr.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, tr); err != nil {
-		return err
-	}
-	if _, err := io.Copy(io.Discard, blob); err != nil {
-		return err
-	}
-	if got := digest.NewDigest(digest.SHA256, h); got != diffID {
-		return invalid("content has diffID %s, the config says %s", got, diffID)
-	}
-	return nil
+func checkLayer(ctx context.Context, src source, ref blobRef, diffID digest.Digest, progress func(LoadEvent)) error {
+	var n int64
+	defer func() { progress(LoadEvent{DiffID: diffID, Current: n, Total: n, Done: true}) }()
+	return layerError(layer.VerifyBlob(ctx, layer.StackLayer{DiffID: diffID, Digest: ref.digest, Open: func(context.Context) (io.ReadCloser, error) {
+		var blob io.ReadCloser
+		var err error
+		blob, n, err = openLayer(src, ref, diffID, progress)
+		return blob, err
+	}}))
 }
 
-// digestCheck fails the read that reaches the end of a blob whose bytes
-// do not have the digest the archive claims.
-type digestCheck struct {
-	r    io.Reader
-	h    hash.Hash
-	want digest.Digest
-}
-
-func (d *digestCheck) Read(b []byte) (int, error) {
-	n, err := d.r.Read(b)
-	d.h.Write(b[:n])
-	if err == io.EOF {
-		if got := digest.NewDigest(digest.SHA256, d.h); got != d.want {
-			return n, invalid("content has digest %s, the archive names it %s", got, d.want)
-		}
+// layerError is an error of the layer store about a layer of the archive
+// in load's terms.
+func layerError(err error) error {
+	var de *layer.DiffIDError
+	var ge *layer.DigestError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &de):
+		return invalid("content has diffID %s, the config says %s", de.Got, de.Want)
+	case errors.As(err, &ge):
+		return invalid("content has digest %s, the archive names it %s", ge.Got, ge.Want)
+	case !errors.Is(err, ErrInvalid):
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return n, err
+	return err
 }
 
 // loadProgress reports the bytes of a layer blob read so far, at most

@@ -27,7 +27,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-project/strata/internal/archive"
-	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/metadata"
 	"github.com/strata-project/strata/internal/rootfs"
@@ -110,38 +109,12 @@ func IngestOwner(key string) string {
 // the resulting chainID exists already, the new copy is dropped and the
 // existing layer returned.
 func (s *Store) Unpack(ctx context.Context, parent digest.Digest, r io.Reader) (Layer, error) {
-	return s.unpackOn(ctx, parent, r, "")
-}
-
-// UnpackBlob is Unpack for a layer blob as a registry or an archive holds
-// it: compressed or not (recognised by its magic bytes). The tar's end is
-// reported only after blob has been read to its own end, so an error that
-// blob's reader gives there (a digest that does not match) fails the unpack
-// before the layer is committed.
-func (s *Store) UnpackBlob(ctx context.Context, parent digest.Digest, blob io.Reader) (Layer, error) {
-	tr, err := openBlob(blob)
-	if err != nil {
-		return Layer{}, err
-	}
-	defer tr.Close()
-	return s.unpackOn(ctx, parent, tr, "")
-}
-
-// openBlob is the tar in blob, whose end is blob's verified end.
-func openBlob(blob io.Reader) (io.ReadCloser, error) {
-	tr, _, err := compression.Decompress(blob)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{&verifiedEnd{r: tr, src: blob}, tr}, nil
+	return s.unpackOn(ctx, parent, r, expect{})
 }
 
 // unpackOn unpacks the tar r as a layer on the committed stack parent and
-// commits it, if its diffID is want (any, when want is "").
-func (s *Store) unpackOn(ctx context.Context, parent digest.Digest, r io.Reader, want digest.Digest) (Layer, error) {
+// commits it, if it is what want expects.
+func (s *Store) unpackOn(ctx context.Context, parent digest.Digest, r io.Reader, want expect) (Layer, error) {
 	key := s.IngestKey()
 	if _, err := s.sn.Prepare(ctx, key, string(parent)); err != nil {
 		return Layer{}, fmt.Errorf("prepare layer on %s: %w", short(parent), err)
@@ -171,7 +144,7 @@ func (v *verifiedEnd) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (s *Store) unpack(ctx context.Context, key string, parent digest.Digest, r io.Reader, want digest.Digest) (Layer, error) {
+func (s *Store) unpack(ctx context.Context, key string, parent digest.Digest, r io.Reader, want expect) (Layer, error) {
 	dir, opts, err := s.applyTarget(ctx, key)
 	if err != nil {
 		return Layer{}, err
@@ -183,18 +156,34 @@ func (s *Store) unpack(ctx context.Context, key string, parent digest.Digest, r 
 	return s.commit(ctx, key, parent, dir, rec)
 }
 
+// expect is what a layer's tar must hash to ("": anything): the diffID its
+// image's config lists, and, when the blob is the tar itself (uncompressed),
+// the digest the blob is known by, which the diffID's hash checks too.
+type expect struct{ diffID, blob digest.Digest }
+
 // applyLayer extracts the tar r into dir, recording it, and checks that
-// its diffID is want (unless want is "").
-func (s *Store) applyLayer(ctx context.Context, dir string, r io.Reader, opts archive.ApplyOptions, want digest.Digest) (recording, error) {
+// it is what want expects.
+func (s *Store) applyLayer(ctx context.Context, dir string, r io.Reader, opts archive.ApplyOptions, want expect) (recording, error) {
 	rec, err := s.recordApply(ctx, dir, r, opts)
 	if err != nil {
 		return recording{}, fmt.Errorf("apply layer: %w", err)
 	}
-	if want != "" && rec.diffID != want {
+	if err := want.check(rec.diffID); err != nil {
 		os.Remove(rec.tarSplit)
-		return recording{}, &DiffIDError{Got: rec.diffID, Want: want}
+		return recording{}, err
 	}
 	return rec, nil
+}
+
+// check says whether a tar that hashed to diffID is what w expects.
+func (w expect) check(diffID digest.Digest) error {
+	switch {
+	case w.blob != "" && diffID != w.blob:
+		return &DigestError{Got: diffID, Want: w.blob}
+	case w.diffID != "" && diffID != w.diffID:
+		return &DiffIDError{Got: diffID, Want: w.diffID}
+	}
+	return nil
 }
 
 // DiffIDError is a layer tar whose digest is not the one its image's
@@ -203,6 +192,14 @@ type DiffIDError struct{ Got, Want digest.Digest }
 
 func (e *DiffIDError) Error() string {
 	return fmt.Sprintf("unpacked to diffID %s, the config says %s", e.Got, e.Want)
+}
+
+// DigestError is a layer blob whose bytes do not have the digest it is
+// known by.
+type DigestError struct{ Got, Want digest.Digest }
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("blob has digest %s, want %s", e.Got, e.Want)
 }
 
 // applyTarget is where a layer tar goes for the new snapshot key, and how

@@ -2,7 +2,9 @@ package layer
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 
 	"github.com/strata-project/strata/internal/archive"
+	"github.com/strata-project/strata/internal/compression"
 	"github.com/strata-project/strata/internal/snapshot"
 )
 
@@ -23,6 +26,9 @@ type StackLayer struct {
 	// download must stop waiting then), and read to its end, where its
 	// reader fails if the blob does not verify.
 	Open func(ctx context.Context) (io.ReadCloser, error)
+	// Digest, when set, is the digest the blob must have. An uncompressed
+	// blob is its layer's tar, whose hash is the diffID: it is hashed once.
+	Digest digest.Digest
 	// Done, when set, is told the layer once it is committed.
 	Done func(Layer)
 }
@@ -90,32 +96,80 @@ func (s *Store) unpackInTurn(ctx context.Context, parent digest.Digest, layers [
 }
 
 func (s *Store) unpackBlobOn(ctx context.Context, parent digest.Digest, sl StackLayer) (Layer, error) {
-	tr, err := sl.openTar(ctx)
+	tr, want, err := sl.openTar(ctx)
 	if err != nil {
 		return Layer{}, err
 	}
 	defer tr.Close()
-	return s.unpackOn(ctx, parent, tr, sl.DiffID)
+	return s.unpackOn(ctx, parent, tr, want)
 }
 
-// openTar opens the layer's blob and the tar in it.
-func (sl StackLayer) openTar(ctx context.Context) (io.ReadCloser, error) {
+// openTar opens the layer's blob and the tar in it, and says what the
+// tar must hash to. A compressed blob's own digest is checked at its end.
+func (sl StackLayer) openTar(ctx context.Context) (io.ReadCloser, expect, error) {
+	want := expect{diffID: sl.DiffID}
 	blob, err := sl.Open(ctx)
 	if err != nil {
-		return nil, err
+		return nil, want, err
 	}
-	tr, err := openBlob(blob)
+	src := io.Reader(blob)
+	var dr *digestReader
+	if sl.Digest != "" {
+		dr = &digestReader{r: blob, h: sha256.New(), want: sl.Digest}
+		src = dr
+	}
+	dc, format, err := compression.Decompress(src)
 	if err != nil {
 		blob.Close()
-		return nil, err
+		return nil, want, err
+	}
+	if dr != nil && format == compression.Uncompressed {
+		dr.h, want.blob = nil, sl.Digest
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{tr, closerFunc(func() error {
-		tr.Close()
+	}{&verifiedEnd{r: dc, src: src}, closerFunc(func() error {
+		dc.Close()
 		return blob.Close()
-	})}, nil
+	})}, want, nil
+}
+
+// VerifyBlob reads a layer's blob to its end without unpacking it and
+// checks it as UnpackStack would: the blob's digest and its tar's diffID.
+func VerifyBlob(ctx context.Context, sl StackLayer) error {
+	tr, want, err := sl.openTar(ctx)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, tr); err != nil {
+		return err
+	}
+	return want.check(digest.NewDigest(digest.SHA256, h))
+}
+
+// digestReader fails the read that ends a blob whose bytes do not have
+// the digest want; with no hash (h nil) it only passes them on.
+type digestReader struct {
+	r    io.Reader
+	h    hash.Hash
+	want digest.Digest
+}
+
+func (d *digestReader) Read(b []byte) (int, error) {
+	n, err := d.r.Read(b)
+	if d.h == nil {
+		return n, err
+	}
+	d.h.Write(b[:n])
+	if err == io.EOF {
+		if got := digest.NewDigest(digest.SHA256, d.h); got != d.want {
+			return n, &DigestError{Got: got, Want: d.want}
+		}
+	}
+	return n, err
 }
 
 // stackedLayer is a layer of a stack being unpacked at once.
@@ -243,10 +297,10 @@ func (s *Store) unpackAtOnce(ctx context.Context, parent digest.Digest, layers [
 
 // applyStacked extracts one layer's blob into dir.
 func (s *Store) applyStacked(ctx context.Context, sl StackLayer, dir string, opts archive.ApplyOptions) (recording, error) {
-	tr, err := sl.openTar(ctx)
+	tr, want, err := sl.openTar(ctx)
 	if err != nil {
 		return recording{}, err
 	}
 	defer tr.Close()
-	return s.applyLayer(ctx, dir, tr, opts, sl.DiffID)
+	return s.applyLayer(ctx, dir, tr, opts, want)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 
@@ -333,4 +334,41 @@ func TestUnpackStackBadDiffIDInALaterLayer(t *testing.T) {
 			t.Errorf("temp files left: %v", names)
 		}
 	})
+}
+
+// A blob's digest is checked whether the blob is compressed (its own
+// hash) or not (the diffID's hash, the same bytes): a wrong one fails the
+// layer before it is committed.
+func TestUnpackStackBlobDigest(t *testing.T) {
+	tb := makeTar(t, file("a", "a"))
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(tb)
+	zw.Close()
+	for _, tc := range []struct {
+		name string
+		blob []byte
+	}{{"uncompressed", tb}, {"gzip", gz.Bytes()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t, "overlay")
+			ctx := context.Background()
+			stack := blobs(tb)
+			stack[0].Open = func(context.Context) (io.ReadCloser, error) {
+				return io.NopCloser(bytes.NewReader(tc.blob)), nil
+			}
+			stack[0].Digest = digest.FromBytes(tc.blob[:len(tc.blob)-1])
+			_, err := s.UnpackStack(ctx, "", stack)
+			var de *DigestError
+			if !errors.As(err, &de) || de.Want != stack[0].Digest || de.Got != digest.FromBytes(tc.blob) {
+				t.Fatalf("UnpackStack of a blob under another digest: %v, want a digest error", err)
+			}
+			if n := layerTotal(t, s); n != 0 {
+				t.Errorf("%d layers after the failure", n)
+			}
+			stack[0].Digest = digest.FromBytes(tc.blob)
+			if _, err := s.UnpackStack(ctx, "", stack); err != nil {
+				t.Fatalf("UnpackStack of a blob under its digest: %v", err)
+			}
+		})
+	}
 }
