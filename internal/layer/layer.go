@@ -280,6 +280,7 @@ func (s *Store) commitOnto(ctx context.Context, src, srcDir, key string, parent 
 // header ends, so hashing and tar-split recording need no second parser.
 func (s *Store) recordApply(ctx context.Context, dir string, r io.Reader, opts archive.ApplyOptions) (recording, error) {
 	return s.recordTar(func(sr *splitRecorder) error {
+		bg := newBgRecorder(sr)
 		opts.EntryRead = func(hdr *tar.Header) error {
 			if isSparse(hdr) {
 				// Its payload in the tar is shorter than hdr.Size, and
@@ -292,11 +293,15 @@ func (s *Store) recordApply(ctx context.Context, dir string, r io.Reader, opts a
 				// The reader ignores a size these claim: no payload follows.
 				size = 0
 			}
-			return sr.entry(hdr.Name, size)
+			bg.entry(hdr.Name, size)
+			return nil
 		}
 		// Apply reads r to its very end, so padding after the end marker
 		// is hashed and recorded too: it belongs to the diffID.
-		_, err := archive.Apply(ctx, dir, io.TeeReader(r, sr), opts)
+		_, err := archive.Apply(ctx, dir, io.TeeReader(r, bg), opts)
+		if rerr := bg.wait(); err == nil {
+			err = rerr
+		}
 		return err
 	})
 }
