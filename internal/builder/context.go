@@ -251,14 +251,9 @@ func keptPath(pattern, rel string) string {
 	return rel
 }
 
-// selectSources resolves the sources of a COPY/ADD in the context or, with
-// --from, in a named build context or a stage's or image's root
-// filesystem, and digests them.
-func (b *builder) selectSources(ctx context.Context, sp *stagePlan, c instructions.Command, sd instructions.SourcesAndDest, from string, deps map[int]*stageState) (*sources, error) {
-	return b.selectSourcesPass(ctx, sp, c, sd, from, deps, hashPass{})
-}
-
-// selectSourcesPass is selectSources hashing the files as pass says.
+// selectSourcesPass resolves the sources of a COPY/ADD in the context or,
+// with --from, in a named build context or a stage's or image's root
+// filesystem, and digests them as pass says.
 func (b *builder) selectSourcesPass(ctx context.Context, sp *stagePlan, c instructions.Command, sd instructions.SourcesAndDest, from string, deps map[int]*stageState, pass hashPass) (*sources, error) {
 	if len(sd.SourceContents) > 0 {
 		return b.heredocSources(sd)

@@ -81,12 +81,8 @@ func (b *builder) loadStepRecord(key []byte, v any) bool {
 	return ok
 }
 
-func (b *builder) saveInputs(place []byte, in *stepInputs) error {
-	return records(b.s).Update(inputsPut(place, in))
-}
-
-// inputsPut is the write of saveInputs, for a transaction that records
-// more of the step.
+// inputsPut records a step's inputs, in the transaction that records the
+// rest of the step.
 func inputsPut(place []byte, in *stepInputs) func(tx *metadata.Tx) error {
 	return func(tx *metadata.Tx) error {
 		v, err := json.Marshal(in)

@@ -56,15 +56,6 @@ func (e *eofReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func waitFor(t *testing.T, ch <-chan struct{}, what string) {
-	t.Helper()
-	select {
-	case <-ch:
-	case <-time.After(time.Minute):
-		t.Fatalf("timed out waiting for %s", what)
-	}
-}
-
 // snapshotCount counts the snapshots of s by kind.
 func snapshotCount(t *testing.T, s *Store) (active, committed int) {
 	t.Helper()
