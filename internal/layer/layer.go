@@ -535,7 +535,7 @@ func (s *Store) commit(ctx context.Context, key string, parent digest.Digest, di
 
 // commitLayer is commit; stacked says key is a layer of a stack (see
 // UnpackStack): made on no parent, to be committed onto parent, its files
-// already synced with the rest of the stack's.
+// and its tar-split (placed) already synced with the rest of the stack's.
 func (s *Store) commitLayer(ctx context.Context, key string, parent digest.Digest, dir string, rec recording, stacked bool) (Layer, error) {
 	defer os.Remove(rec.tarSplit)
 	l := Layer{
@@ -567,14 +567,12 @@ func (s *Store) commitLayer(ctx context.Context, key string, parent digest.Diges
 		return existing, nil
 	}
 	if !stacked {
+		if err := s.placeTarSplit(&rec, l.ChainID); err != nil {
+			return Layer{}, err
+		}
 		if err := syncDir(dir); err != nil {
 			return Layer{}, err
 		}
-	}
-	// The tar-split file is named by chainID and its bytes depend only on
-	// the tar, so writing it before the snapshot is committed is idempotent.
-	if err := os.Rename(rec.tarSplit, s.tarSplitPath(l.ChainID)); err != nil {
-		return Layer{}, fmt.Errorf("store tar-split: %w", err)
 	}
 	commitSnapshot := s.sn.Commit
 	if stacked {
@@ -858,6 +856,19 @@ func (v *readClosers) Close() error {
 		}
 	}
 	return first
+}
+
+// placeTarSplit names rec's tar-split file by chainID. Its bytes depend only
+// on the tar, so this is idempotent and done before the snapshot is
+// committed; it is done before the sync that precedes the layer's record,
+// so that the name is on disk with the files (the store's tar-split and
+// snapshot directories share its root's filesystem).
+func (s *Store) placeTarSplit(rec *recording, chainID digest.Digest) error {
+	if err := os.Rename(rec.tarSplit, s.tarSplitPath(chainID)); err != nil {
+		return fmt.Errorf("store tar-split: %w", err)
+	}
+	rec.tarSplit = ""
+	return nil
 }
 
 // syncDir flushes the filesystem holding dir once, instead of an fsync per

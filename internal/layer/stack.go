@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-project/strata/internal/archive"
 	"github.com/strata-project/strata/internal/compression"
+	"github.com/strata-project/strata/internal/image"
 	"github.com/strata-project/strata/internal/snapshot"
 )
 
@@ -274,6 +275,13 @@ func (s *Store) unpackAtOnce(ctx context.Context, parent digest.Digest, layers [
 		return nil, err
 	}
 
+	chain := parent
+	for i := range ls {
+		chain = image.ChildChainID(chain, ls[i].rec.diffID)
+		if err := s.placeTarSplit(&ls[i].rec, chain); err != nil {
+			return nil, &StackError{Index: i, Err: err}
+		}
+	}
 	if err := syncDir(ls[0].dir); err != nil {
 		return nil, &StackError{Index: 0, Err: err}
 	}
