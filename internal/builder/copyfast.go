@@ -355,8 +355,8 @@ func fileDigests(entries []entry, cache *hashCache, statTime time.Time, pass has
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if pass.idle {
-				idle()
+			if pass.idle != nil {
+				defer pass.idle.leave(pass.idle.enter())
 			}
 			buf := make([]byte, 256<<10)
 			h := sha256.New()

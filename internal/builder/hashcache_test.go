@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // digestWith digests the context source "d" of dir with cache c, as if
@@ -264,5 +266,49 @@ func TestPrehashDigestsReusedUnlessChanged(t *testing.T) {
 		if s != ([sha256.Size]byte{}) {
 			t.Fatalf("the prehash read %s, too recent to remember", m.entries[i].rel)
 		}
+	}
+}
+
+// A prehash worker runs at idle priority until its pass is told to stop;
+// from then on at normal priority, so that it sees the stop at once on a
+// busy machine.
+func TestIdleThreadsWake(t *testing.T) {
+	policy := func(tid int) uint32 {
+		attr, err := unix.SchedGetAttr(tid, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return attr.Policy
+	}
+	var th idleThreads
+	entered, woken, exited := make(chan int), make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		tid := th.enter()
+		defer th.leave(tid)
+		entered <- tid
+		<-woken
+	}()
+	tid := <-entered
+	if p := policy(tid); p != unix.SCHED_IDLE {
+		t.Errorf("worker thread policy %d, want SCHED_IDLE", p)
+	}
+	th.wake()
+	if p := policy(tid); p != unix.SCHED_NORMAL {
+		t.Errorf("woken worker thread policy %d, want SCHED_NORMAL", p)
+	}
+	close(woken)
+	<-exited
+	// A worker that starts after the wake stays at normal priority.
+	hold := make(chan struct{})
+	defer close(hold)
+	go func() {
+		tid := th.enter()
+		defer th.leave(tid)
+		entered <- tid
+		<-hold
+	}()
+	if p := policy(<-entered); p != unix.SCHED_NORMAL {
+		t.Errorf("worker started after the wake has policy %d", p)
 	}
 }

@@ -29,16 +29,26 @@ type prehash struct {
 }
 
 type prehashItem struct {
-	c    instructions.Command // a copy, not expanded by the step
-	stop chan struct{}        // closed when the step needs its sources
-	once sync.Once
-	done chan struct{} // closed when the item is hashed or given up
+	c       instructions.Command // a copy, not expanded by the step
+	stop    chan struct{}        // closed when the step needs its sources
+	threads idleThreads          // of the workers hashing it
+	once    sync.Once
+	done    chan struct{} // closed when the item is hashed or given up
 }
 
-// halt tells the hashing of this item to stop (if it has begun) and waits
-// until it has: what it hashed is in the cache.
+// end tells the hashing of this item to stop, at normal priority so that
+// its workers get to see it at once however busy the machine is.
+func (it *prehashItem) end() {
+	it.once.Do(func() {
+		close(it.stop)
+		it.threads.wake()
+	})
+}
+
+// halt ends the hashing of this item (if it has begun) and waits until it
+// has: what it hashed is in the cache.
 func (it *prehashItem) halt() {
-	it.once.Do(func() { close(it.stop) })
+	it.end()
 	<-it.done
 }
 
@@ -68,7 +78,7 @@ func (b *builder) startPrehash(ctx context.Context, sp *stagePlan, cmds []instru
 			case <-it.stop:
 			case <-ctx.Done():
 			default:
-				pass := hashPass{workers: workers, stop: it.stop, ctx: ctx, crc: recordsCopy(it.c), idle: true}
+				pass := hashPass{workers: workers, stop: it.stop, ctx: ctx, crc: recordsCopy(it.c), idle: &it.threads}
 				var sd instructions.SourcesAndDest
 				switch c := it.c.(type) {
 				case *instructions.CopyCommand:
@@ -104,7 +114,7 @@ func (p *prehash) stop() {
 		return
 	}
 	for _, it := range p.order {
-		it.once.Do(func() { close(it.stop) })
+		it.end()
 	}
 	<-p.done
 }
@@ -166,24 +176,66 @@ type hashPass struct {
 	// crc: each file's tar-split checksum is summed too, for a copy
 	// whose layer commit takes it instead of reading the file for it.
 	crc bool
-	// idle: the workers run only on cores nothing else wants (idle).
-	idle bool
+	// idle, when set, runs the workers only on cores nothing else wants.
+	idle *idleThreads
 }
 
-// idle puts the calling goroutine on an OS thread of its own that the
-// kernel runs only when a core has nothing else to do (SCHED_IDLE, which a
-// waking task preempts at once; nice 19 where that is refused): work done
-// ahead must not slow the steps that run meanwhile (runc, the RUN's
-// processes) or other work on the machine. With nice 19 a RUN step's runc
-// took 0.16-0.25 s instead of 0.08 s on a busy machine. The goroutine
-// must end with the thread locked: Go then ends the thread instead of
-// reusing it. Each idle worker holds a P of its own (extraProc).
-func idle() {
+// idleThreads are the threads of one pass's workers while they run at
+// idle priority: each worker's goroutine is on an OS thread of its own that
+// the kernel runs only when a core has nothing else to do (SCHED_IDLE,
+// which a waking task preempts at once; nice 19 where that is refused):
+// work done ahead must not slow the steps that run meanwhile (runc, the
+// RUN's processes) or other work on the machine. With nice 19 a RUN
+// step's runc took 0.16-0.25 s instead of 0.08 s on a busy machine. Each
+// idle worker holds a P of its own (extraProc). When the pass is told to
+// stop, wake puts them back at normal priority: on a busy machine an idle
+// thread may otherwise not run for a long time, and the step that stopped
+// it waits for it.
+type idleThreads struct {
+	mu    sync.Mutex
+	tids  []int
+	woken bool
+}
+
+// enter makes the calling goroutine's thread idle; the goroutine must end
+// with the thread locked (Go then ends the thread instead of reusing it)
+// and call leave with the result before it does.
+func (t *idleThreads) enter() int {
 	runtime.LockOSThread()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tid := unix.Gettid()
+	if t.woken {
+		return tid
+	}
 	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
 	if unix.SchedSetAttr(0, &attr, 0) != nil {
-		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
+		unix.Setpriority(unix.PRIO_PROCESS, tid, 19)
 	}
+	t.tids = append(t.tids, tid)
+	return tid
+}
+
+// leave forgets the thread tid, which ends with its goroutine: its number
+// may then name another thread.
+func (t *idleThreads) leave(tid int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tids = slices.DeleteFunc(t.tids, func(x int) bool { return x == tid })
+}
+
+// wake puts the threads back at normal priority, for good.
+func (t *idleThreads) wake() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.woken = true
+	for _, tid := range t.tids {
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+		if unix.SchedSetAttr(tid, &attr, 0) != nil {
+			unix.Setpriority(unix.PRIO_PROCESS, tid, 0)
+		}
+	}
+	t.tids = nil
 }
 
 func (p hashPass) numWorkers() int {
