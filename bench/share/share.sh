@@ -25,8 +25,9 @@
 #   make build && bench/share/share.sh
 #
 # Environment: STRATA, DOCKER, PODMAN (as bench/run/run.sh), SKOPEO, SIZE_MB
-# (300), FILES (3000), RUNS (3), OUT (results directory, default
-# bench/share/results), ENGINES (bench/engines.sh; skopeo runs with podman).
+# (300), FILES (3000), RUNS (3), LOAD_SETTLE (61, see load below), OUT
+# (results directory, default bench/share/results), ENGINES
+# (bench/engines.sh; skopeo runs with podman).
 set -euo pipefail
 
 SIZE_MB=${SIZE_MB:-300}
@@ -132,22 +133,35 @@ hyperfine --runs "$RUNS" --export-json "$OUT/share-save.json" --export-markdown 
 	"${saves[@]}"
 
 echo "== load (into a store without the image or its layers)"
-loads=() forget="rm -rf $work/strata-load $work/lx"
+# Each command forgets what its previous run made in a --prepare of its own
+# (hyperfine pairs them in order). On a journal-less ext4 a new inode is not
+# taken from those freed less than 60 s ago (5 min while the inode table is
+# dirty; fs/ext4/ialloc.c, recently_deleted): every file creation scans past
+# all of them, so a load right after another's 3000 files were deleted pays
+# for those too, and hyperfine's order, not the engine, decided the ratio
+# (tar-x first, 3 runs: strata 3.43 s against 1.17 s; strata first: 1.28 s
+# against 1.70 s). tar-x and strata therefore start each run in a new
+# directory, the previous one renamed aside (a rename frees no inode) and
+# deleted after the last run; docker and podman must delete their image and
+# layers, and wait LOAD_SETTLE seconds (61) after it, synced, before the run.
+mkdir -p "$work/aside"
+aside() { echo "for d in $*; do if [ -e \$d ]; then mv \$d $work/aside/\$(date +%s%N); fi; done; sync"; }
+loads=(-n tar-x "$work/limit-load.sh" -n strata "$STRATA --root $work/strata-load load -i $work/strata.tar")
+preps=(--prepare "$(aside "$work/lx")" --prepare "$(aside "$work/strata-load")")
+settle="sync; sleep ${LOAD_SETTLE:-61}"
 if has_engine docker; then
 	"${docker[@]}" save -o "$work/docker.tar" bench:latest
 	loads+=(-n docker "${docker[*]} load -i $work/docker.tar")
-	forget="$forget; ${docker[*]} rmi -f bench:latest $reg/bench/docker:1 >/dev/null 2>&1; ${docker[*]} image prune -af >/dev/null"
+	preps+=(--prepare "${docker[*]} rmi -f bench:latest $reg/bench/docker:1 >/dev/null 2>&1; ${docker[*]} image prune -af >/dev/null; $settle")
 fi
 if has_engine podman; then
 	"${podman[@]}" save -o "$work/podman.tar" bench:latest
 	loads+=(-n podman "${podman[*]} load -i $work/podman.tar")
-	forget="$forget; ${podman[*]} rmi -af >/dev/null 2>&1"
+	preps+=(--prepare "${podman[*]} rmi -af >/dev/null 2>&1; $settle")
 fi
 hyperfine --runs "$RUNS" --export-json "$OUT/share-load.json" --export-markdown "$OUT/share-load.md" \
-	--prepare "$forget; sync; true" \
-	-n tar-x "$work/limit-load.sh" \
-	-n strata "$STRATA --root $work/strata-load load -i $work/strata.tar" \
-	"${loads[@]}"
+	"${preps[@]}" "${loads[@]}"
+rm -rf "$work/aside" "$work/lx"
 
 echo "== strata's peak RSS (one run each)"
 rm -f "$OUT/share-rss.txt"
