@@ -223,6 +223,7 @@ func (s *Store) unpackAtOnce(ctx context.Context, parent digest.Digest, layers [
 	fail := func(i int, err error) { cancel(&StackError{Index: i, Err: err}) }
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, stackJobs)
+	wb := startWriteback()
 	for i := range layers {
 		select {
 		case sem <- struct{}{}:
@@ -261,7 +262,7 @@ func (s *Store) unpackAtOnce(ctx context.Context, parent digest.Digest, layers [
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			rec, err := s.applyStacked(sctx, layers[i], dir, opts)
+			rec, err := s.applyStacked(sctx, layers[i], dir, opts, wb)
 			if err != nil {
 				fail(i, err)
 				return
@@ -271,6 +272,7 @@ func (s *Store) unpackAtOnce(ctx context.Context, parent digest.Digest, layers [
 		})
 	}
 	wg.Wait()
+	wb.stop()
 	if err := context.Cause(sctx); err != nil {
 		return nil, err
 	}
@@ -303,12 +305,12 @@ func (s *Store) unpackAtOnce(ctx context.Context, parent digest.Digest, layers [
 	return out, nil
 }
 
-// applyStacked extracts one layer's blob into dir.
-func (s *Store) applyStacked(ctx context.Context, sl StackLayer, dir string, opts archive.ApplyOptions) (recording, error) {
+// applyStacked extracts one layer's blob into dir, its tar counted by wb.
+func (s *Store) applyStacked(ctx context.Context, sl StackLayer, dir string, opts archive.ApplyOptions, wb *writeback) (recording, error) {
 	tr, want, err := sl.openTar(ctx)
 	if err != nil {
 		return recording{}, err
 	}
 	defer tr.Close()
-	return s.applyLayer(ctx, dir, tr, opts, want)
+	return s.applyLayer(ctx, dir, wb.reader(tr, dir), opts, want)
 }
