@@ -149,7 +149,9 @@ func (s *Store) unpack(ctx context.Context, key string, parent digest.Digest, r 
 	if err != nil {
 		return Layer{}, err
 	}
-	rec, err := s.applyLayer(ctx, dir, r, opts, want)
+	wb := startWriteback()
+	rec, err := s.applyLayer(ctx, dir, wb.reader(r, dir), opts, want)
+	wb.stop()
 	if err != nil {
 		return Layer{}, err
 	}

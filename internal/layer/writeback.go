@@ -5,15 +5,15 @@ import (
 	"sync/atomic"
 )
 
-// writeback starts writing a stack's files to disk while it still unpacks:
-// each time another writebackBytes of tar have been read, the filesystem is
-// synced on a goroutine of its own, so the disk writes overlap the unpack
-// instead of all waiting for the one sync before the commit. The kernel
-// would start on its own only at dirty_background_ratio (gigabytes here); a
-// sync_file_range as each file closes made the goroutine creating the files
-// pay for every file's block allocation, and measured slower for a load.
-// The sync before the commit still makes the stack durable: these only
-// leave it less to do.
+// writeback starts writing an unpack's files (a layer's, or a stack's) to
+// disk while it goes on: each time another writebackBytes of tar have been
+// read, the filesystem is synced on a goroutine of its own, so the disk
+// writes overlap the unpack instead of all waiting for the one sync before
+// the commit. The kernel would start on its own only at
+// dirty_background_ratio (gigabytes here); a sync_file_range as each file
+// closes made the goroutine creating the files pay for every file's block
+// allocation, and measured slower for a load. The sync before the commit
+// still makes the layers durable: these only leave it less to do.
 type writeback struct {
 	n    atomic.Int64
 	kick chan string // the dir of a layer being written
