@@ -44,6 +44,10 @@ type Store struct {
 	root   string
 	bucket string
 	db     *metadata.DB
+	// tempMade, when set (tests), runs between the making of a temporary
+	// directory and its locking: the moment another process's Cleanup can
+	// take it for an orphan.
+	tempMade func(dir string)
 }
 
 // Open returns the store of snapshots under root, recorded in bucket.
@@ -184,24 +188,58 @@ func (s *Store) Create(ctx context.Context, key, parent string, kind snapshot.Ki
 }
 
 // tempDir makes a directory to fill and holds an flock on it until unlock,
-// so that Cleanup in another process leaves it alone.
+// so that Cleanup in another process leaves it alone. Between the making
+// and the locking such a Cleanup may take the new directory for an orphan
+// and remove it (or hold it to remove it): then another is made.
 func (s *Store) tempDir() (dir string, unlock func(), err error) {
-	dir, err = os.MkdirTemp(s.root, tempPrefix)
+	for range tempAttempts {
+		dir, fd, err := s.lockedTemp()
+		if errors.Is(err, errTempTaken) {
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		return dir, func() { unix.Close(fd) }, nil
+	}
+	return "", nil, fmt.Errorf("make a directory in %s: removed by a cleanup %d times in a row", s.root, tempAttempts)
+}
+
+const tempAttempts = 10
+
+// errTempTaken says a cleanup removed or is removing a new directory.
+var errTempTaken = errors.New("temporary directory taken by a cleanup")
+
+func (s *Store) lockedTemp() (string, int, error) {
+	dir, err := os.MkdirTemp(s.root, tempPrefix)
 	if err != nil {
-		return "", nil, err
+		return "", -1, err
+	}
+	if s.tempMade != nil {
+		s.tempMade(dir)
 	}
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		err = lockfile.Fd(fd, lockfile.Exclusive)
-		if err != nil {
-			unix.Close(fd)
-		}
+	if errors.Is(err, unix.ENOENT) {
+		return "", -1, errTempTaken
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("lock %s: %w", dir, err)
+		return "", -1, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return dir, func() { unix.Close(fd) }, nil
+	ok, err := lockfile.TryFd(fd, lockfile.Exclusive)
+	if err == nil && ok {
+		// A cleanup that held it before may have removed it since.
+		var st unix.Stat_t
+		if err = unix.Fstat(fd, &st); err == nil && st.Nlink > 0 {
+			return dir, fd, nil
+		}
+	}
+	unix.Close(fd)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return "", -1, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return "", -1, errTempTaken
 }
 
 // Mountable returns an active or view snapshot; committed snapshots are

@@ -191,3 +191,34 @@ func TestUsage(t *testing.T) {
 		t.Errorf("Usage = %+v, want %+v", u, want)
 	}
 }
+
+// Another process's Cleanup may find a new snapshot's directory before its
+// maker has locked it and remove it as an orphan: the maker makes another,
+// and the snapshot is created.
+func TestCreateSurvivesCleanupBeforeLock(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	var taken []string
+	s.tempMade = func(dir string) {
+		if len(taken) > 0 {
+			return
+		}
+		taken = append(taken, dir)
+		if err := s.Cleanup(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	sn, err := s.Create(ctx, "a", "", snapshot.KindActive, mkfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(taken) != 1 {
+		t.Fatalf("the hook ran %d times", len(taken))
+	}
+	if _, err := os.Stat(taken[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the cleanup left %s: %v", taken[0], err)
+	}
+	if _, err := os.Stat(sn.Fs()); err != nil {
+		t.Fatal(err)
+	}
+}
